@@ -1,0 +1,87 @@
+//! `blade-bench`: prints throughput figures for BLADE-FL's hot paths.
+#![allow(clippy::expect_used)] // a benchmark tool: failing loudly on impossible setup is right
+//!
+//! Figures are printed, never asserted: compare them across commits and machines.
+
+use std::time::{Duration, Instant};
+
+use blade_pow::{Miner, WORK_INPUT_LEN};
+use clap::{Parser, Subcommand};
+use sp_core::{H256, U256};
+
+#[derive(Parser)]
+#[command(about = "BLADE-FL benchmark harness: prints throughput figures", version)]
+struct Cli {
+	#[command(subcommand)]
+	bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+	/// Proof-of-work: hashes/s of the mining loop per thread versus the raw Blake2b-256
+	/// throughput on the same 40-byte input, and their ratio (goal: loop >= 90% of raw).
+	Pow {
+		/// Seconds to run each measurement.
+		#[arg(long, default_value_t = 3.0)]
+		seconds: f64,
+		/// Repetitions; the best of each is reported.
+		#[arg(long, default_value_t = 3)]
+		repeats: u32,
+	},
+}
+
+/// Raw hash: Blake2b-256 over a 40-byte buffer whose last 8 bytes change every call.
+fn raw_hash_rate(duration: Duration) -> f64 {
+	let mut input = [7u8; WORK_INPUT_LEN];
+	let mut sink = 0u8;
+	let mut count = 0u64;
+	let start = Instant::now();
+	while start.elapsed() < duration {
+		for i in 0..10_000u64 {
+			input[32..].copy_from_slice(&i.to_le_bytes());
+			let out = sp_crypto_hashing::blake2_256(std::hint::black_box(&input));
+			sink ^= out[0];
+		}
+		count += 10_000;
+	}
+	std::hint::black_box(sink);
+	count as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The node's mining loop at an unreachable difficulty, so it never stops early.
+fn mining_loop_rate(duration: Duration) -> f64 {
+	let mut miner = Miner::new(&H256::repeat_byte(7), U256::MAX).expect("non-zero difficulty");
+	let mut nonce = 0u64;
+	let mut count = 0u64;
+	let start = Instant::now();
+	while start.elapsed() < duration {
+		// Same batch size as the node's mining threads.
+		let found = miner.mine(nonce, 20_000);
+		std::hint::black_box(found);
+		nonce = nonce.wrapping_add(20_000);
+		count += 20_000;
+	}
+	count as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+	let cli = Cli::parse();
+	match cli.bench {
+		Bench::Pow { seconds, repeats } => {
+			let duration = Duration::from_secs_f64(seconds.max(0.1));
+			let mut raw = 0f64;
+			let mut looped = 0f64;
+			for _ in 0..repeats.max(1) {
+				raw = raw.max(raw_hash_rate(duration));
+				looped = looped.max(mining_loop_rate(duration));
+			}
+			println!("pow: raw blake2b-256 (40 B input) : {:>12.0} H/s", raw);
+			println!("pow: mining loop, 1 thread       : {:>12.0} H/s", looped);
+			println!("pow: loop / raw                  : {:>11.1} %", 100.0 * looped / raw);
+			println!(
+				"pow: expected block time at difficulty 2e6, 1 thread: {:.2} s",
+				2.0e6 / looped
+			);
+		},
+	}
+}

@@ -1,0 +1,50 @@
+//! Chain specifications built from the runtime's genesis presets.
+
+use blade_fl_runtime::{
+	genesis_config_presets::LOCAL_RUNTIME_PRESET, SS58_PREFIX, TOKEN_DECIMALS, TOKEN_SYMBOL,
+	WASM_BINARY,
+};
+use sc_service::{ChainType, Properties};
+use sp_genesis_builder::DEV_RUNTIME_PRESET;
+
+/// Chain specification of this node.
+pub type ChainSpec = sc_service::GenericChainSpec;
+
+fn properties() -> Properties {
+	let mut properties = Properties::new();
+	properties.insert("tokenSymbol".into(), TOKEN_SYMBOL.into());
+	properties.insert("tokenDecimals".into(), TOKEN_DECIMALS.into());
+	properties.insert("ss58Format".into(), SS58_PREFIX.into());
+	properties
+}
+
+fn wasm() -> Result<&'static [u8], String> {
+	WASM_BINARY.ok_or_else(|| {
+		"the runtime WASM blob was not built; build without SKIP_WASM_BUILD to run a node"
+			.to_string()
+	})
+}
+
+/// `dev`: one miner (Alice), low difficulty.
+pub fn development_chain_spec() -> Result<ChainSpec, String> {
+	Ok(ChainSpec::builder(wasm()?, None)
+		.with_name("BLADE-FL Development")
+		.with_id("blade_fl_dev")
+		.with_protocol_id("blade-fl-dev")
+		.with_chain_type(ChainType::Development)
+		.with_genesis_config_preset_name(DEV_RUNTIME_PRESET)
+		.with_properties(properties())
+		.build())
+}
+
+/// `local`: several machines mining together.
+pub fn local_chain_spec() -> Result<ChainSpec, String> {
+	Ok(ChainSpec::builder(wasm()?, None)
+		.with_name("BLADE-FL Local Testnet")
+		.with_id("blade_fl_local")
+		.with_protocol_id("blade-fl-local")
+		.with_chain_type(ChainType::Local)
+		.with_genesis_config_preset_name(LOCAL_RUNTIME_PRESET)
+		.with_properties(properties())
+		.build())
+}

@@ -1,0 +1,227 @@
+//! Configuration of every pallet in the runtime.
+
+use frame_support::{
+	derive_impl,
+	dynamic_params::{dynamic_pallet_params, dynamic_params},
+	parameter_types,
+	traits::{
+		fungible::{Balanced, Credit},
+		AsEnsureOriginWithArg, ConstU128, ConstU32, ConstU64, ConstU8, EitherOfDiverse,
+		OnUnbalanced, VariantCountOf,
+	},
+	weights::{
+		constants::{ParityDbWeight, WEIGHT_REF_TIME_PER_SECOND},
+		ConstantMultiplier, IdentityFee, Weight,
+	},
+};
+use frame_system::{
+	limits::{BlockLength, BlockWeights},
+	EnsureRoot,
+};
+use pallet_transaction_payment::{ConstFeeMultiplier, FungibleAdapter, Multiplier};
+use sp_runtime::{traits::One, Perbill};
+use sp_version::RuntimeVersion;
+
+use super::{
+	AccountId, Authorship, Balance, Balances, Block, BlockNumber, Difficulty, Hash, Nonce,
+	PalletInfo, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason,
+	RuntimeHoldReason, RuntimeOrigin, RuntimeTask, System, EXISTENTIAL_DEPOSIT, MINUTES,
+	SS58_PREFIX, UNIT, VERSION,
+};
+
+const NORMAL_DISPATCH_RATIO: Perbill = Perbill::from_percent(75);
+
+parameter_types! {
+	pub const BlockHashCount: BlockNumber = 2400;
+	pub const Version: RuntimeVersion = VERSION;
+	/// One second of compute per block: half the 2 s target, so a block mined on slow
+	/// hardware still leaves time to propagate.
+	pub RuntimeBlockWeights: BlockWeights = BlockWeights::with_sensible_defaults(
+		Weight::from_parts(WEIGHT_REF_TIME_PER_SECOND, 16 * 1024 * 1024),
+		NORMAL_DISPATCH_RATIO,
+	);
+	/// 5 MiB blocks: model-update blobs travel in block bodies.
+	pub RuntimeBlockLength: BlockLength =
+		BlockLength::max_with_normal_ratio(5 * 1024 * 1024, NORMAL_DISPATCH_RATIO);
+	pub const SS58Prefix: u16 = SS58_PREFIX;
+}
+
+#[derive_impl(frame_system::config_preludes::SolochainDefaultConfig)]
+impl frame_system::Config for Runtime {
+	type Block = Block;
+	type BlockWeights = RuntimeBlockWeights;
+	type BlockLength = RuntimeBlockLength;
+	type AccountId = AccountId;
+	type Nonce = Nonce;
+	type Hash = Hash;
+	type BlockHashCount = BlockHashCount;
+	type DbWeight = ParityDbWeight;
+	type Version = Version;
+	type AccountData = pallet_balances::AccountData<Balance>;
+	type SS58Prefix = SS58Prefix;
+	type MaxConsumers = ConstU32<16>;
+}
+
+impl pallet_timestamp::Config for Runtime {
+	/// Milliseconds since the Unix epoch.
+	type Moment = u64;
+	/// Every timestamp feeds the difficulty retarget.
+	type OnTimestampSet = Difficulty;
+	/// PoW blocks may follow each other closely; the timestamp only has to move forward.
+	type MinimumPeriod = ConstU64<1>;
+	type WeightInfo = ();
+}
+
+impl pallet_balances::Config for Runtime {
+	type MaxLocks = ConstU32<50>;
+	type MaxReserves = ();
+	type ReserveIdentifier = [u8; 8];
+	type Balance = Balance;
+	type RuntimeEvent = RuntimeEvent;
+	type DustRemoval = ();
+	type ExistentialDeposit = ConstU128<EXISTENTIAL_DEPOSIT>;
+	type AccountStore = System;
+	type WeightInfo = pallet_balances::weights::SubstrateWeight<Runtime>;
+	type FreezeIdentifier = RuntimeFreezeReason;
+	type MaxFreezes = VariantCountOf<RuntimeFreezeReason>;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type RuntimeFreezeReason = RuntimeFreezeReason;
+	type DoneSlashHandler = ();
+}
+
+/// Transaction fees (and tips) go to the block's miner; without an author they are burnt.
+pub struct FeesToAuthor;
+impl OnUnbalanced<Credit<AccountId, Balances>> for FeesToAuthor {
+	fn on_nonzero_unbalanced(amount: Credit<AccountId, Balances>) {
+		if let Some(author) = Authorship::author() {
+			// On failure the credit is dropped, which burns it: nothing is lost silently
+			// from the accounting, issuance just shrinks.
+			let _ = <Balances as Balanced<AccountId>>::resolve(&author, amount);
+		}
+	}
+}
+
+parameter_types! {
+	pub FeeMultiplier: Multiplier = Multiplier::one();
+}
+
+impl pallet_transaction_payment::Config for Runtime {
+	type RuntimeEvent = RuntimeEvent;
+	type OnChargeTransaction = FungibleAdapter<Balances, FeesToAuthor>;
+	type OperationalFeeMultiplier = ConstU8<5>;
+	type WeightToFee = IdentityFee<Balance>;
+	/// 10^-6 BLADE per byte: a 100 kB model update costs 0.1 BLADE in length fees.
+	type LengthToFee = ConstantMultiplier<Balance, ConstU128<1_000_000>>;
+	type FeeMultiplierUpdate = ConstFeeMultiplier<FeeMultiplier>;
+	type WeightInfo = pallet_transaction_payment::weights::SubstrateWeight<Runtime>;
+}
+
+impl pallet_sudo::Config for Runtime {
+	type RuntimeEvent = RuntimeEvent;
+	type RuntimeCall = RuntimeCall;
+	type WeightInfo = pallet_sudo::weights::SubstrateWeight<Runtime>;
+}
+
+impl pallet_authorship::Config for Runtime {
+	/// The miner's account from the `PreRuntime(*b"pow_", account)` digest.
+	type FindAuthor = pallet_block_reward::PowAuthor<AccountId>;
+	type EventHandler = crate::BlockReward;
+}
+
+/// The council: Root or more than half of the council may tune the chain.
+pub type CouncilCollective = pallet_collective::Instance1;
+/// Root, or a strict majority of the council.
+pub type RootOrCouncilMajority = EitherOfDiverse<
+	EnsureRoot<AccountId>,
+	pallet_collective::EnsureProportionMoreThan<AccountId, CouncilCollective, 1, 2>,
+>;
+
+parameter_types! {
+	pub MaxCollectivesProposalWeight: Weight =
+		Perbill::from_percent(50) * RuntimeBlockWeights::get().max_block;
+}
+
+impl pallet_collective::Config<CouncilCollective> for Runtime {
+	type RuntimeOrigin = RuntimeOrigin;
+	type Proposal = RuntimeCall;
+	type RuntimeEvent = RuntimeEvent;
+	type MotionDuration = ConstU32<{ 5 * MINUTES }>;
+	type MaxProposals = ConstU32<100>;
+	type MaxMembers = ConstU32<100>;
+	type DefaultVote = pallet_collective::PrimeDefaultVote;
+	type WeightInfo = pallet_collective::weights::SubstrateWeight<Runtime>;
+	type SetMembersOrigin = EnsureRoot<AccountId>;
+	type MaxProposalWeight = MaxCollectivesProposalWeight;
+	type DisapproveOrigin = EnsureRoot<AccountId>;
+	type KillOrigin = EnsureRoot<AccountId>;
+	type Consideration = ();
+}
+
+/// Parameters governance can change at run time with `parameters.setParameter`.
+#[dynamic_params(RuntimeParameters, pallet_parameters::Parameters::<Runtime>)]
+pub mod dynamic_params {
+	use super::*;
+
+	/// Proof-of-work difficulty retargeting.
+	#[dynamic_pallet_params]
+	#[codec(index = 0)]
+	pub mod pow {
+		/// Target mean block time in milliseconds.
+		#[codec(index = 0)]
+		pub static TargetBlockTime: u64 = 2_000;
+		/// Lowest difficulty the retarget may reach.
+		#[codec(index = 1)]
+		pub static MinDifficulty: u128 = 1_000;
+		/// Highest difficulty the retarget may reach.
+		#[codec(index = 2)]
+		pub static MaxDifficulty: u128 = 1_000_000_000_000_000_000_000;
+		/// Each block moves `1/Damping` of the way toward the target rate.
+		#[codec(index = 3)]
+		pub static Damping: u32 = 4;
+		/// Largest relative difficulty change per block.
+		#[codec(index = 4)]
+		pub static MaxChangePerBlock: Perbill = Perbill::from_percent(10);
+	}
+
+	/// Miner rewards.
+	#[dynamic_pallet_params]
+	#[codec(index = 1)]
+	pub mod rewards {
+		/// Minted to the author of every block.
+		#[codec(index = 0)]
+		pub static BlockReward: Balance = 10 * UNIT;
+	}
+}
+
+#[cfg(feature = "runtime-benchmarks")]
+impl Default for RuntimeParameters {
+	fn default() -> Self {
+		RuntimeParameters::Rewards(dynamic_params::rewards::Parameters::BlockReward(
+			dynamic_params::rewards::BlockReward,
+			Some(UNIT),
+		))
+	}
+}
+
+impl pallet_parameters::Config for Runtime {
+	type RuntimeEvent = RuntimeEvent;
+	type RuntimeParameters = RuntimeParameters;
+	type AdminOrigin = AsEnsureOriginWithArg<RootOrCouncilMajority>;
+	type WeightInfo = pallet_parameters::weights::SubstrateWeight<Runtime>;
+}
+
+impl pallet_difficulty::Config for Runtime {
+	type TargetBlockTime = dynamic_params::pow::TargetBlockTime;
+	type MinDifficulty = dynamic_params::pow::MinDifficulty;
+	type MaxDifficulty = dynamic_params::pow::MaxDifficulty;
+	type Damping = dynamic_params::pow::Damping;
+	type MaxChangePerBlock = dynamic_params::pow::MaxChangePerBlock;
+	type WindowSize = ConstU32<12>;
+	type AdminOrigin = RootOrCouncilMajority;
+	type WeightInfo = pallet_difficulty::weights::SubstrateWeight<Runtime>;
+}
+
+impl pallet_block_reward::Config for Runtime {
+	type Currency = Balances;
+	type BlockReward = dynamic_params::rewards::BlockReward;
+}

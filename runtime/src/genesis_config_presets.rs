@@ -1,0 +1,85 @@
+//! Genesis presets: `development` (one miner on one thread) and `local` (a few machines).
+
+use crate::{
+	AccountId, BalancesConfig, CouncilConfig, DifficultyConfig, RuntimeGenesisConfig,
+	SudoConfig, UNIT,
+};
+use alloc::{vec, vec::Vec};
+use frame_support::build_struct_json_patch;
+use serde_json::Value;
+use sp_genesis_builder::{PresetId, DEV_RUNTIME_PRESET};
+use sp_keyring::Sr25519Keyring;
+
+/// Name of the multi-machine preset.
+pub const LOCAL_RUNTIME_PRESET: &str = "local";
+
+/// Balance given to each endowed development account (fits serde_json's u64 numbers).
+pub const ENDOWMENT: u128 = 1_000_000 * UNIT;
+
+/// Initial difficulty of the `development` preset: about a 2 s block for one mining thread
+/// of an optimised build on a 2-core laptop-class CPU (`blade-bench pow` prints the rate);
+/// the retarget corrects it within a few dozen blocks on other machines.
+pub const DEV_INITIAL_DIFFICULTY: u128 = 2_000_000;
+
+/// Initial difficulty of the `local` preset (several miners share the work).
+pub const LOCAL_INITIAL_DIFFICULTY: u128 = 4_000_000;
+
+fn genesis(
+	endowed: Vec<AccountId>,
+	root: AccountId,
+	council: Vec<AccountId>,
+	initial_difficulty: u128,
+) -> Value {
+	build_struct_json_patch!(RuntimeGenesisConfig {
+		balances: BalancesConfig {
+			balances: endowed.into_iter().map(|account| (account, ENDOWMENT)).collect::<Vec<_>>(),
+		},
+		sudo: SudoConfig { key: Some(root) },
+		council: CouncilConfig { members: council },
+		difficulty: DifficultyConfig { initial_difficulty },
+	})
+}
+
+fn council() -> Vec<AccountId> {
+	vec![
+		Sr25519Keyring::Alice.to_account_id(),
+		Sr25519Keyring::Bob.to_account_id(),
+		Sr25519Keyring::Charlie.to_account_id(),
+	]
+}
+
+/// `development`: Alice is sudo, Alice/Bob/Charlie form the council, the well-known dev
+/// accounts are funded.
+pub fn development_config_genesis() -> Value {
+	genesis(
+		Sr25519Keyring::well_known().map(|k| k.to_account_id()).collect(),
+		Sr25519Keyring::Alice.to_account_id(),
+		council(),
+		DEV_INITIAL_DIFFICULTY,
+	)
+}
+
+/// `local`: as `development`, with a higher starting difficulty for several miners.
+pub fn local_config_genesis() -> Value {
+	genesis(
+		Sr25519Keyring::well_known().map(|k| k.to_account_id()).collect(),
+		Sr25519Keyring::Alice.to_account_id(),
+		council(),
+		LOCAL_INITIAL_DIFFICULTY,
+	)
+}
+
+/// The JSON patch of preset `id`, if it exists.
+pub fn get_preset(id: &PresetId) -> Option<Vec<u8>> {
+	let patch = match id.as_ref() {
+		DEV_RUNTIME_PRESET => development_config_genesis(),
+		LOCAL_RUNTIME_PRESET => local_config_genesis(),
+		_ => return None,
+	};
+	serde_json::to_string(&patch).ok().map(|text| text.into_bytes())
+}
+
+/// Names of the presets this runtime offers.
+pub fn preset_names() -> Vec<PresetId> {
+	vec![PresetId::from(DEV_RUNTIME_PRESET), PresetId::from(LOCAL_RUNTIME_PRESET)]
+}

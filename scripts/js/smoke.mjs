@@ -1,0 +1,74 @@
+// polkadot-js client check of a running BLADE-FL node, as a wallet user would connect.
+// Usage: node smoke.mjs ws://127.0.0.1:9944
+// Prints one JSON line with what it saw; exits non-zero on any failed expectation.
+import { ApiPromise, WsProvider, Keyring } from '@polkadot/api';
+
+const url = process.argv[2] ?? 'ws://127.0.0.1:9944';
+const fail = (msg) => { console.error(`FAIL: ${msg}`); process.exit(1); };
+
+const api = await ApiPromise.create({ provider: new WsProvider(url), noInitWarn: true, throwOnConnect: true });
+const keyring = new Keyring({ type: 'sr25519', ss58Format: api.registry.chainSS58 });
+const alice = keyring.addFromUri('//Alice');
+const bob = keyring.addFromUri('//Bob');
+
+// Metadata: our pallets and their calls/events decode from metadata alone.
+const pallets = api.runtimeMetadata.asLatest.pallets.map((p) => p.name.toString());
+for (const name of ['System', 'Balances', 'Difficulty', 'BlockReward', 'Council', 'Parameters', 'Sudo']) {
+  if (!pallets.includes(name)) fail(`pallet ${name} missing from metadata: ${pallets}`);
+}
+if (typeof api.tx.difficulty?.setDifficulty !== 'function') fail('difficulty.setDifficulty not in metadata');
+if (typeof api.tx.parameters?.setParameter !== 'function') fail('parameters.setParameter not in metadata');
+
+// Chain properties: wallets show BLADE with 12 decimals.
+const props = await api.rpc.system.properties();
+const symbol = props.tokenSymbol.unwrap()[0].toString();
+const decimals = props.tokenDecimals.unwrap()[0].toNumber();
+if (symbol !== 'BLADE' || decimals !== 12) fail(`properties ${symbol}/${decimals}`);
+
+// Wait for 3 blocks, then derive each block's author from its `pow_` digest.
+const waitFor = (n) => new Promise((resolve) => {
+  const check = async () => {
+    const best = (await api.rpc.chain.getHeader()).number.toNumber();
+    if (best >= n) resolve(best); else setTimeout(check, 300);
+  };
+  check();
+});
+await waitFor(3);
+const authors = [];
+for (let n = 1; n <= 3; n++) {
+  const hash = await api.rpc.chain.getBlockHash(n);
+  const header = await api.derive.chain.getHeader(hash);
+  const author = header.author?.toString();
+  if (author !== alice.address) fail(`block ${n} author ${author}, expected Alice ${alice.address}`);
+  authors.push(author);
+}
+
+// Reward visible as a decoded event.
+const hash3 = await api.rpc.chain.getBlockHash(3);
+const events3 = await (await api.at(hash3)).query.system.events();
+const rewarded = events3.find(({ event }) => api.events.blockReward.Rewarded.is(event));
+if (!rewarded) fail('no blockReward.Rewarded event in block 3');
+
+// A transfer signed here, watched until it is in a block.
+const dest = keyring.addFromUri('//BladeJsClient').address;
+const amount = 1_000_000_000_000n;
+const included = await new Promise((resolve, reject) => {
+  let unsub;
+  api.tx.balances.transferKeepAlive(dest, amount)
+    .signAndSend(bob, ({ status, events, dispatchError }) => {
+      if (dispatchError) { reject(new Error(dispatchError.toString())); return; }
+      if (status.isInBlock) {
+        const ok = events.some(({ event }) => api.events.balances.Transfer.is(event));
+        unsub?.();
+        resolve({ block: status.asInBlock.toHex(), ok });
+      }
+    })
+    .then((u) => { unsub = u; }, reject);
+});
+if (!included.ok) fail('no balances.Transfer event');
+const { data } = await api.query.system.account(dest);
+if (data.free.toBigInt() !== amount) fail(`destination holds ${data.free}`);
+
+console.log(JSON.stringify({ ok: true, pallets: pallets.length, symbol, decimals, authors, transferBlock: included.block }));
+await api.disconnect();
+process.exit(0);
