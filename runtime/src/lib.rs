@@ -22,13 +22,12 @@ pub mod apis;
 pub mod configs;
 pub mod genesis_config_presets;
 
+use alloc::vec::Vec;
 use sp_runtime::{
 	generic, impl_opaque_keys,
 	traits::{BlakeTwo256, IdentifyAccount, Verify},
 	MultiAddress, MultiSignature,
 };
-#[cfg(feature = "std")]
-use sp_version::NativeVersion;
 use sp_version::RuntimeVersion;
 
 pub use configs::dynamic_params;
@@ -82,6 +81,7 @@ pub type Executive = frame_executive::Executive<
 /// Types the node uses without knowing the extrinsic format.
 pub mod opaque {
 	use super::*;
+	use alloc::vec::Vec;
 	pub use sp_runtime::OpaqueExtrinsic as UncheckedExtrinsic;
 	/// Opaque block header.
 	pub type Header = generic::Header<BlockNumber, BlakeTwo256>;
@@ -107,12 +107,6 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	transaction_version: 1,
 	system_version: 1,
 };
-
-/// Native version, for the node's `--version` and the RPC.
-#[cfg(feature = "std")]
-pub fn native_version() -> NativeVersion {
-	NativeVersion { runtime_version: VERSION, can_author_with: Default::default() }
-}
 
 /// Smallest unit: the token has 12 decimals.
 pub const UNIT: Balance = 1_000_000_000_000;

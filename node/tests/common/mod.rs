@@ -153,7 +153,7 @@ impl Node {
 
 	/// Events emitted in block `at`.
 	pub fn events(&self, at: H256) -> Vec<RuntimeEvent> {
-		let key = frame_system::Events::<Runtime>::hashed_key();
+		let key = events_key();
 		let raw = self.storage(&key, Some(at)).unwrap_or_default();
 		if raw.is_empty() {
 			return Vec::new();
@@ -254,7 +254,7 @@ impl Node {
 					let bytes = hex::decode(xt.as_str().unwrap().trim_start_matches("0x")).unwrap();
 					if H256(sp_crypto_hashing::blake2_256(&bytes)) == xt_hash {
 						let records = {
-							let key = frame_system::Events::<Runtime>::hashed_key();
+							let key = events_key();
 							let raw = self.storage(&key, Some(hash)).unwrap_or_default();
 							Vec::<frame_system::EventRecord<RuntimeEvent, H256>>::decode(&mut &raw[..])
 								.unwrap()
@@ -305,6 +305,11 @@ impl Drop for Node {
 			self.stop();
 		}
 	}
+}
+
+/// Storage key of `System::Events` (the storage item is private to frame-system).
+pub fn events_key() -> Vec<u8> {
+	[sp_crypto_hashing::twox_128(b"System"), sp_crypto_hashing::twox_128(b"Events")].concat()
 }
 
 /// The author in a header's `PreRuntime(*b"pow_")` digest.

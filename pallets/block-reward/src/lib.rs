@@ -56,7 +56,7 @@ pub mod pallet {
 		traits::fungible,
 	};
 	use frame_system::pallet_prelude::*;
-	use sp_runtime::traits::Zero;
+	use sp_runtime::{traits::Zero, Saturating};
 
 	/// Balance type of the configured currency.
 	pub type BalanceOf<T> =
