@@ -27,6 +27,9 @@ enum Bench {
 		/// Repetitions; the best of each is reported.
 		#[arg(long, default_value_t = 3)]
 		repeats: u32,
+		/// Difficulty for the expected-block-time line (default: the `development` preset's).
+		#[arg(long, default_value_t = 12_000_000.0)]
+		difficulty: f64,
 	},
 }
 
@@ -67,7 +70,7 @@ fn mining_loop_rate(duration: Duration) -> f64 {
 fn main() {
 	let cli = Cli::parse();
 	match cli.bench {
-		Bench::Pow { seconds, repeats } => {
+		Bench::Pow { seconds, repeats, difficulty } => {
 			let duration = Duration::from_secs_f64(seconds.max(0.1));
 			let mut raw = 0f64;
 			let mut looped = 0f64;
@@ -79,8 +82,8 @@ fn main() {
 			println!("pow: mining loop, 1 thread       : {:>12.0} H/s", looped);
 			println!("pow: loop / raw                  : {:>11.1} %", 100.0 * looped / raw);
 			println!(
-				"pow: expected block time at difficulty 2e6, 1 thread: {:.2} s",
-				2.0e6 / looped
+				"pow: expected block time at difficulty {difficulty:.3e}, 1 thread: {:.2} s",
+				difficulty / looped
 			);
 		},
 	}

@@ -65,9 +65,8 @@ impl pallet_block_reward::Config for Test {
 
 pub fn new_test_ext() -> sp_io::TestExternalities {
 	let storage = RuntimeGenesisConfig::default().build_storage().expect("genesis builds");
-	let mut ext = sp_io::TestExternalities::new(storage);
-	ext.execute_with(|| System::set_block_number(1));
-	ext
+	// Block number stays 0: tests start blocks themselves with `System::initialize`.
+	sp_io::TestExternalities::new(storage)
 }
 
 pub fn build_and_execute(test: impl FnOnce()) {

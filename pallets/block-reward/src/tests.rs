@@ -19,6 +19,7 @@ fn start_block(n: u64, pre_runtime: Option<Vec<u8>>) {
 	System::reset_events();
 	System::initialize(&n, &Default::default(), &digest);
 	Authorship::on_initialize(n);
+	Authorship::on_finalize(n);
 }
 
 #[test]
