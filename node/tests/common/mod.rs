@@ -53,16 +53,15 @@ impl Node {
 			.args(args)
 			.args(["--base-path", base_path.join(name).to_str().unwrap()])
 			.args(["--rpc-port", &rpc_port.to_string()])
-			.args(["--port", &p2p_port.to_string()])
 			.args(["--listen-addr", &format!("/ip4/127.0.0.1/tcp/{p2p_port}")])
 			.args(["--prometheus-port", &prometheus_port.to_string()])
-			.args(["--name", name, "--no-mdns", "--no-telemetry", "--no-hardware-benchmarks"])
+			.args(["--name", name, "--no-mdns", "--no-telemetry"])
 			.arg("--rpc-methods=unsafe")
 			.stdout(Stdio::null())
 			.stderr(log)
 			.spawn()
 			.expect("spawn blade-fl-node");
-		let node = Node {
+		let mut node = Node {
 			name: name.into(),
 			child: Some(child),
 			rpc_port,
@@ -80,9 +79,12 @@ impl Node {
 		std::fs::read_to_string(&self.log_path).unwrap_or_default()
 	}
 
-	fn wait_for_rpc(&self, timeout: Duration) {
+	fn wait_for_rpc(&mut self, timeout: Duration) {
 		let deadline = Instant::now() + timeout;
 		while Instant::now() < deadline {
+			if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+				panic!("{} exited with {status} before serving RPC; log:\n{}", self.name, self.log());
+			}
 			if rpc(self.rpc_port, "system_health", json!([])).is_ok() {
 				return;
 			}
@@ -284,6 +286,9 @@ impl Node {
 	/// Send SIGINT and wait for the process to exit.
 	pub fn stop(&mut self) -> ExitStatus {
 		let mut child = self.child.take().expect("node running");
+		if let Some(status) = child.try_wait().unwrap() {
+			return status;
+		}
 		let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
 		let deadline = Instant::now() + Duration::from_secs(60);
 		loop {
