@@ -117,7 +117,22 @@ fn sudo_and_council_tune_reward_and_block_time() {
 		})
 		.unwrap_or_else(|| panic!("proposal made: {events:?}"));
 
-	// One vote (the proposer's) is not a majority: closing early fails.
+	// Proposing is not voting: Alice votes aye. One vote of three is not a majority, so
+	// closing early fails.
+	let vote = |who, approve| {
+		let tx = node
+			.submit(
+				who,
+				RuntimeCall::Council(pallet_collective::Call::vote {
+					proposal: proposal_hash,
+					index: proposal_index,
+					approve,
+				}),
+			)
+			.unwrap();
+		node.wait_for_inclusion(tx, TIMEOUT)
+	};
+	vote(Alice, true);
 	let close = RuntimeCall::Council(pallet_collective::Call::close {
 		proposal_hash,
 		index: proposal_index,
@@ -131,17 +146,7 @@ fn sudo_and_council_tune_reward_and_block_time() {
 		"cannot close with one vote: {events:?}"
 	);
 
-	let tx = node
-		.submit(
-			Bob,
-			RuntimeCall::Council(pallet_collective::Call::vote {
-				proposal: proposal_hash,
-				index: proposal_index,
-				approve: true,
-			}),
-		)
-		.unwrap();
-	node.wait_for_inclusion(tx, TIMEOUT);
+	vote(Bob, true);
 	let tx = node.submit(Charlie, close).unwrap();
 	let (block, events) = node.wait_for_inclusion(tx, TIMEOUT);
 	assert!(
