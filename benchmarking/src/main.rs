@@ -10,7 +10,10 @@ use clap::{Parser, Subcommand};
 use sp_core::{H256, U256};
 
 #[derive(Parser)]
-#[command(about = "BLADE-FL benchmark harness: prints throughput figures", version)]
+#[command(
+	about = "BLADE-FL benchmark harness: prints throughput figures",
+	version
+)]
 struct Cli {
 	#[command(subcommand)]
 	bench: Bench,
@@ -70,7 +73,11 @@ fn mining_loop_rate(duration: Duration) -> f64 {
 fn main() {
 	let cli = Cli::parse();
 	match cli.bench {
-		Bench::Pow { seconds, repeats, difficulty } => {
+		Bench::Pow {
+			seconds,
+			repeats,
+			difficulty,
+		} => {
 			let duration = Duration::from_secs_f64(seconds.max(0.1));
 			let mut raw = 0f64;
 			let mut looped = 0f64;
@@ -80,11 +87,14 @@ fn main() {
 			}
 			println!("pow: raw blake2b-256 (40 B input) : {:>12.0} H/s", raw);
 			println!("pow: mining loop, 1 thread       : {:>12.0} H/s", looped);
-			println!("pow: loop / raw                  : {:>11.1} %", 100.0 * looped / raw);
+			println!(
+				"pow: loop / raw                  : {:>11.1} %",
+				100.0 * looped / raw
+			);
 			println!(
 				"pow: expected block time at difficulty {difficulty:.3e}, 1 thread: {:.2} s",
 				difficulty / looped
 			);
-		},
+		}
 	}
 }

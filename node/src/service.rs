@@ -78,7 +78,9 @@ pub fn new_partial(config: &Configuration) -> Result<Service, ServiceError> {
 	let client = Arc::new(client);
 
 	let telemetry = telemetry.map(|(worker, telemetry)| {
-		task_manager.spawn_handle().spawn("telemetry", None, worker.run());
+		task_manager
+			.spawn_handle()
+			.spawn("telemetry", None, worker.run());
 		telemetry
 	});
 
@@ -125,7 +127,9 @@ pub fn new_partial(config: &Configuration) -> Result<Service, ServiceError> {
 }
 
 /// Build and start a full node; mine when `mining` is set.
-pub fn new_full<N: sc_network::NetworkBackend<Block, <Block as sp_runtime::traits::Block>::Hash>>(
+pub fn new_full<
+	N: sc_network::NetworkBackend<Block, <Block as sp_runtime::traits::Block>::Hash>,
+>(
 	config: Configuration,
 	mining: Option<MiningConfig>,
 ) -> Result<TaskManager, ServiceError> {
@@ -180,7 +184,9 @@ pub fn new_full<N: sc_network::NetworkBackend<Block, <Block as sp_runtime::trait
 		task_manager.spawn_handle().spawn(
 			"offchain-workers-runner",
 			"offchain-worker",
-			offchain_workers.run(client.clone(), task_manager.spawn_handle()).boxed(),
+			offchain_workers
+				.run(client.clone(), task_manager.spawn_handle())
+				.boxed(),
 		);
 	}
 
@@ -190,7 +196,10 @@ pub fn new_full<N: sc_network::NetworkBackend<Block, <Block as sp_runtime::trait
 		let client = client.clone();
 		let pool = transaction_pool.clone();
 		Box::new(move |_| {
-			let deps = crate::rpc::FullDeps { client: client.clone(), pool: pool.clone() };
+			let deps = crate::rpc::FullDeps {
+				client: client.clone(),
+				pool: pool.clone(),
+			};
 			crate::rpc::create_full(deps).map_err(Into::into)
 		})
 	};
@@ -244,10 +253,12 @@ pub fn new_full<N: sc_network::NetworkBackend<Block, <Block as sp_runtime::trait
 			.map_err(|e| ServiceError::Other(format!("cannot start mining threads: {e}")))?;
 		// Dropped with the task manager on shutdown, which stops the mining threads.
 		let guard = StopOnDrop(stop);
-		task_manager.spawn_handle().spawn("pow-miner-guard", Some("pow"), async move {
-			let _guard = guard;
-			futures::future::pending::<()>().await
-		});
+		task_manager
+			.spawn_handle()
+			.spawn("pow-miner-guard", Some("pow"), async move {
+				let _guard = guard;
+				futures::future::pending::<()>().await
+			});
 		log::info!(
 			target: "blade-pow",
 			"mining as {} with {} thread(s)",

@@ -17,7 +17,10 @@ use sp_keyring::Sr25519Keyring;
 use sp_runtime::{generic::SignedBlock, DigestItem};
 
 fn node_cmd(args: &[&str]) -> Output {
-	Command::new(env!("CARGO_BIN_EXE_blade-fl-node")).args(args).output().unwrap()
+	Command::new(env!("CARGO_BIN_EXE_blade-fl-node"))
+		.args(args)
+		.output()
+		.unwrap()
 }
 
 fn write_blocks(path: &Path, blocks: &[SignedBlock<Block>]) {
@@ -63,17 +66,26 @@ fn tampered_blocks_are_rejected_on_import() {
 		"--binary",
 		export.to_str().unwrap(),
 	]);
-	assert!(out.status.success(), "export: {}", String::from_utf8_lossy(&out.stderr));
+	assert!(
+		out.status.success(),
+		"export: {}",
+		String::from_utf8_lossy(&out.stderr)
+	);
 	let raw = std::fs::read(&export).unwrap();
 	let mut input = &raw[..];
 	let count = u64::decode(&mut input).unwrap();
 	assert_eq!(count, 6);
-	let blocks: Vec<SignedBlock<Block>> =
-		(0..count).map(|_| SignedBlock::decode(&mut input).unwrap()).collect();
+	let blocks: Vec<SignedBlock<Block>> = (0..count)
+		.map(|_| SignedBlock::decode(&mut input).unwrap())
+		.collect();
 
 	// The honest chain imports.
 	let out = import(dir.path(), "honest", &blocks);
-	assert!(out.status.success(), "honest import: {}", String::from_utf8_lossy(&out.stderr));
+	assert!(
+		out.status.success(),
+		"honest import: {}",
+		String::from_utf8_lossy(&out.stderr)
+	);
 
 	// Block 3 with a bumped nonce: the work no longer matches.
 	let mut bad_nonce = blocks.clone();
@@ -86,8 +98,14 @@ fn tampered_blocks_are_rejected_on_import() {
 	let out = import(dir.path(), "bad-nonce", &bad_nonce);
 	let stderr = String::from_utf8_lossy(&out.stderr);
 	assert!(!out.status.success(), "tampered nonce must fail: {stderr}");
-	assert!(stderr.contains("Stopping after #2 blocks"), "stops at block 3: {stderr}");
-	assert!(stderr.to_lowercase().contains("seal"), "says the seal is bad: {stderr}");
+	assert!(
+		stderr.contains("Stopping after #2 blocks"),
+		"stops at block 3: {stderr}"
+	);
+	assert!(
+		stderr.to_lowercase().contains("seal"),
+		"says the seal is bad: {stderr}"
+	);
 
 	// Block 3 re-attributed to Bob, keeping Alice's seal: the pre-hash changes.
 	let mut stolen = blocks.clone();

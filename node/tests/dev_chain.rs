@@ -30,12 +30,18 @@ fn dev_node_mines_pays_author_includes_transfer_and_stops_cleanly() {
 	for n in 1..=5u32 {
 		let hash = node.block_hash(n).unwrap();
 		let mut header = node.header(hash);
-		assert_eq!(pow_author(&header), Some(alice.clone()), "author of block {n}");
+		assert_eq!(
+			pow_author(&header),
+			Some(alice.clone()),
+			"author of block {n}"
+		);
 		let Some(DigestItem::Seal(engine, seal)) = header.digest.logs.pop() else {
 			panic!("block {n} has no seal")
 		};
 		assert_eq!(&engine, b"pow_");
-		let raw = node.storage(&difficulty_key, Some(*header.parent_hash())).unwrap();
+		let raw = node
+			.storage(&difficulty_key, Some(*header.parent_hash()))
+			.unwrap();
 		let difficulty = <U256 as codec::Decode>::decode(&mut &raw[..]).unwrap();
 		let pre_hash = header.hash();
 		blade_pow::check_seal(&pre_hash, &seal, difficulty)
@@ -44,7 +50,10 @@ fn dev_node_mines_pays_author_includes_transfer_and_stops_cleanly() {
 
 	// Before any transaction, Alice's balance is her endowment plus one reward per block.
 	let hash5 = node.block_hash(5).unwrap();
-	assert_eq!(node.free_balance(&alice, Some(hash5)), ENDOWMENT + 5 * REWARD);
+	assert_eq!(
+		node.free_balance(&alice, Some(hash5)),
+		ENDOWMENT + 5 * REWARD
+	);
 	let rewarded = node.events(hash5).into_iter().any(|e| {
 		matches!(e, RuntimeEvent::BlockReward(pallet_block_reward::Event::Rewarded { ref author, amount })
 			if *author == alice && amount == REWARD)
@@ -57,7 +66,9 @@ fn dev_node_mines_pays_author_includes_transfer_and_stops_cleanly() {
 		dest: dest.clone().into(),
 		value: 5 * UNIT,
 	});
-	let tx = node.submit(Sr25519Keyring::Bob, call).expect("transfer accepted by the pool");
+	let tx = node
+		.submit(Sr25519Keyring::Bob, call)
+		.expect("transfer accepted by the pool");
 	let (block, events) = node.wait_for_inclusion(tx, Duration::from_secs(120));
 	assert!(events.iter().any(|e| matches!(e,
 		RuntimeEvent::Balances(pallet_balances::Event::Transfer { to, amount, .. })
@@ -70,14 +81,18 @@ fn dev_node_mines_pays_author_includes_transfer_and_stops_cleanly() {
 
 	// Malformed extrinsics get a clear RPC error and the node keeps mining.
 	let err = node.submit_raw(&[0x04, 0xde, 0xad]).unwrap_err();
-	assert!(err["message"].as_str().unwrap().len() > 3, "error explains itself: {err}");
+	assert!(
+		err["message"].as_str().unwrap().len() > 3,
+		"error explains itself: {err}"
+	);
 	let mut forged = node.sign(
 		Sr25519Keyring::Bob,
 		RuntimeCall::System(frame_system::Call::remark { remark: vec![1] }),
 		None,
 	);
 	if let sp_runtime::generic::Preamble::Signed(_, ref mut signature, _) = forged.preamble {
-		*signature = sp_runtime::MultiSignature::Sr25519(sp_core::sr25519::Signature::from_raw([7u8; 64]));
+		*signature =
+			sp_runtime::MultiSignature::Sr25519(sp_core::sr25519::Signature::from_raw([7u8; 64]));
 	}
 	let bad_sig = forged.encode();
 	assert!(node.submit_raw(&bad_sig).is_err(), "bad signature rejected");
@@ -86,13 +101,21 @@ fn dev_node_mines_pays_author_includes_transfer_and_stops_cleanly() {
 
 	// Prometheus metrics are served.
 	let mut stream = TcpStream::connect(("127.0.0.1", node.prometheus_port)).unwrap();
-	write!(stream, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+	write!(
+		stream,
+		"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+	)
+	.unwrap();
 	let mut metrics = String::new();
 	stream.read_to_string(&mut metrics).unwrap();
 	assert!(metrics.contains("substrate_block_height"), "metrics served");
 
 	let status = node.stop();
-	assert!(status.success(), "node exits cleanly on SIGINT: {status:?}\n{}", tail(&node.log(), 20));
+	assert!(
+		status.success(),
+		"node exits cleanly on SIGINT: {status:?}\n{}",
+		tail(&node.log(), 20)
+	);
 	assert!(node.log().contains("mining as"), "log says who mines");
 	let _: H256 = block;
 }

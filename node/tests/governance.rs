@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use blade_fl_runtime::{
-	dynamic_params::{pow, rewards},
 	configs::RuntimeParameters,
+	dynamic_params::{pow, rewards},
 	Runtime, RuntimeCall, RuntimeEvent, UNIT,
 };
 use codec::{Decode, Encode};
@@ -41,9 +41,13 @@ fn set_target_block_time(ms: u64) -> RuntimeCall {
 
 fn failed_with_bad_origin(events: &[RuntimeEvent]) -> bool {
 	events.iter().any(|e| {
-		matches!(e, RuntimeEvent::System(frame_system::Event::ExtrinsicFailed {
-			dispatch_error: DispatchError::BadOrigin, ..
-		}))
+		matches!(
+			e,
+			RuntimeEvent::System(frame_system::Event::ExtrinsicFailed {
+				dispatch_error: DispatchError::BadOrigin,
+				..
+			})
+		)
 	})
 }
 
@@ -72,11 +76,18 @@ fn sudo_and_council_tune_reward_and_block_time() {
 	assert!(failed_with_bad_origin(&events), "Bob refused: {events:?}");
 
 	// --- Sudo sets the block reward to 3 BLADE; the next blocks pay exactly that. ---
-	let sudo = RuntimeCall::Sudo(pallet_sudo::Call::sudo { call: Box::new(set_reward(3 * UNIT)) });
+	let sudo = RuntimeCall::Sudo(pallet_sudo::Call::sudo {
+		call: Box::new(set_reward(3 * UNIT)),
+	});
 	let tx = node.submit(Alice, sudo).unwrap();
 	let (block, events) = node.wait_for_inclusion(tx, TIMEOUT);
 	assert!(
-		events.iter().any(|e| matches!(e, RuntimeEvent::Sudo(pallet_sudo::Event::Sudid { sudo_result: Ok(()) }))),
+		events.iter().any(|e| matches!(
+			e,
+			RuntimeEvent::Sudo(pallet_sudo::Event::Sudid {
+				sudo_result: Ok(())
+			})
+		)),
 		"sudo call succeeded: {events:?}"
 	);
 	let number = node.header(block).number;
@@ -86,11 +97,17 @@ fn sudo_and_council_tune_reward_and_block_time() {
 		.events(next)
 		.into_iter()
 		.filter_map(|e| match e {
-			RuntimeEvent::BlockReward(pallet_block_reward::Event::Rewarded { amount, .. }) => Some(amount),
+			RuntimeEvent::BlockReward(pallet_block_reward::Event::Rewarded { amount, .. }) => {
+				Some(amount)
+			}
 			_ => None,
 		})
 		.collect();
-	assert_eq!(paid, vec![3 * UNIT], "block after the change pays the new reward");
+	assert_eq!(
+		paid,
+		vec![3 * UNIT],
+		"block after the change pays the new reward"
+	);
 
 	// --- The council (2 of 3) sets a 60 s target block time. ---
 	let proposal = set_target_block_time(60_000);
@@ -111,7 +128,9 @@ fn sudo_and_council_tune_reward_and_block_time() {
 		.iter()
 		.find_map(|e| match e {
 			RuntimeEvent::Council(pallet_collective::Event::Proposed {
-				proposal_hash, proposal_index, ..
+				proposal_hash,
+				proposal_index,
+				..
 			}) => Some((*proposal_hash, *proposal_index)),
 			_ => None,
 		})
@@ -142,7 +161,10 @@ fn sudo_and_council_tune_reward_and_block_time() {
 	let tx = node.submit(Charlie, close.clone()).unwrap();
 	let (_, events) = node.wait_for_inclusion(tx, TIMEOUT);
 	assert!(
-		events.iter().any(|e| matches!(e, RuntimeEvent::System(frame_system::Event::ExtrinsicFailed { .. }))),
+		events.iter().any(|e| matches!(
+			e,
+			RuntimeEvent::System(frame_system::Event::ExtrinsicFailed { .. })
+		)),
 		"cannot close with one vote: {events:?}"
 	);
 
@@ -150,12 +172,16 @@ fn sudo_and_council_tune_reward_and_block_time() {
 	let tx = node.submit(Charlie, close).unwrap();
 	let (block, events) = node.wait_for_inclusion(tx, TIMEOUT);
 	assert!(
-		events.iter().any(|e| matches!(e,
-			RuntimeEvent::Council(pallet_collective::Event::Executed { result: Ok(()), .. }))),
+		events.iter().any(|e| matches!(
+			e,
+			RuntimeEvent::Council(pallet_collective::Event::Executed { result: Ok(()), .. })
+		)),
 		"council motion executed: {events:?}"
 	);
 	assert!(
-		events.iter().any(|e| matches!(e, RuntimeEvent::Parameters(_))),
+		events
+			.iter()
+			.any(|e| matches!(e, RuntimeEvent::Parameters(_))),
 		"parameter updated: {events:?}"
 	);
 
@@ -164,5 +190,8 @@ fn sudo_and_council_tune_reward_and_block_time() {
 	let before = difficulty(&node, block);
 	node.wait_for_block(number + 4, TIMEOUT);
 	let after = difficulty(&node, node.block_hash(number + 4).unwrap());
-	assert!(after > before, "difficulty rises toward the new 60 s target: {before} -> {after}");
+	assert!(
+		after > before,
+		"difficulty rises toward the new 60 s target: {before} -> {after}"
+	);
 }

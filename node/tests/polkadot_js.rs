@@ -30,7 +30,8 @@ fn polkadot_js_reads_metadata_derives_authors_and_transfers() {
 		"polkadot-js client failed\nstdout: {stdout}\nstderr: {stderr}\nnode log:\n{}",
 		tail(&node.log(), 30)
 	);
-	let report: serde_json::Value = serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
+	let report: serde_json::Value =
+		serde_json::from_str(stdout.trim().lines().last().unwrap()).unwrap();
 	assert_eq!(report["ok"], true);
 	assert_eq!(report["symbol"], "BLADE");
 	assert_eq!(report["authors"].as_array().unwrap().len(), 3);

@@ -15,10 +15,19 @@ use sp_keyring::Sr25519Keyring;
 
 fn peer_id_of(key_file: &std::path::Path) -> String {
 	let out = Command::new(env!("CARGO_BIN_EXE_blade-fl-node"))
-		.args(["key", "inspect-node-key", "--file", key_file.to_str().unwrap()])
+		.args([
+			"key",
+			"inspect-node-key",
+			"--file",
+			key_file.to_str().unwrap(),
+		])
 		.output()
 		.unwrap();
-	assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+	assert!(
+		out.status.success(),
+		"{}",
+		String::from_utf8_lossy(&out.stderr)
+	);
 	String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -35,25 +44,44 @@ fn second_miner_joins_by_bootnode_and_chains_agree() {
 		"node-a",
 		dir.path(),
 		&[
-			"--chain", "local", "--mine", "--author", &alice.to_string(),
-			"--node-key-file", key_file.to_str().unwrap(),
+			"--chain",
+			"local",
+			"--mine",
+			"--author",
+			&alice.to_string(),
+			"--node-key-file",
+			key_file.to_str().unwrap(),
 		],
 	);
 	let bootnode = format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer_a}", a.p2p_port);
 	let b = Node::start(
 		"node-b",
 		dir.path(),
-		&["--chain", "local", "--mine", "--author", &bob.to_string(), "--bootnodes", &bootnode],
+		&[
+			"--chain",
+			"local",
+			"--mine",
+			"--author",
+			&bob.to_string(),
+			"--bootnodes",
+			&bootnode,
+		],
 	);
 
 	// They connect.
 	let deadline = Instant::now() + Duration::from_secs(60);
 	loop {
-		let peers = b.rpc("system_health", json!([])).unwrap()["peers"].as_u64().unwrap();
+		let peers = b.rpc("system_health", json!([])).unwrap()["peers"]
+			.as_u64()
+			.unwrap();
 		if peers >= 1 {
 			break;
 		}
-		assert!(Instant::now() < deadline, "B never connected to A; B log:\n{}", tail(&b.log(), 30));
+		assert!(
+			Instant::now() < deadline,
+			"B never connected to A; B log:\n{}",
+			tail(&b.log(), 30)
+		);
 		std::thread::sleep(Duration::from_millis(500));
 	}
 

@@ -1,8 +1,8 @@
 //! Genesis presets: `development` (one miner on one thread) and `local` (a few machines).
 
 use crate::{
-	AccountId, BalancesConfig, CouncilConfig, DifficultyConfig, RuntimeGenesisConfig,
-	SudoConfig, UNIT,
+	AccountId, BalancesConfig, CouncilConfig, DifficultyConfig, RuntimeGenesisConfig, SudoConfig,
+	UNIT,
 };
 use alloc::{vec, vec::Vec};
 use frame_support::build_struct_json_patch;
@@ -32,7 +32,10 @@ fn genesis(
 ) -> Value {
 	build_struct_json_patch!(RuntimeGenesisConfig {
 		balances: BalancesConfig {
-			balances: endowed.into_iter().map(|account| (account, ENDOWMENT)).collect::<Vec<_>>(),
+			balances: endowed
+				.into_iter()
+				.map(|account| (account, ENDOWMENT))
+				.collect::<Vec<_>>(),
 		},
 		sudo: SudoConfig { key: Some(root) },
 		council: CouncilConfig { members: council },
@@ -52,7 +55,9 @@ fn council() -> Vec<AccountId> {
 /// accounts are funded.
 pub fn development_config_genesis() -> Value {
 	genesis(
-		Sr25519Keyring::well_known().map(|k| k.to_account_id()).collect(),
+		Sr25519Keyring::well_known()
+			.map(|k| k.to_account_id())
+			.collect(),
 		Sr25519Keyring::Alice.to_account_id(),
 		council(),
 		DEV_INITIAL_DIFFICULTY,
@@ -62,7 +67,9 @@ pub fn development_config_genesis() -> Value {
 /// `local`: as `development`, with a higher starting difficulty for several miners.
 pub fn local_config_genesis() -> Value {
 	genesis(
-		Sr25519Keyring::well_known().map(|k| k.to_account_id()).collect(),
+		Sr25519Keyring::well_known()
+			.map(|k| k.to_account_id())
+			.collect(),
 		Sr25519Keyring::Alice.to_account_id(),
 		council(),
 		LOCAL_INITIAL_DIFFICULTY,
@@ -76,10 +83,15 @@ pub fn get_preset(id: &PresetId) -> Option<Vec<u8>> {
 		LOCAL_RUNTIME_PRESET => local_config_genesis(),
 		_ => return None,
 	};
-	serde_json::to_string(&patch).ok().map(|text| text.into_bytes())
+	serde_json::to_string(&patch)
+		.ok()
+		.map(|text| text.into_bytes())
 }
 
 /// Names of the presets this runtime offers.
 pub fn preset_names() -> Vec<PresetId> {
-	vec![PresetId::from(DEV_RUNTIME_PRESET), PresetId::from(LOCAL_RUNTIME_PRESET)]
+	vec![
+		PresetId::from(DEV_RUNTIME_PRESET),
+		PresetId::from(LOCAL_RUNTIME_PRESET),
+	]
 }

@@ -17,17 +17,16 @@ fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
 			for (key, value) in patch {
 				merge(base.entry(key).or_insert(serde_json::Value::Null), value);
 			}
-		},
+		}
 		(base, patch) => *base = patch,
 	}
 }
 
 /// Externalities with the `development` preset applied over the default genesis.
 fn dev_ext() -> sp_io::TestExternalities {
-	let patch: serde_json::Value = serde_json::from_slice(
-		&genesis_config_presets::get_preset(&"development".into()).unwrap(),
-	)
-	.unwrap();
+	let patch: serde_json::Value =
+		serde_json::from_slice(&genesis_config_presets::get_preset(&"development".into()).unwrap())
+			.unwrap();
 	let mut config = serde_json::to_value(RuntimeGenesisConfig::default()).unwrap();
 	merge(&mut config, patch);
 	let config: RuntimeGenesisConfig = serde_json::from_value(config).unwrap();
@@ -49,7 +48,10 @@ fn presets_are_listed_and_build() {
 	dev_ext().execute_with(|| {
 		let alice = Sr25519Keyring::Alice.to_account_id();
 		assert_eq!(pallet_sudo::Key::<Runtime>::get(), Some(alice.clone()));
-		assert_eq!(pallet_balances::Pallet::<Runtime>::free_balance(&alice), ENDOWMENT);
+		assert_eq!(
+			pallet_balances::Pallet::<Runtime>::free_balance(&alice),
+			ENDOWMENT
+		);
 		let council = pallet_collective::Members::<Runtime, pallet_collective::Instance1>::get();
 		assert_eq!(council.len(), 3);
 		assert_eq!(
@@ -70,13 +72,17 @@ fn block_with_timestamp(ms: u64) -> <Block as BlockT>::LazyBlock {
 		extrinsics_root: Default::default(),
 		digest: Default::default(),
 	};
-	let block = Block { header, extrinsics: vec![set] };
+	let block = Block {
+		header,
+		extrinsics: vec![set],
+	};
 	Decode::decode(&mut &block.encode()[..]).unwrap()
 }
 
 fn inherent_data(now_ms: u64) -> InherentData {
 	let mut data = InherentData::new();
-	data.put_data(sp_timestamp::INHERENT_IDENTIFIER, &now_ms).unwrap();
+	data.put_data(sp_timestamp::INHERENT_IDENTIFIER, &now_ms)
+		.unwrap();
 	data
 }
 
@@ -90,7 +96,10 @@ fn blocks_from_the_future_fail_inherent_checks() {
 		assert!(check(inherent_data(now), block_with_timestamp(now + 10_000)).ok());
 		// 60 s ahead: rejected, which the node's PoW import queue turns into a refused block.
 		let result = check(inherent_data(now), block_with_timestamp(now + 60_000));
-		assert!(!result.ok(), "a block dated a minute ahead must fail check_inherents");
+		assert!(
+			!result.ok(),
+			"a block dated a minute ahead must fail check_inherents"
+		);
 		assert!(result.fatal_error());
 	});
 }

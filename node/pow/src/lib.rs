@@ -135,7 +135,11 @@ impl Miner {
 		let target = target(difficulty)?;
 		let mut input = [0u8; WORK_INPUT_LEN];
 		input[..32].copy_from_slice(pre_hash.as_bytes());
-		Some(Self { input, difficulty, target: target.0 })
+		Some(Self {
+			input,
+			difficulty,
+			target: target.0,
+		})
 	}
 
 	/// Try `count` nonces from `start` (wrapping). Returns the first seal found.
@@ -147,7 +151,11 @@ impl Miner {
 			let work = sp_crypto_hashing::blake2_256(&self.input);
 			// Big-endian bytes compare in numeric order.
 			if work <= self.target {
-				return Some(Seal { difficulty: self.difficulty, work: H256(work), nonce });
+				return Some(Seal {
+					difficulty: self.difficulty,
+					work: H256(work),
+					nonce,
+				});
 			}
 			nonce = nonce.wrapping_add(1);
 		}
@@ -164,13 +172,19 @@ pub struct BladePow<B, C> {
 impl<B, C> BladePow<B, C> {
 	/// Algorithm reading the difficulty from `client`'s runtime.
 	pub fn new(client: Arc<C>) -> Self {
-		Self { client, _block: PhantomData }
+		Self {
+			client,
+			_block: PhantomData,
+		}
 	}
 }
 
 impl<B, C> Clone for BladePow<B, C> {
 	fn clone(&self) -> Self {
-		Self { client: self.client.clone(), _block: PhantomData }
+		Self {
+			client: self.client.clone(),
+			_block: PhantomData,
+		}
 	}
 }
 
@@ -189,7 +203,9 @@ where
 			.difficulty(parent)
 			.map_err(|e| Error::Environment(format!("difficulty runtime API failed: {e}")))?;
 		if difficulty.is_zero() {
-			return Err(Error::Environment("runtime returned a zero difficulty".into()));
+			return Err(Error::Environment(
+				"runtime returned a zero difficulty".into(),
+			));
 		}
 		Ok(difficulty)
 	}
@@ -207,7 +223,7 @@ where
 			Err(reason) => {
 				log::warn!(target: "blade-pow", "rejecting seal for pre-hash {pre_hash:?}: {reason}");
 				Ok(false)
-			},
+			}
 		}
 	}
 }

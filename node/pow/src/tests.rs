@@ -8,14 +8,19 @@ fn pre_hash(byte: u8) -> H256 {
 /// Mine honestly at a small difficulty; the search is bounded so the test cannot hang.
 fn mine(pre: &H256, difficulty: u64) -> Seal {
 	let mut miner = Miner::new(pre, U256::from(difficulty)).expect("non-zero difficulty");
-	miner.mine(0, 10_000_000).expect("a seal within 10M attempts at this difficulty")
+	miner
+		.mine(0, 10_000_000)
+		.expect("a seal within 10M attempts at this difficulty")
 }
 
 #[test]
 fn valid_seal_verifies() {
 	let pre = pre_hash(7);
 	let seal = mine(&pre, 1_000);
-	assert_eq!(check_seal(&pre, &seal.encode(), U256::from(1_000)), Ok(seal));
+	assert_eq!(
+		check_seal(&pre, &seal.encode(), U256::from(1_000)),
+		Ok(seal)
+	);
 	assert_eq!(seal.work, hash_work(&pre, seal.nonce));
 }
 
@@ -73,16 +78,33 @@ fn under_difficulty_work_fails() {
 	while meets_difficulty(&hash_work(&pre, nonce), hard) {
 		nonce += 1;
 	}
-	let seal = Seal { difficulty: hard, work: hash_work(&pre, nonce), nonce };
-	assert_eq!(check_seal(&pre, &seal.encode(), hard), Err(SealError::InsufficientWork));
+	let seal = Seal {
+		difficulty: hard,
+		work: hash_work(&pre, nonce),
+		nonce,
+	};
+	assert_eq!(
+		check_seal(&pre, &seal.encode(), hard),
+		Err(SealError::InsufficientWork)
+	);
 }
 
 #[test]
 fn malformed_and_zero_difficulty_rejected() {
 	let pre = pre_hash(6);
-	assert_eq!(check_seal(&pre, &[1, 2, 3], U256::one()), Err(SealError::Malformed));
-	let seal = Seal { difficulty: U256::zero(), work: hash_work(&pre, 0), nonce: 0 };
-	assert_eq!(check_seal(&pre, &seal.encode(), U256::zero()), Err(SealError::ZeroDifficulty));
+	assert_eq!(
+		check_seal(&pre, &[1, 2, 3], U256::one()),
+		Err(SealError::Malformed)
+	);
+	let seal = Seal {
+		difficulty: U256::zero(),
+		work: hash_work(&pre, 0),
+		nonce: 0,
+	};
+	assert_eq!(
+		check_seal(&pre, &seal.encode(), U256::zero()),
+		Err(SealError::ZeroDifficulty)
+	);
 	assert!(Miner::new(&pre, U256::zero()).is_none());
 	assert!(!meets_difficulty(&H256::zero(), U256::zero()));
 }
@@ -90,7 +112,11 @@ fn malformed_and_zero_difficulty_rejected() {
 #[test]
 fn difficulty_one_accepts_everything() {
 	let pre = pre_hash(8);
-	let seal = Seal { difficulty: U256::one(), work: hash_work(&pre, 42), nonce: 42 };
+	let seal = Seal {
+		difficulty: U256::one(),
+		work: hash_work(&pre, 42),
+		nonce: 42,
+	};
 	assert!(check_seal(&pre, &seal.encode(), U256::one()).is_ok());
 	assert!(meets_difficulty(&H256::repeat_byte(0xff), U256::one()));
 }

@@ -22,7 +22,11 @@ use sp_runtime::{generic::Era, MultiAddress, MultiSignature};
 
 /// A free TCP port on 127.0.0.1 (the OS picks it; the listener is closed again).
 pub fn free_port() -> u16 {
-	TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+	TcpListener::bind("127.0.0.1:0")
+		.unwrap()
+		.local_addr()
+		.unwrap()
+		.port()
 }
 
 /// A running node; stopped with SIGINT (then SIGKILL) when dropped.
@@ -83,7 +87,11 @@ impl Node {
 		let deadline = Instant::now() + timeout;
 		while Instant::now() < deadline {
 			if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
-				panic!("{} exited with {status} before serving RPC; log:\n{}", self.name, self.log());
+				panic!(
+					"{} exited with {status} before serving RPC; log:\n{}",
+					self.name,
+					self.log()
+				);
 			}
 			if rpc(self.rpc_port, "system_health", json!([])).is_ok() {
 				return;
@@ -96,7 +104,11 @@ impl Node {
 	/// Call an RPC method; panics with the node log on transport errors.
 	pub fn rpc(&self, method: &str, params: Value) -> Result<Value, Value> {
 		rpc(self.rpc_port, method, params).unwrap_or_else(|e| {
-			panic!("RPC {method} to {} failed: {e}\nlog:\n{}", self.name, self.log())
+			panic!(
+				"RPC {method} to {} failed: {e}\nlog:\n{}",
+				self.name,
+				self.log()
+			)
 		})
 	}
 
@@ -133,9 +145,15 @@ impl Node {
 	/// Raw storage at `key`, at `at` (best block if `None`).
 	pub fn storage(&self, key: &[u8], at: Option<H256>) -> Option<Vec<u8>> {
 		let at = at.map(|h| json!(format!("{h:?}"))).unwrap_or(Value::Null);
-		let value =
-			self.rpc("state_getStorage", json!([format!("0x{}", hex::encode(key)), at])).unwrap();
-		value.as_str().map(|s| hex::decode(s.trim_start_matches("0x")).unwrap())
+		let value = self
+			.rpc(
+				"state_getStorage",
+				json!([format!("0x{}", hex::encode(key)), at]),
+			)
+			.unwrap();
+		value
+			.as_str()
+			.map(|s| hex::decode(s.trim_start_matches("0x")).unwrap())
 	}
 
 	/// Free balance of `who` at `at`.
@@ -169,7 +187,9 @@ impl Node {
 
 	/// Decoded header of block `hash`.
 	pub fn header(&self, hash: H256) -> blade_fl_runtime::Header {
-		let value = self.rpc("chain_getHeader", json!([format!("{hash:?}")])).unwrap();
+		let value = self
+			.rpc("chain_getHeader", json!([format!("{hash:?}")]))
+			.unwrap();
 		let number = parse_hex_u32(value["number"].as_str().unwrap());
 		let parent = parse_h256(value["parentHash"].as_str().unwrap());
 		let state_root = parse_h256(value["stateRoot"].as_str().unwrap());
@@ -200,8 +220,11 @@ impl Node {
 
 	/// Submit already-encoded extrinsic bytes.
 	pub fn submit_raw(&self, bytes: &[u8]) -> Result<H256, Value> {
-		self.rpc("author_submitExtrinsic", json!([format!("0x{}", hex::encode(bytes))]))
-			.map(|v| parse_h256(v.as_str().unwrap()))
+		self.rpc(
+			"author_submitExtrinsic",
+			json!([format!("0x{}", hex::encode(bytes))]),
+		)
+		.map(|v| parse_h256(v.as_str().unwrap()))
 	}
 
 	/// A signed extrinsic for this chain (`nonce` from the node when `None`).
@@ -213,7 +236,9 @@ impl Node {
 	) -> UncheckedExtrinsic {
 		let who = signer.to_account_id();
 		let nonce = nonce.unwrap_or_else(|| {
-			let v = self.rpc("system_accountNextIndex", json!([who.to_string()])).unwrap();
+			let v = self
+				.rpc("system_accountNextIndex", json!([who.to_string()]))
+				.unwrap();
 			v.as_u64().unwrap() as Nonce
 		});
 		let genesis = self.block_hash(0).unwrap();
@@ -243,14 +268,20 @@ impl Node {
 
 	/// Wait until an extrinsic with this hash is in a block of the best chain; returns
 	/// the block hash and the events of that extrinsic.
-	pub fn wait_for_inclusion(&self, xt_hash: H256, timeout: Duration) -> (H256, Vec<RuntimeEvent>) {
+	pub fn wait_for_inclusion(
+		&self,
+		xt_hash: H256,
+		timeout: Duration,
+	) -> (H256, Vec<RuntimeEvent>) {
 		let deadline = Instant::now() + timeout;
 		let mut next = self.best_number().saturating_sub(1);
 		loop {
 			let best = self.best_number();
 			while next <= best {
 				let hash = self.block_hash(next).unwrap();
-				let block = self.rpc("chain_getBlock", json!([format!("{hash:?}")])).unwrap();
+				let block = self
+					.rpc("chain_getBlock", json!([format!("{hash:?}")]))
+					.unwrap();
 				let extrinsics = block["block"]["extrinsics"].as_array().unwrap();
 				for (index, xt) in extrinsics.iter().enumerate() {
 					let bytes = hex::decode(xt.as_str().unwrap().trim_start_matches("0x")).unwrap();
@@ -258,8 +289,10 @@ impl Node {
 						let records = {
 							let key = events_key();
 							let raw = self.storage(&key, Some(hash)).unwrap_or_default();
-							Vec::<frame_system::EventRecord<RuntimeEvent, H256>>::decode(&mut &raw[..])
-								.unwrap()
+							Vec::<frame_system::EventRecord<RuntimeEvent, H256>>::decode(
+								&mut &raw[..],
+							)
+							.unwrap()
 						};
 						let events = records
 							.into_iter()
@@ -289,7 +322,9 @@ impl Node {
 		if let Some(status) = child.try_wait().unwrap() {
 			return status;
 		}
-		let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+		let _ = Command::new("kill")
+			.args(["-INT", &child.id().to_string()])
+			.status();
 		let deadline = Instant::now() + Duration::from_secs(60);
 		loop {
 			if let Some(status) = child.try_wait().unwrap() {
@@ -314,7 +349,11 @@ impl Drop for Node {
 
 /// Storage key of `System::Events` (the storage item is private to frame-system).
 pub fn events_key() -> Vec<u8> {
-	[sp_crypto_hashing::twox_128(b"System"), sp_crypto_hashing::twox_128(b"Events")].concat()
+	[
+		sp_crypto_hashing::twox_128(b"System"),
+		sp_crypto_hashing::twox_128(b"Events"),
+	]
+	.concat()
 }
 
 /// The author in a header's `PreRuntime(*b"pow_")` digest.
@@ -322,7 +361,7 @@ pub fn pow_author(header: &blade_fl_runtime::Header) -> Option<AccountId> {
 	header.digest.logs.iter().find_map(|item| match item {
 		sp_runtime::DigestItem::PreRuntime(engine, data) if engine == b"pow_" => {
 			AccountId::decode(&mut &data[..]).ok()
-		},
+		}
 		_ => None,
 	})
 }
@@ -346,19 +385,28 @@ pub fn tail(text: &str, lines: usize) -> String {
 pub fn rpc(port: u16, method: &str, params: Value) -> Result<Result<Value, Value>, String> {
 	let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
 	let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-	stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+	stream
+		.set_read_timeout(Some(Duration::from_secs(30)))
+		.map_err(|e| e.to_string())?;
 	write!(
 		stream,
-		"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+		"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
 		body.len(),
 		body
 	)
 	.map_err(|e| e.to_string())?;
 	let mut response = Vec::new();
-	stream.read_to_end(&mut response).map_err(|e| e.to_string())?;
+	stream
+		.read_to_end(&mut response)
+		.map_err(|e| e.to_string())?;
 	let text = String::from_utf8_lossy(&response);
-	let (head, body) = text.split_once("\r\n\r\n").ok_or("malformed HTTP response")?;
-	let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+	let (head, body) = text
+		.split_once("\r\n\r\n")
+		.ok_or("malformed HTTP response")?;
+	let body = if head
+		.to_ascii_lowercase()
+		.contains("transfer-encoding: chunked")
+	{
 		dechunk(body)
 	} else {
 		body.to_string()

@@ -51,16 +51,14 @@ impl<AccountId: Decode> FindAuthor<AccountId> for PowAuthor<AccountId> {
 
 #[frame_support::pallet]
 pub mod pallet {
-	use frame_support::{
-		pallet_prelude::*,
-		traits::fungible,
-	};
+	use frame_support::{pallet_prelude::*, traits::fungible};
 	use frame_system::pallet_prelude::*;
 	use sp_runtime::{traits::Zero, Saturating};
 
 	/// Balance type of the configured currency.
-	pub type BalanceOf<T> =
-		<<T as Config>::Currency as fungible::Inspect<<T as frame_system::Config>::AccountId>>::Balance;
+	pub type BalanceOf<T> = <<T as Config>::Currency as fungible::Inspect<
+		<T as frame_system::Config>::AccountId,
+	>>::Balance;
 
 	#[pallet::pallet]
 	pub struct Pallet<T>(_);
@@ -81,10 +79,16 @@ pub mod pallet {
 	#[pallet::generate_deposit(pub(super) fn deposit_event)]
 	pub enum Event<T: Config> {
 		/// `author` mined this block and received `amount`.
-		Rewarded { author: T::AccountId, amount: BalanceOf<T> },
+		Rewarded {
+			author: T::AccountId,
+			amount: BalanceOf<T>,
+		},
 		/// The reward could not be minted (for example below the existential deposit for a
 		/// new account); nothing was paid.
-		RewardFailed { author: T::AccountId, amount: BalanceOf<T> },
+		RewardFailed {
+			author: T::AccountId,
+			amount: BalanceOf<T>,
+		},
 	}
 
 	#[pallet::hooks]
@@ -110,12 +114,15 @@ pub mod pallet {
 			match <T::Currency as fungible::Mutate<_>>::mint_into(&author, amount) {
 				Ok(minted) => {
 					TotalMinted::<T>::mutate(|total| *total = total.saturating_add(minted));
-					Self::deposit_event(Event::Rewarded { author, amount: minted });
-				},
+					Self::deposit_event(Event::Rewarded {
+						author,
+						amount: minted,
+					});
+				}
 				Err(error) => {
 					log::warn!(target: "runtime::block-reward", "reward not minted: {error:?}");
 					Self::deposit_event(Event::RewardFailed { author, amount });
-				},
+				}
 			}
 		}
 
@@ -131,9 +138,7 @@ pub mod pallet {
 		}
 	}
 
-	impl<T: Config> pallet_authorship::EventHandler<T::AccountId, BlockNumberFor<T>>
-		for Pallet<T>
-	{
+	impl<T: Config> pallet_authorship::EventHandler<T::AccountId, BlockNumberFor<T>> for Pallet<T> {
 		fn note_author(author: T::AccountId) {
 			Self::reward(author);
 		}

@@ -64,7 +64,9 @@ impl pallet_block_reward::Config for Test {
 }
 
 pub fn new_test_ext() -> sp_io::TestExternalities {
-	let storage = RuntimeGenesisConfig::default().build_storage().expect("genesis builds");
+	let storage = RuntimeGenesisConfig::default()
+		.build_storage()
+		.expect("genesis builds");
 	// Block number stays 0: tests start blocks themselves with `System::initialize`.
 	sp_io::TestExternalities::new(storage)
 }

@@ -32,10 +32,22 @@ fn find_author_reads_pow_digest() {
 
 #[test]
 fn find_author_rejects_wrong_length_or_engine() {
-	assert_eq!(PowAuthor::<AccountId>::find_author([(POW_ENGINE_ID, &[1u8; 31][..])]), None);
-	assert_eq!(PowAuthor::<AccountId>::find_author([(POW_ENGINE_ID, &[1u8; 33][..])]), None);
-	assert_eq!(PowAuthor::<AccountId>::find_author([(*b"babe", &[1u8; 32][..])]), None);
-	assert_eq!(PowAuthor::<AccountId>::find_author(core::iter::empty()), None);
+	assert_eq!(
+		PowAuthor::<AccountId>::find_author([(POW_ENGINE_ID, &[1u8; 31][..])]),
+		None
+	);
+	assert_eq!(
+		PowAuthor::<AccountId>::find_author([(POW_ENGINE_ID, &[1u8; 33][..])]),
+		None
+	);
+	assert_eq!(
+		PowAuthor::<AccountId>::find_author([(*b"babe", &[1u8; 32][..])]),
+		None
+	);
+	assert_eq!(
+		PowAuthor::<AccountId>::find_author(core::iter::empty()),
+		None
+	);
 }
 
 #[test]
@@ -44,7 +56,13 @@ fn author_is_rewarded_each_block() {
 		let issuance = Balances::total_issuance();
 		for n in 1..=3 {
 			start_block(n, Some(alice().encode()));
-			System::assert_has_event(Event::Rewarded { author: alice(), amount: 1_000 }.into());
+			System::assert_has_event(
+				Event::Rewarded {
+					author: alice(),
+					amount: 1_000,
+				}
+				.into(),
+			);
 		}
 		assert_eq!(Balances::balance(&alice()), 3_000);
 		assert_eq!(TotalMinted::<Test>::get(), 3_000);
@@ -81,7 +99,13 @@ fn reward_below_existential_deposit_fails_cleanly() {
 	build_and_execute(|| {
 		Reward::set(5);
 		start_block(1, Some(alice().encode()));
-		System::assert_has_event(Event::RewardFailed { author: alice(), amount: 5 }.into());
+		System::assert_has_event(
+			Event::RewardFailed {
+				author: alice(),
+				amount: 5,
+			}
+			.into(),
+		);
 		assert_eq!(Balances::balance(&alice()), 0);
 		assert_eq!(TotalMinted::<Test>::get(), 0);
 		Reward::set(1_000);

@@ -122,7 +122,10 @@ pub mod pallet {
 		}
 
 		fn integrity_test() {
-			assert!(T::WindowSize::get() >= 2, "the retarget window needs two timestamps");
+			assert!(
+				T::WindowSize::get() >= 2,
+				"the retarget window needs two timestamps"
+			);
 		}
 
 		#[cfg(feature = "try-runtime")]
@@ -146,7 +149,10 @@ pub mod pallet {
 			T::AdminOrigin::ensure_origin(origin)?;
 			let min = T::MinDifficulty::get().max(1);
 			let max = T::MaxDifficulty::get();
-			ensure!(difficulty >= min && difficulty <= max, Error::<T>::DifficultyOutOfBounds);
+			ensure!(
+				difficulty >= min && difficulty <= max,
+				Error::<T>::DifficultyOutOfBounds
+			);
 			let new = U256::from(difficulty);
 			let old = CurrentDifficulty::<T>::get();
 			CurrentDifficulty::<T>::put(new);
@@ -199,7 +205,10 @@ pub mod pallet {
 		/// Storage invariants, checked by `try-runtime` and after every unit test.
 		#[cfg(any(feature = "try-runtime", test))]
 		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
-			ensure!(!CurrentDifficulty::<T>::get().is_zero(), "difficulty is zero");
+			ensure!(
+				!CurrentDifficulty::<T>::get().is_zero(),
+				"difficulty is zero"
+			);
 			let window = RecentTimestamps::<T>::get();
 			ensure!(
 				window.windows(2).all(|pair| pair[0] <= pair[1]),

@@ -48,7 +48,9 @@ pub fn mul_perbill(value: U256, p: Perbill) -> U256 {
 	let billion = U256::from(1_000_000_000u64);
 	let whole = value / billion;
 	let rest = value % billion;
-	whole.saturating_mul(parts).saturating_add(rest.saturating_mul(parts) / billion)
+	whole
+		.saturating_mul(parts)
+		.saturating_add(rest.saturating_mul(parts) / billion)
 }
 
 /// Clamp `value` into `[min, max]` with `min >= 1` and `max >= min`.
@@ -132,14 +134,20 @@ mod tests {
 		// Instant blocks: at most +10%.
 		assert_eq!(next_difficulty(old, 1, &params()), U256::from(1_100_000u64));
 		// A day-long block: at most -10%.
-		assert_eq!(next_difficulty(old, 86_400_000, &params()), U256::from(900_000u64));
+		assert_eq!(
+			next_difficulty(old, 86_400_000, &params()),
+			U256::from(900_000u64)
+		);
 	}
 
 	#[test]
 	fn bounds_hold() {
 		let mut p = params();
 		p.min = U256::from(990_000u64);
-		assert_eq!(next_difficulty(U256::from(1_000_000u64), 86_400_000, &p), p.min);
+		assert_eq!(
+			next_difficulty(U256::from(1_000_000u64), 86_400_000, &p),
+			p.min
+		);
 		p.max = U256::from(1_050_000u64);
 		assert_eq!(next_difficulty(U256::from(1_000_000u64), 1, &p), p.max);
 		// Nonsensical bounds (max < min, min = 0) are repaired, not trusted.

@@ -48,7 +48,10 @@ fn window_is_bounded_and_sliding() {
 	build_and_execute(|| {
 		feed((1..=12).map(|i| i * 1_000));
 		let window = RecentTimestamps::<Test>::get();
-		assert_eq!(window.into_inner(), vec![8_000, 9_000, 10_000, 11_000, 12_000]);
+		assert_eq!(
+			window.into_inner(),
+			vec![8_000, 9_000, 10_000, 11_000, 12_000]
+		);
 	});
 }
 
@@ -73,7 +76,10 @@ fn difficulty_converges_to_target_rate() {
 		}
 		let d = Difficulty::difficulty().low_u64();
 		let block_time = d / rate;
-		assert!((1_800..=2_200).contains(&block_time), "converged to {block_time} ms");
+		assert!(
+			(1_800..=2_200).contains(&block_time),
+			"converged to {block_time} ms"
+		);
 	});
 }
 
@@ -115,7 +121,10 @@ fn clamp_and_bounds_hold_at_extremes() {
 fn non_monotonic_timestamp_is_clamped() {
 	build_and_execute(|| {
 		feed([10_000, 5_000]);
-		assert_eq!(RecentTimestamps::<Test>::get().into_inner(), vec![10_000, 10_000]);
+		assert_eq!(
+			RecentTimestamps::<Test>::get().into_inner(),
+			vec![10_000, 10_000]
+		);
 	});
 }
 
@@ -127,7 +136,11 @@ fn set_difficulty_by_root() {
 		assert_eq!(CurrentDifficulty::<Test>::get(), U256::from(5_000));
 		assert!(RecentTimestamps::<Test>::get().is_empty());
 		System::assert_last_event(
-			Event::DifficultySet { old: U256::from(INITIAL) * 11 / 10, new: U256::from(5_000) }.into(),
+			Event::DifficultySet {
+				old: U256::from(INITIAL) * 11 / 10,
+				new: U256::from(5_000),
+			}
+			.into(),
 		);
 	});
 }
@@ -139,7 +152,10 @@ fn set_difficulty_rejects_non_governance() {
 			Difficulty::set_difficulty(RuntimeOrigin::signed(1), 5_000),
 			DispatchError::BadOrigin
 		);
-		assert_noop!(Difficulty::set_difficulty(RuntimeOrigin::none(), 5_000), DispatchError::BadOrigin);
+		assert_noop!(
+			Difficulty::set_difficulty(RuntimeOrigin::none(), 5_000),
+			DispatchError::BadOrigin
+		);
 	});
 }
 

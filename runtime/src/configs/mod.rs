@@ -24,9 +24,8 @@ use sp_version::RuntimeVersion;
 
 use super::{
 	AccountId, Authorship, Balance, Balances, Block, BlockNumber, Difficulty, Hash, Nonce,
-	PalletInfo, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason,
-	RuntimeHoldReason, RuntimeOrigin, RuntimeTask, System, EXISTENTIAL_DEPOSIT, MINUTES,
-	SS58_PREFIX, UNIT, VERSION,
+	PalletInfo, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason, RuntimeHoldReason,
+	RuntimeOrigin, RuntimeTask, System, EXISTENTIAL_DEPOSIT, MINUTES, SS58_PREFIX, UNIT, VERSION,
 };
 
 const NORMAL_DISPATCH_RATIO: Perbill = Perbill::from_percent(75);
