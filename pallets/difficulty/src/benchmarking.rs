@@ -2,7 +2,7 @@
 
 use super::*;
 use frame_benchmarking::v2::*;
-use frame_support::traits::{Get, OnTimestampSet};
+use frame_support::traits::{EnsureOrigin, Get, OnTimestampSet};
 use sp_core::U256;
 
 #[benchmarks]
