@@ -25,26 +25,28 @@ fn wasm() -> Result<&'static [u8], String> {
 	})
 }
 
-/// `dev`: one miner (Alice), low difficulty.
-pub fn development_chain_spec() -> Result<ChainSpec, String> {
+fn spec(
+	name: &str,
+	id: &str,
+	chain_type: ChainType,
+	preset: &str,
+) -> Result<ChainSpec, String> {
 	Ok(ChainSpec::builder(wasm()?, None)
-		.with_name("BLADE-FL Development")
-		.with_id("blade_fl_dev")
-		.with_protocol_id("blade-fl-dev")
-		.with_chain_type(ChainType::Development)
-		.with_genesis_config_preset_name(DEV_RUNTIME_PRESET)
+		.with_name(name)
+		.with_id(id)
+		.with_protocol_id(&id.replace('_', "-"))
+		.with_chain_type(chain_type)
+		.with_genesis_config_preset_name(preset)
 		.with_properties(properties())
 		.build())
 }
 
+/// `dev`: one miner (Alice), low difficulty.
+pub fn development_chain_spec() -> Result<ChainSpec, String> {
+	spec("BLADE-FL Development", "blade_fl_dev", ChainType::Development, DEV_RUNTIME_PRESET)
+}
+
 /// `local`: several machines mining together.
 pub fn local_chain_spec() -> Result<ChainSpec, String> {
-	Ok(ChainSpec::builder(wasm()?, None)
-		.with_name("BLADE-FL Local Testnet")
-		.with_id("blade_fl_local")
-		.with_protocol_id("blade-fl-local")
-		.with_chain_type(ChainType::Local)
-		.with_genesis_config_preset_name(LOCAL_RUNTIME_PRESET)
-		.with_properties(properties())
-		.build())
+	spec("BLADE-FL Local Testnet", "blade_fl_local", ChainType::Local, LOCAL_RUNTIME_PRESET)
 }

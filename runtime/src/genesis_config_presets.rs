@@ -51,29 +51,25 @@ fn council() -> Vec<AccountId> {
 	]
 }
 
-/// `development`: Alice is sudo, Alice/Bob/Charlie form the council, the well-known dev
-/// accounts are funded.
-pub fn development_config_genesis() -> Value {
+/// Both presets: Alice is sudo, Alice/Bob/Charlie form the council, the well-known dev
+/// accounts are funded; only the starting difficulty differs.
+fn dev_accounts_genesis(initial_difficulty: u128) -> Value {
 	genesis(
-		Sr25519Keyring::well_known()
-			.map(|k| k.to_account_id())
-			.collect(),
+		Sr25519Keyring::well_known().map(|k| k.to_account_id()).collect(),
 		Sr25519Keyring::Alice.to_account_id(),
 		council(),
-		DEV_INITIAL_DIFFICULTY,
+		initial_difficulty,
 	)
+}
+
+/// `development`: one miner on one thread.
+pub fn development_config_genesis() -> Value {
+	dev_accounts_genesis(DEV_INITIAL_DIFFICULTY)
 }
 
 /// `local`: as `development`, with a higher starting difficulty for several miners.
 pub fn local_config_genesis() -> Value {
-	genesis(
-		Sr25519Keyring::well_known()
-			.map(|k| k.to_account_id())
-			.collect(),
-		Sr25519Keyring::Alice.to_account_id(),
-		council(),
-		LOCAL_INITIAL_DIFFICULTY,
-	)
+	dev_accounts_genesis(LOCAL_INITIAL_DIFFICULTY)
 }
 
 /// The JSON patch of preset `id`, if it exists.
