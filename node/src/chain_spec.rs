@@ -25,12 +25,7 @@ fn wasm() -> Result<&'static [u8], String> {
 	})
 }
 
-fn spec(
-	name: &str,
-	id: &str,
-	chain_type: ChainType,
-	preset: &str,
-) -> Result<ChainSpec, String> {
+fn spec(name: &str, id: &str, chain_type: ChainType, preset: &str) -> Result<ChainSpec, String> {
 	Ok(ChainSpec::builder(wasm()?, None)
 		.with_name(name)
 		.with_id(id)
@@ -43,10 +38,20 @@ fn spec(
 
 /// `dev`: one miner (Alice), low difficulty.
 pub fn development_chain_spec() -> Result<ChainSpec, String> {
-	spec("BLADE-FL Development", "blade_fl_dev", ChainType::Development, DEV_RUNTIME_PRESET)
+	spec(
+		"BLADE-FL Development",
+		"blade_fl_dev",
+		ChainType::Development,
+		DEV_RUNTIME_PRESET,
+	)
 }
 
 /// `local`: several machines mining together.
 pub fn local_chain_spec() -> Result<ChainSpec, String> {
-	spec("BLADE-FL Local Testnet", "blade_fl_local", ChainType::Local, LOCAL_RUNTIME_PRESET)
+	spec(
+		"BLADE-FL Local Testnet",
+		"blade_fl_local",
+		ChainType::Local,
+		LOCAL_RUNTIME_PRESET,
+	)
 }

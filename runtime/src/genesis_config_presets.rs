@@ -55,7 +55,9 @@ fn council() -> Vec<AccountId> {
 /// accounts are funded; only the starting difficulty differs.
 fn dev_accounts_genesis(initial_difficulty: u128) -> Value {
 	genesis(
-		Sr25519Keyring::well_known().map(|k| k.to_account_id()).collect(),
+		Sr25519Keyring::well_known()
+			.map(|k| k.to_account_id())
+			.collect(),
 		Sr25519Keyring::Alice.to_account_id(),
 		council(),
 		initial_difficulty,

@@ -359,7 +359,7 @@ pub fn events_key() -> Vec<u8> {
 /// The author in a header's `PreRuntime(*b"pow_")` digest.
 pub fn pow_author(header: &blade_fl_runtime::Header) -> Option<AccountId> {
 	header.digest.logs.iter().find_map(|item| match item {
-		sp_runtime::DigestItem::PreRuntime(engine, data) if engine == b"pow_" => {
+		sp_runtime::DigestItem::PreRuntime(sp_consensus_pow::POW_ENGINE_ID, data) => {
 			AccountId::decode(&mut &data[..]).ok()
 		}
 		_ => None,
@@ -426,7 +426,7 @@ fn dechunk(mut body: &str) -> String {
 			break;
 		}
 		out.push_str(&rest[..size]);
-		body = &rest[size..].trim_start_matches("\r\n");
+		body = rest[size..].trim_start_matches("\r\n");
 	}
 	out
 }

@@ -19,6 +19,7 @@
 pub use pallet::*;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod mock;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
@@ -49,6 +50,9 @@ impl<AccountId: Decode> FindAuthor<AccountId> for PowAuthor<AccountId> {
 	}
 }
 
+// FRAME's macro expansion calls `expect` on paths it proves infallible; our own code in
+// this module uses neither `expect` nor `unwrap`.
+#[allow(clippy::expect_used)]
 #[frame_support::pallet]
 pub mod pallet {
 	use frame_support::{pallet_prelude::*, traits::fungible};
