@@ -1,0 +1,92 @@
+//! Normalised correlation of fixed-point values with PN chips, in integer arithmetic.
+//!
+//! For values `x_i` and chips `c_i` (±1) over `n` positions:
+//! `rho = sum(c_i * x_i) / (sqrt(sum(x_i^2)) * sqrt(n))`, the cosine between the update and
+//! the chip sequence. An update carrying the chips at amplitude `a` on top of an
+//! independent signal of power `P` has `rho ~ a / sqrt(P + a^2)`; an unrelated update has
+//! `rho ~ N(0, 1/n)`. The result is reported in parts per billion so the runtime can
+//! compare it with a `Perbill` threshold; negative correlations count as zero.
+
+use crate::pn::{Chips, Seed};
+
+/// Correlation in parts per billion, clamped to `[0, 1e9]`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub struct Correlation(pub u32);
+
+/// Integer square root (floor) of a `u128`.
+pub fn isqrt(value: u128) -> u128 {
+	if value < 2 {
+		return value;
+	}
+	// Newton's iteration from an upper bound; converges monotonically downwards.
+	let mut x = 1u128 << (128 - value.leading_zeros()).div_ceil(2);
+	loop {
+		let y = (x + value / x) / 2;
+		if y >= x {
+			return x;
+		}
+		x = y;
+	}
+}
+
+/// Correlation of `values` (Q24 fixed point) with the chips of `seed`.
+pub fn correlate(values: impl Iterator<Item = i64>, seed: &Seed) -> Correlation {
+	let mut dot: i128 = 0;
+	let mut energy: u128 = 0;
+	let mut n: u128 = 0;
+	for (value, chip) in values.zip(Chips::new(seed)) {
+		let value = i128::from(value);
+		dot = dot.saturating_add(if chip > 0 { value } else { -value });
+		energy = energy.saturating_add(value.unsigned_abs().saturating_mul(value.unsigned_abs()));
+		n = n.saturating_add(1);
+	}
+	if dot <= 0 || energy == 0 {
+		return Correlation(0);
+	}
+	// rho * 1e9 = dot * 1e9 / sqrt(energy * n); keep the product in range by splitting the root.
+	let denominator = isqrt(energy).saturating_mul(isqrt(n)).max(1);
+	let scaled = (dot.unsigned_abs()).saturating_mul(1_000_000_000) / denominator;
+	Correlation(scaled.min(1_000_000_000) as u32)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+	use super::*;
+	use proptest::prelude::*;
+
+	#[test]
+	fn chips_correlate_perfectly_with_themselves() {
+		let seed = [9u8; 32];
+		let values = Chips::new(&seed).take(10_000).map(|c| i64::from(c) << 24);
+		let rho = correlate(values, &seed);
+		assert!(rho.0 > 999_000_000, "{rho:?}");
+	}
+
+	#[test]
+	fn unrelated_and_negated_sequences_score_low() {
+		let values: Vec<i64> = Chips::new(&[1; 32])
+			.take(10_000)
+			.map(|c| i64::from(c) << 24)
+			.collect();
+		assert!(correlate(values.iter().copied(), &[2; 32]).0 < 50_000_000);
+		let negated = values.iter().map(|v| -v);
+		assert_eq!(correlate(negated, &[1; 32]), Correlation(0));
+		assert_eq!(correlate(core::iter::empty(), &[1; 32]), Correlation(0));
+	}
+
+	proptest! {
+		#[test]
+		fn isqrt_is_floor_sqrt(v in any::<u128>()) {
+			let r = isqrt(v);
+			prop_assert!(r.checked_mul(r).is_some_and(|sq| sq <= v));
+			prop_assert!((r + 1).checked_mul(r + 1).is_none_or(|sq| sq > v));
+		}
+
+		#[test]
+		fn never_panics_on_extremes(values in proptest::collection::vec(any::<i64>(), 0..300)) {
+			let rho = correlate(values.into_iter(), &[7; 32]);
+			prop_assert!(rho.0 <= 1_000_000_000);
+		}
+	}
+}
