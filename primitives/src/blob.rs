@@ -179,38 +179,51 @@ fn scale_pow2(value: u64, shift: i32) -> i64 {
 	magnitude.min(i64::MAX as u64) as i64
 }
 
-/// Q24 fixed point of finite `f32` bits, truncated toward zero, saturating at ±2^39.
-pub fn f32_bits_to_fixed(bits: u32) -> i64 {
-	let exponent = ((bits >> 23) & 0xff) as i32;
-	let mantissa = (bits & 0x7f_ffff) as u64;
-	// value = m * 2^(e - 150) for normals, m * 2^-149 for subnormals; times 2^24.
-	let fixed = if exponent == 0 {
-		scale_pow2(mantissa, -149 + FRAC_BITS as i32)
+/// Q24 fixed point of a finite IEEE-754 value from its fields: `value = 1.m * 2^(e - bias)`
+/// (or `0.m * 2^(1 - bias)` when subnormal). Truncates toward zero, saturates at ±2^39.
+fn ieee_to_fixed(
+	negative: bool,
+	exponent: i32,
+	mantissa: u64,
+	mantissa_bits: u32,
+	bias: i32,
+) -> i64 {
+	let (significand, power) = if exponent == 0 {
+		(mantissa, 1 - bias - mantissa_bits as i32)
 	} else {
-		scale_pow2(mantissa | (1 << 23), exponent - 150 + FRAC_BITS as i32)
+		(
+			mantissa | (1 << mantissa_bits),
+			exponent - bias - mantissa_bits as i32,
+		)
 	};
-	if bits >> 31 == 1 {
+	let fixed = scale_pow2(significand, power + FRAC_BITS as i32);
+	if negative {
 		-fixed
 	} else {
 		fixed
 	}
 }
 
+/// Q24 fixed point of finite `f32` bits, truncated toward zero, saturating at ±2^39.
+pub fn f32_bits_to_fixed(bits: u32) -> i64 {
+	ieee_to_fixed(
+		bits >> 31 == 1,
+		((bits >> 23) & 0xff) as i32,
+		(bits & 0x7f_ffff) as u64,
+		23,
+		127,
+	)
+}
+
 /// Q24 fixed point of finite `f16` bits, exact (f16 has at most 24 fractional bits).
 pub fn f16_bits_to_fixed(bits: u16) -> i64 {
-	let exponent = ((bits >> 10) & 0x1f) as i32;
-	let mantissa = (bits & 0x3ff) as u64;
-	// value = m * 2^(e - 25) for normals, m * 2^-24 for subnormals; times 2^24.
-	let fixed = if exponent == 0 {
-		scale_pow2(mantissa, -24 + FRAC_BITS as i32)
-	} else {
-		scale_pow2(mantissa | (1 << 10), exponent - 25 + FRAC_BITS as i32)
-	};
-	if bits >> 15 == 1 {
-		-fixed
-	} else {
-		fixed
-	}
+	ieee_to_fixed(
+		bits >> 15 == 1,
+		((bits >> 10) & 0x1f) as i32,
+		(bits & 0x3ff) as u64,
+		10,
+		15,
+	)
 }
 
 impl<'a> Blob<'a> {
