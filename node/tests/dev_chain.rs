@@ -11,7 +11,7 @@ use blade_fl_runtime::{
 };
 use codec::Encode;
 use common::*;
-use sp_core::{H256, U256};
+use sp_core::U256;
 use sp_keyring::Sr25519Keyring;
 use sp_runtime::{traits::Header as _, DigestItem};
 
@@ -117,5 +117,4 @@ fn dev_node_mines_pays_author_includes_transfer_and_stops_cleanly() {
 		tail(&node.log(), 20)
 	);
 	assert!(node.log().contains("mining as"), "log says who mines");
-	let _: H256 = block;
 }

@@ -171,15 +171,18 @@ impl Node {
 			.unwrap_or(0)
 	}
 
-	/// Events emitted in block `at`.
-	pub fn events(&self, at: H256) -> Vec<RuntimeEvent> {
-		let key = events_key();
-		let raw = self.storage(&key, Some(at)).unwrap_or_default();
+	/// Event records (with their phase) of block `at`.
+	pub fn event_records(&self, at: H256) -> Vec<frame_system::EventRecord<RuntimeEvent, H256>> {
+		let raw = self.storage(&events_key(), Some(at)).unwrap_or_default();
 		if raw.is_empty() {
 			return Vec::new();
 		}
-		Vec::<frame_system::EventRecord<RuntimeEvent, H256>>::decode(&mut &raw[..])
-			.unwrap()
+		Decode::decode(&mut &raw[..]).unwrap()
+	}
+
+	/// Events emitted in block `at`.
+	pub fn events(&self, at: H256) -> Vec<RuntimeEvent> {
+		self.event_records(at)
 			.into_iter()
 			.map(|record| record.event)
 			.collect()
@@ -286,15 +289,8 @@ impl Node {
 				for (index, xt) in extrinsics.iter().enumerate() {
 					let bytes = hex::decode(xt.as_str().unwrap().trim_start_matches("0x")).unwrap();
 					if H256(sp_crypto_hashing::blake2_256(&bytes)) == xt_hash {
-						let records = {
-							let key = events_key();
-							let raw = self.storage(&key, Some(hash)).unwrap_or_default();
-							Vec::<frame_system::EventRecord<RuntimeEvent, H256>>::decode(
-								&mut &raw[..],
-							)
-							.unwrap()
-						};
-						let events = records
+						let events = self
+							.event_records(hash)
 							.into_iter()
 							.filter(|r| {
 								r.phase == frame_system::Phase::ApplyExtrinsic(index as u32)
