@@ -9,9 +9,9 @@
 //! - [`pn`]: pseudo-noise chips (±1) from a 256-bit secret seed, Blake2b-256 in counter
 //!   mode, and the seed commitment published before the seed is revealed;
 //! - [`correlation`]: normalised correlation of fixed-point values with PN chips, in
-//!   integer arithmetic, as a [`correlation::Correlation`] in parts per billion.
-//!
-//! Groundwork for the federated-learning pallets and the trainer (issues 3 and 4).
+//!   integer arithmetic, as a [`correlation::Correlation`] in parts per billion;
+//! - [`traits`]: the [`traits::Reputation`] interface between the task and reputation
+//!   pallets.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -20,3 +20,4 @@ extern crate alloc;
 pub mod blob;
 pub mod correlation;
 pub mod pn;
+pub mod traits;

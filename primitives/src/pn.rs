@@ -16,10 +16,15 @@ pub const COMMIT_DOMAIN: &[u8; 16] = b"blade-fl/commit1";
 pub type Seed = [u8; 32];
 
 /// Commitment to `seed` published before the round's updates.
-pub fn seed_commitment(seed: &Seed) -> [u8; 32] {
-	let mut input = [0u8; 48];
-	input[..16].copy_from_slice(COMMIT_DOMAIN);
-	input[16..].copy_from_slice(seed);
+///
+/// `owner` is the SCALE encoding of the committing account: the commitment is
+/// `Blake2b-256(COMMIT_DOMAIN || owner || seed)`, so a lazy trainer who copies someone's
+/// commitment can never open it under its own account.
+pub fn seed_commitment(owner: &[u8], seed: &Seed) -> [u8; 32] {
+	let mut input = alloc::vec::Vec::with_capacity(16 + owner.len() + 32);
+	input.extend_from_slice(COMMIT_DOMAIN);
+	input.extend_from_slice(owner);
+	input.extend_from_slice(seed);
 	sp_crypto_hashing::blake2_256(&input)
 }
 
@@ -87,8 +92,9 @@ mod tests {
 	}
 
 	#[test]
-	fn commitment_binds_the_seed() {
-		assert_ne!(seed_commitment(&[0; 32]), seed_commitment(&[1; 32]));
-		assert_eq!(seed_commitment(&[5; 32]), seed_commitment(&[5; 32]));
+	fn commitment_binds_the_seed_and_the_owner() {
+		assert_ne!(seed_commitment(b"alice", &[0; 32]), seed_commitment(b"alice", &[1; 32]));
+		assert_eq!(seed_commitment(b"alice", &[5; 32]), seed_commitment(b"alice", &[5; 32]));
+		assert_ne!(seed_commitment(b"alice", &[5; 32]), seed_commitment(b"bob", &[5; 32]));
 	}
 }

@@ -1,0 +1,372 @@
+//! Phase transitions, run by `on_initialize` when a phase's deadline arrives: selection,
+//! deadline penalties, round finalisation with reward accrual, retries, and settlement.
+//! Every transition touches at most `MaxBids` bids or `MaxTrainers` trainers.
+
+use crate::{pallet::*, types::*, weights::WeightInfo, LOG_TARGET};
+use alloc::vec::Vec;
+use blade_fl_primitives::traits::{Behaviour, Reputation};
+use frame_support::{
+	pallet_prelude::*,
+	traits::{
+		fungible::MutateHold,
+		tokens::{Fortitude, Precision, Restriction},
+	},
+};
+use frame_system::pallet_prelude::BlockNumberFor;
+use sp_runtime::traits::{Saturating, UniqueSaturatedInto, Zero};
+
+impl<T: Config> Pallet<T> {
+	/// Advance up to `MaxTransitionsPerBlock` tasks whose phase ends at or before `now`.
+	pub(crate) fn process_deadlines(now: BlockNumberFor<T>) -> Weight {
+		let mut weight = T::DbWeight::get().reads(1);
+		let due: Vec<TaskId> = ActiveTasks::<T>::get()
+			.iter()
+			.filter(|(_, end)| *end <= now)
+			.map(|(id, _)| *id)
+			.take(T::MaxTransitionsPerBlock::get() as usize)
+			.collect();
+		for task in due {
+			weight.saturating_accrue(Self::advance(task, now));
+		}
+		weight
+	}
+
+	/// Perform the transition due for `task`; returns the weight used.
+	pub(crate) fn advance(task: TaskId, now: BlockNumberFor<T>) -> Weight {
+		let Some(mut info) = Tasks::<T>::get(task) else {
+			// Cannot happen (try_state checks it); drop the stray deadline.
+			ActiveTasks::<T>::mutate(|active| active.retain(|(id, _)| *id != task));
+			return T::DbWeight::get().reads_writes(1, 1);
+		};
+		let trainers = info.trainers.len() as u32;
+		match info.phase {
+			Phase::Bidding => {
+				let bids = info.bids;
+				Self::close_bidding(task, &mut info, now);
+				T::WeightInfo::close_bidding(bids)
+			},
+			Phase::Submit => {
+				Self::close_submit(task, &mut info, now);
+				T::WeightInfo::close_round(trainers)
+			},
+			Phase::Reveal => {
+				Self::close_reveal(task, &mut info, now);
+				T::WeightInfo::close_round(trainers)
+			},
+			Phase::Aggregate => {
+				Self::close_aggregate(task, &mut info, now);
+				T::WeightInfo::close_round(trainers)
+			},
+			Phase::Publishing => {
+				let commitments = info.commitments;
+				Self::settle(task, info, None);
+				T::WeightInfo::settle(trainers, commitments)
+			},
+			Phase::Failing(failure) => {
+				let (bids, commitments) = (info.bids, info.commitments);
+				Self::settle(task, info, Some(failure));
+				T::WeightInfo::settle(trainers.max(bids), commitments)
+			},
+		}
+	}
+
+	fn fail(task: TaskId, info: &mut TaskOf<T>, now: BlockNumberFor<T>, failure: Failure) {
+		Self::enter_phase(task, info, Phase::Failing(failure), now, 1u32.into());
+		Tasks::<T>::insert(task, &*info);
+	}
+
+	/// Select the winners by score; release the losers.
+	fn close_bidding(task: TaskId, info: &mut TaskOf<T>, now: BlockNumberFor<T>) {
+		let bids: Vec<(T::AccountId, Bid<BalanceOf<T>>)> = Bids::<T>::iter_prefix(task).collect();
+		if (bids.len() as u32) < info.spec.trainers_min {
+			return Self::fail(task, info, now, Failure::TooFewBids);
+		}
+		let max_samples = bids.iter().map(|(_, b)| b.samples).max().unwrap_or(1);
+		let max_capability = bids.iter().map(|(_, b)| b.capability).max().unwrap_or(1);
+		let max_price =
+			bids.iter().map(|(_, b)| b.price).max().unwrap_or_else(BalanceOf::<T>::zero);
+		let mut ranked: Vec<(u64, u32, T::AccountId, Bid<BalanceOf<T>>)> = bids
+			.into_iter()
+			.map(|(who, bid)| {
+				let score = Self::bid_score(
+					T::Reputation::score(&who),
+					&bid,
+					max_samples,
+					max_capability,
+					max_price,
+				);
+				(score, bid.seq, who, bid)
+			})
+			.collect();
+		// Best score first; earlier bid first among equals.
+		ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+
+		let wanted = info.spec.trainers_wanted as usize;
+		let mut trainers = BoundedVec::<T::AccountId, T::MaxTrainers>::new();
+		for (rank, (_, _, who, bid)) in ranked.into_iter().enumerate() {
+			Bids::<T>::remove(task, &who);
+			if rank < wanted && trainers.try_push(who.clone()).is_ok() {
+				Participants::<T>::insert(
+					task,
+					&who,
+					Participant {
+						index: rank as u32,
+						stake: info.spec.min_stake,
+						samples: bid.samples,
+						commitment: bid.commitment,
+						earned: Zero::zero(),
+					},
+				);
+			} else {
+				Self::release_stake(&who, info.spec.min_stake);
+				Self::deposit_event(Event::BidReleased { task, bidder: who });
+			}
+		}
+		info.bids = 0;
+		info.trainers = trainers.clone();
+		Self::deposit_event(Event::TrainersSelected { task, trainers });
+		Self::start_round(task, info, now, 0);
+	}
+
+	/// Penalise trainers without an update; go on to the reveal phase.
+	fn close_submit(task: TaskId, info: &mut TaskOf<T>, now: BlockNumberFor<T>) {
+		let missing = info.active() & !info.submitted;
+		Self::penalise(task, info, missing, Offence::NoUpdate);
+		if (info.submitted & !info.lazy).count_ones() < info.spec.trainers_min {
+			return Self::fail(task, info, now, Failure::TooFewUpdates);
+		}
+		let length = info.spec.phases.reveal;
+		Self::enter_phase(task, info, Phase::Reveal, now, length);
+		Tasks::<T>::insert(task, &*info);
+	}
+
+	/// Penalise submitters who kept their seed; go on to aggregation.
+	fn close_reveal(task: TaskId, info: &mut TaskOf<T>, now: BlockNumberFor<T>) {
+		let missing = info.submitted & !info.revealed & !info.lazy;
+		Self::penalise(task, info, missing, Offence::NoReveal);
+		if info.eligible().count_ones() < info.spec.trainers_min {
+			return Self::fail(task, info, now, Failure::TooFewUpdates);
+		}
+		let length = info.spec.phases.aggregate;
+		Self::enter_phase(task, info, Phase::Aggregate, now, length);
+		Tasks::<T>::insert(task, &*info);
+	}
+
+	/// Finalise the agreed aggregate, or retry the round once, or fail the task.
+	fn close_aggregate(task: TaskId, info: &mut TaskOf<T>, now: BlockNumberFor<T>) {
+		let round = info.round;
+		let Some(decided) = info.decided else {
+			if info.attempt == 0 {
+				info.attempt = 1;
+				Self::deposit_event(Event::RoundRetried { task, round });
+				return Self::start_round(task, info, now, round);
+			}
+			return Self::fail(task, info, now, Failure::NoQuorum);
+		};
+		let tallies = Tallies::<T>::get(task);
+		let Some(tally) = tallies.get(decided as usize).cloned() else {
+			log::error!(target: LOG_TARGET, "task {task}: decided tally {decided} missing");
+			return Self::fail(task, info, now, Failure::NoQuorum);
+		};
+		let eligible = info.eligible();
+		let included = tally.included & eligible;
+
+		// This round's budget: reward / K, of which the aggregation fee.
+		let rounds: BalanceOf<T> = info.spec.rounds.into();
+		let budget = info.spec.reward / rounds;
+		let fee = T::AggregationFee::get().mul_floor(budget);
+		let pool = budget.saturating_sub(fee);
+
+		let mut shares: Vec<(T::AccountId, Participant<BalanceOf<T>>, u128)> = Vec::new();
+		let mut total_weight: u128 = 0;
+		for (index, who) in info.trainers.iter().enumerate() {
+			let bit = 1u64 << index;
+			if eligible & bit == 0 {
+				continue;
+			}
+			let vote = Votes::<T>::get(task, who);
+			let behaviour = if included & bit == 0 {
+				Some(Behaviour::Outlier)
+			} else if vote.is_some_and(|v| v != decided) {
+				Some(Behaviour::Dissent)
+			} else if vote == Some(decided) {
+				Some(Behaviour::Good)
+			} else {
+				None
+			};
+			if included & bit != 0 {
+				if let Some(participant) = Participants::<T>::get(task, who) {
+					let quality = u128::from(T::Reputation::score(who).deconstruct());
+					let weight = u128::from(participant.samples).saturating_mul(quality);
+					total_weight = total_weight.saturating_add(weight);
+					shares.push((who.clone(), participant, weight));
+				}
+			}
+			if let Some(behaviour) = behaviour {
+				T::Reputation::record(who, behaviour);
+			}
+		}
+		let pool_units: u128 = pool.unique_saturated_into();
+		let mut rewarded = BalanceOf::<T>::zero();
+		for (who, mut participant, weight) in shares {
+			let share: BalanceOf<T> =
+				Self::share_of(pool_units, weight, total_weight).unique_saturated_into();
+			participant.earned = participant.earned.saturating_add(share);
+			rewarded = rewarded.saturating_add(share);
+			Participants::<T>::insert(task, &who, participant);
+		}
+		GlobalModels::<T>::insert(
+			task,
+			round,
+			GlobalModel {
+				hash: tally.hash,
+				included,
+				aggregator: tally.first.clone(),
+				fee,
+				published: None,
+			},
+		);
+		Self::deposit_event(Event::RoundFinalized {
+			task,
+			round,
+			hash: tally.hash,
+			aggregator: tally.first,
+			rewarded,
+		});
+		let next = round.saturating_add(1);
+		if next < info.spec.rounds {
+			info.attempt = 0;
+			Self::start_round(task, info, now, next);
+		} else {
+			Self::clear_round(task, info);
+			let length = info.spec.phases.aggregate;
+			Self::enter_phase(task, info, Phase::Publishing, now, length);
+			Tasks::<T>::insert(task, &*info);
+		}
+	}
+
+	/// Roll commitments forward and clear the round's updates and votes.
+	fn clear_round(task: TaskId, info: &mut TaskOf<T>) {
+		for who in info.trainers.iter() {
+			if let Some(update) = Updates::<T>::take(task, who) {
+				Participants::<T>::mutate(task, who, |p| {
+					if let Some(p) = p {
+						p.commitment = update.next_commitment;
+					}
+				});
+			}
+			Votes::<T>::remove(task, who);
+		}
+		Tallies::<T>::remove(task);
+		info.submitted = 0;
+		info.revealed = 0;
+		info.decided = None;
+	}
+
+	/// Begin (or retry) `round` with its submission phase.
+	fn start_round(task: TaskId, info: &mut TaskOf<T>, now: BlockNumberFor<T>, round: RoundIndex) {
+		Self::clear_round(task, info);
+		info.round = round;
+		let length = info.spec.phases.submit;
+		Self::enter_phase(task, info, Phase::Submit, now, length);
+		Tasks::<T>::insert(task, &*info);
+	}
+
+	/// Burn `MissSlash` of the stake of every trainer in `mask` and record a miss.
+	fn penalise(task: TaskId, info: &TaskOf<T>, mask: TrainerMask, offence: Offence) {
+		for (index, who) in info.trainers.iter().enumerate() {
+			if mask & (1u64 << index) == 0 {
+				continue;
+			}
+			let Some(mut participant) = Participants::<T>::get(task, who) else { continue };
+			let slash = T::MissSlash::get().mul_floor(participant.stake);
+			let burnt = T::Currency::burn_held(
+				&HoldReason::Stake.into(),
+				who,
+				slash,
+				Precision::BestEffort,
+				Fortitude::Force,
+			)
+			.unwrap_or_default();
+			participant.stake = participant.stake.saturating_sub(burnt);
+			Participants::<T>::insert(task, who, participant);
+			T::Reputation::record(who, Behaviour::Missed);
+			Self::deposit_event(Event::Penalised {
+				task,
+				round: info.round,
+				trainer: who.clone(),
+				offence,
+				slashed: burnt,
+			});
+		}
+	}
+
+	fn release_stake(who: &T::AccountId, amount: BalanceOf<T>) {
+		if let Err(e) =
+			T::Currency::release(&HoldReason::Stake.into(), who, amount, Precision::BestEffort)
+		{
+			log::error!(target: LOG_TARGET, "stake release failed: {e:?}");
+		}
+	}
+
+	/// Pay accrued rewards, release stakes and the remaining escrow, and remove the task.
+	pub(crate) fn settle(task: TaskId, mut info: TaskOf<T>, failure: Option<Failure>) {
+		let escrow_reason = HoldReason::Escrow.into();
+		for (who, _) in Bids::<T>::drain_prefix(task) {
+			Self::release_stake(&who, info.spec.min_stake);
+			Self::deposit_event(Event::BidReleased { task, bidder: who });
+		}
+		let mut paid = BalanceOf::<T>::zero();
+		for who in info.trainers.iter() {
+			let Some(participant) = Participants::<T>::take(task, who) else { continue };
+			if !participant.earned.is_zero() {
+				match T::Currency::transfer_on_hold(
+					&escrow_reason,
+					&info.publisher,
+					who,
+					participant.earned.min(info.escrow),
+					Precision::Exact,
+					Restriction::Free,
+					Fortitude::Force,
+				) {
+					Ok(amount) => {
+						info.escrow = info.escrow.saturating_sub(amount);
+						paid = paid.saturating_add(amount);
+					},
+					Err(e) => log::error!(target: LOG_TARGET, "task {task}: payout failed: {e:?}"),
+				}
+			}
+			Self::release_stake(who, participant.stake);
+			Updates::<T>::remove(task, who);
+			Votes::<T>::remove(task, who);
+		}
+		let refunded = T::Currency::release(
+			&escrow_reason,
+			&info.publisher,
+			info.escrow,
+			Precision::BestEffort,
+		)
+		.unwrap_or_default();
+		Tallies::<T>::remove(task);
+		// Bounded: one entry per bid and per trainer per round attempt.
+		let _ = SpentCommitments::<T>::clear_prefix(task, info.commitments, None);
+		let _ = GlobalModels::<T>::clear_prefix(task, info.spec.rounds, None);
+		Tasks::<T>::remove(task);
+		ActiveTasks::<T>::mutate(|active| active.retain(|(id, _)| *id != task));
+		Self::deposit_event(Event::TaskSettled { task, failure, paid, refunded });
+	}
+
+	/// A trainer's share of a round's pool: `pool * weight / total`, rounded down.
+	pub fn share_of(pool: u128, weight: u128, total: u128) -> u128 {
+		if total == 0 {
+			return 0;
+		}
+		sp_runtime::helpers_128bit::multiply_by_rational_with_rounding(
+			pool,
+			weight,
+			total,
+			sp_runtime::Rounding::Down,
+		)
+		.unwrap_or(0)
+	}
+}

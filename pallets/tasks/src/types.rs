@@ -1,0 +1,326 @@
+//! Types of `pallet_fl_tasks`: task specification, phases, bids, participants, updates,
+//! aggregate tallies and global models.
+
+use blade_fl_primitives::{blob::Codec, pn::Seed};
+use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
+use frame_support::{traits::Get, BoundedVec, CloneNoBound, DebugNoBound, PartialEqNoBound};
+use scale_info::TypeInfo;
+use sp_core::H256;
+use sp_runtime::Percent;
+
+/// Identifier of a task.
+pub type TaskId = u64;
+/// Index of a training round within a task.
+pub type RoundIndex = u32;
+/// Set of trainers as a bitmask over their position in [`Task::trainers`] (bit `i` =
+/// trainer `i`); at most 64 trainers per task.
+pub type TrainerMask = u64;
+
+/// How trainers combine the round's updates off chain (the chain only records the rule;
+/// every trainer applies it bit-exactly and votes on the result's hash).
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub enum AggregationRule {
+	/// Mean weighted by declared samples times reputation.
+	FedAvg,
+	/// Coordinate-wise median.
+	CoordinateMedian,
+	/// Coordinate-wise mean after dropping `trim` of the values at each end.
+	TrimmedMean {
+		/// Share dropped at each end; below 50 %.
+		trim: Percent,
+	},
+	/// Multi-Krum tolerating `byzantine` bad updates.
+	MultiKrum {
+		/// Assumed number of Byzantine trainers `f`; needs `2f + 2 < trainers_min`.
+		byzantine: u8,
+	},
+}
+
+/// Length in blocks of each phase of a task.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub struct PhaseLengths<BlockNumber> {
+	/// Bidding, from publication to selection.
+	pub bidding: BlockNumber,
+	/// Update submission of each round.
+	pub submit: BlockNumber,
+	/// Seed reveal of each round.
+	pub reveal: BlockNumber,
+	/// Aggregate voting of each round (also the grace period to publish the last aggregate).
+	pub aggregate: BlockNumber,
+}
+
+/// What a publisher asks for.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub struct TaskSpec<Balance, BlockNumber> {
+	/// Model architecture identifier (known to the trainers' software).
+	pub model_id: u32,
+	/// Number of model parameters every update and aggregate must carry.
+	pub param_count: u32,
+	/// Data set identifier.
+	pub dataset_id: u32,
+	/// Blake2-256 hash of the public validation set.
+	pub validation_hash: H256,
+	/// Number of training rounds `K`.
+	pub rounds: RoundIndex,
+	/// Trainers wanted `N`.
+	pub trainers_wanted: u32,
+	/// Fewest trainers with which the task (and each round) goes on.
+	pub trainers_min: u32,
+	/// Fewest samples a bidder must declare.
+	pub min_samples: u64,
+	/// Codec of the update blobs.
+	pub codec: Codec,
+	/// Aggregation rule.
+	pub rule: AggregationRule,
+	/// Largest local-DP epsilon a trainer may use, in thousandths.
+	pub max_epsilon_milli: u32,
+	/// Power ratio of update to PN watermark, in hundredths of a decibel.
+	pub pn_snr_centi_db: u32,
+	/// Phase lengths in blocks.
+	pub phases: PhaseLengths<BlockNumber>,
+	/// Total reward escrowed by the publisher.
+	pub reward: Balance,
+	/// Stake each bidder must put on hold.
+	pub min_stake: Balance,
+}
+
+/// Why a task ended without completing its rounds.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub enum Failure {
+	/// Cancelled by its publisher during bidding.
+	Cancelled,
+	/// Fewer than `trainers_min` bids when bidding closed.
+	TooFewBids,
+	/// Fewer than `trainers_min` trainers submitted (or revealed) in a round.
+	TooFewUpdates,
+	/// No aggregate reached the quorum, twice in a row for one round.
+	NoQuorum,
+}
+
+/// Where a task is in its life cycle.
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub enum Phase {
+	/// Accepting bids.
+	Bidding,
+	/// Winners submit this round's update.
+	Submit,
+	/// Submitters reveal this round's PN seed.
+	Reveal,
+	/// Trainers vote on the aggregate's hash.
+	Aggregate,
+	/// All rounds done; the last aggregator may still publish the aggregate.
+	Publishing,
+	/// Ended early; settles at the phase end.
+	Failing(Failure),
+}
+
+/// A published task.
+#[derive(
+	CloneNoBound, PartialEqNoBound, DebugNoBound, Encode, Decode, MaxEncodedLen, TypeInfo,
+)]
+#[scale_info(skip_type_params(MaxTrainers))]
+#[codec(mel_bound(AccountId: MaxEncodedLen, Balance: MaxEncodedLen, BlockNumber: MaxEncodedLen))]
+pub struct TaskInfo<AccountId, Balance, BlockNumber, MaxTrainers: Get<u32>>
+where
+	AccountId: Clone + PartialEq + core::fmt::Debug,
+	Balance: Clone + PartialEq + core::fmt::Debug,
+	BlockNumber: Clone + PartialEq + core::fmt::Debug,
+{
+	/// Who published it and holds the escrow.
+	pub publisher: AccountId,
+	/// The specification.
+	pub spec: TaskSpec<Balance, BlockNumber>,
+	/// Current phase.
+	pub phase: Phase,
+	/// Block at whose start the phase ends.
+	pub phase_end: BlockNumber,
+	/// Current round.
+	pub round: RoundIndex,
+	/// 0 on the first try of a round, 1 on its retry.
+	pub attempt: u8,
+	/// Escrow still on hold on the publisher.
+	pub escrow: Balance,
+	/// Bids received and not withdrawn (bidding phase only).
+	pub bids: u32,
+	/// Commitments recorded in [`crate::SpentCommitments`] for this task.
+	pub commitments: u32,
+	/// Selected trainers, best score first.
+	pub trainers: BoundedVec<AccountId, MaxTrainers>,
+	/// Trainers who submitted this round.
+	pub submitted: TrainerMask,
+	/// Trainers who revealed this round's seed.
+	pub revealed: TrainerMask,
+	/// Trainers proven lazy (excluded for the rest of the task).
+	pub lazy: TrainerMask,
+	/// Index in [`crate::Tallies`] of the aggregate that reached the quorum this round.
+	pub decided: Option<u32>,
+}
+
+impl<AccountId, Balance, BlockNumber, MaxTrainers: Get<u32>>
+	TaskInfo<AccountId, Balance, BlockNumber, MaxTrainers>
+where
+	AccountId: Clone + PartialEq + core::fmt::Debug,
+	Balance: Clone + PartialEq + core::fmt::Debug,
+	BlockNumber: Clone + PartialEq + core::fmt::Debug,
+{
+	/// Mask of all selected trainers.
+	pub fn all(&self) -> TrainerMask {
+		mask_of_len(self.trainers.len())
+	}
+
+	/// Trainers expected to act this round: selected and not proven lazy.
+	pub fn active(&self) -> TrainerMask {
+		self.all() & !self.lazy
+	}
+
+	/// Trainers whose update counts this round: revealed and not lazy.
+	pub fn eligible(&self) -> TrainerMask {
+		self.revealed & !self.lazy
+	}
+}
+
+/// Mask with the low `len` bits set.
+pub fn mask_of_len(len: usize) -> TrainerMask {
+	if len >= 64 {
+		u64::MAX
+	} else {
+		(1u64 << len) - 1
+	}
+}
+
+/// A bid waiting for selection.
+#[derive(
+	Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub struct Bid<Balance> {
+	/// Samples the bidder declares it trains on.
+	pub samples: u64,
+	/// Asking price: lower scores better.
+	pub price: Balance,
+	/// Declared compute capability (e.g. updates per hour); higher scores better.
+	pub capability: u32,
+	/// Commitment to the PN seed of the first round.
+	pub commitment: H256,
+	/// Arrival order, the tie-breaker of equal scores.
+	pub seq: u32,
+}
+
+/// A selected trainer of a task.
+#[derive(
+	Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub struct Participant<Balance> {
+	/// Position in [`Task::trainers`] (its bit in the masks).
+	pub index: u32,
+	/// Stake still on hold.
+	pub stake: Balance,
+	/// Declared samples.
+	pub samples: u64,
+	/// Commitment to the PN seed of the current round.
+	pub commitment: H256,
+	/// Rewards accrued, paid at settlement.
+	pub earned: Balance,
+}
+
+/// Where an update blob lives and what the chain knows of it.
+#[derive(
+	Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub struct UpdateRecord<BlockNumber> {
+	/// Blake2-256 of the blob.
+	pub hash: H256,
+	/// Blob length in bytes.
+	pub size: u32,
+	/// Block whose body holds the blob.
+	pub block: BlockNumber,
+	/// Index of the `submit_update` extrinsic in that block.
+	pub extrinsic_index: u32,
+	/// Commitment to the seed of the trainer's next round.
+	pub next_commitment: H256,
+	/// This round's seed, once revealed.
+	pub seed: Option<Seed>,
+}
+
+/// Votes for one (aggregate hash, included set) pair.
+#[derive(
+	Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub struct Tally<AccountId> {
+	/// Blake2-256 of the aggregate blob.
+	pub hash: H256,
+	/// Trainers whose updates the aggregate includes.
+	pub included: TrainerMask,
+	/// Votes received.
+	pub votes: u32,
+	/// First proposer: earns the aggregation fee if this tally wins.
+	pub first: AccountId,
+}
+
+/// A finalised round's global model.
+#[derive(
+	Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub struct GlobalModel<AccountId, Balance, BlockNumber> {
+	/// Blake2-256 of the aggregate blob.
+	pub hash: H256,
+	/// Trainers included.
+	pub included: TrainerMask,
+	/// Who must publish the blob, and earns `fee` for it.
+	pub aggregator: AccountId,
+	/// Aggregation fee, paid on publication.
+	pub fee: Balance,
+	/// Block and extrinsic index of the publication.
+	pub published: Option<(BlockNumber, u32)>,
+}
+
+/// A penalty reason (for events).
+#[derive(
+	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub enum Offence {
+	/// No update by the submission deadline.
+	NoUpdate,
+	/// Update submitted but the seed not revealed by the reveal deadline.
+	NoReveal,
+}
+
+/// A task as the runtime API returns it.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, TypeInfo)]
+pub struct TaskView<AccountId, Balance, BlockNumber> {
+	/// Who published it.
+	pub publisher: AccountId,
+	/// The specification.
+	pub spec: TaskSpec<Balance, BlockNumber>,
+	/// Current phase.
+	pub phase: Phase,
+	/// Block at whose start the phase ends.
+	pub phase_end: BlockNumber,
+	/// Current round.
+	pub round: RoundIndex,
+	/// 0 on a round's first try, 1 on its retry.
+	pub attempt: u8,
+	/// Escrow still held.
+	pub escrow: Balance,
+	/// Bids received (bidding phase).
+	pub bids: u32,
+	/// Selected trainers; bit `i` of the masks is `trainers[i]`.
+	pub trainers: alloc::vec::Vec<AccountId>,
+	/// Trainers who submitted this round.
+	pub submitted: TrainerMask,
+	/// Trainers who revealed this round.
+	pub revealed: TrainerMask,
+	/// Trainers proven lazy.
+	pub lazy: TrainerMask,
+	/// Agreed aggregate of this round, if any: (hash, included set).
+	pub decided: Option<(H256, TrainerMask)>,
+}
