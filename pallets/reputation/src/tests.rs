@@ -1,6 +1,6 @@
 //! Unit and property tests of `pallet_fl_reputation`; each ends with `try_state`.
 
-use crate::{mock::*, Behaviour, Event, Evidence, Records, Reputation as _};
+use crate::{mock::*, Behaviour, Event, Evidence, Records};
 use proptest::prelude::*;
 use sp_runtime::Perbill;
 
