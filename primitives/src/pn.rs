@@ -93,8 +93,17 @@ mod tests {
 
 	#[test]
 	fn commitment_binds_the_seed_and_the_owner() {
-		assert_ne!(seed_commitment(b"alice", &[0; 32]), seed_commitment(b"alice", &[1; 32]));
-		assert_eq!(seed_commitment(b"alice", &[5; 32]), seed_commitment(b"alice", &[5; 32]));
-		assert_ne!(seed_commitment(b"alice", &[5; 32]), seed_commitment(b"bob", &[5; 32]));
+		assert_ne!(
+			seed_commitment(b"alice", &[0; 32]),
+			seed_commitment(b"alice", &[1; 32])
+		);
+		assert_eq!(
+			seed_commitment(b"alice", &[5; 32]),
+			seed_commitment(b"alice", &[5; 32])
+		);
+		assert_ne!(
+			seed_commitment(b"alice", &[5; 32]),
+			seed_commitment(b"bob", &[5; 32])
+		);
 	}
 }

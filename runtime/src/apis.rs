@@ -1,4 +1,4 @@
-//! Runtime APIs: what the node, wallets and (later) the off-chain trainer call.
+//! Runtime APIs: what the node, wallets and the off-chain trainer call.
 
 use alloc::vec::Vec;
 use frame_support::{
@@ -14,9 +14,14 @@ use sp_runtime::{
 };
 use sp_version::RuntimeVersion;
 
+use pallet_fl_tasks::{
+	Bid, GlobalModel, Participant, RoundIndex, Tally, TaskId, TaskView, UpdateRecord,
+};
+use sp_runtime::Perbill;
+
 use super::{
-	AccountId, Balance, Block, Difficulty, Executive, InherentDataExt, Nonce, Runtime, RuntimeCall,
-	RuntimeGenesisConfig, System, TransactionPayment, VERSION,
+	AccountId, Balance, Block, BlockNumber, Difficulty, Executive, FlTasks, InherentDataExt, Nonce,
+	Runtime, RuntimeCall, RuntimeGenesisConfig, System, TransactionPayment, VERSION,
 };
 
 impl_runtime_apis! {
@@ -153,6 +158,40 @@ impl_runtime_apis! {
 		}
 		fn query_length_to_fee(length: u32) -> Balance {
 			TransactionPayment::length_to_fee(length)
+		}
+	}
+
+	impl pallet_fl_tasks::runtime_api::FlTasksApi<Block, AccountId, Balance, BlockNumber> for Runtime {
+		fn active_tasks() -> Vec<(TaskId, BlockNumber)> {
+			pallet_fl_tasks::ActiveTasks::<Runtime>::get().into_inner()
+		}
+
+		fn task(task: TaskId) -> Option<TaskView<AccountId, Balance, BlockNumber>> {
+			FlTasks::task_view(task)
+		}
+
+		fn bids(task: TaskId) -> Vec<(AccountId, Bid<Balance>)> {
+			pallet_fl_tasks::Bids::<Runtime>::iter_prefix(task).collect()
+		}
+
+		fn participants(task: TaskId) -> Vec<(AccountId, Participant<Balance>)> {
+			pallet_fl_tasks::Participants::<Runtime>::iter_prefix(task).collect()
+		}
+
+		fn updates(task: TaskId) -> Vec<(AccountId, UpdateRecord<BlockNumber>)> {
+			pallet_fl_tasks::Updates::<Runtime>::iter_prefix(task).collect()
+		}
+
+		fn tallies(task: TaskId) -> Vec<Tally<AccountId>> {
+			pallet_fl_tasks::Tallies::<Runtime>::get(task).into_inner()
+		}
+
+		fn global_model(task: TaskId, round: RoundIndex) -> Option<GlobalModel<AccountId, Balance, BlockNumber>> {
+			pallet_fl_tasks::GlobalModels::<Runtime>::get(task, round)
+		}
+
+		fn reputation(who: AccountId) -> Perbill {
+			FlTasks::reputation(&who)
 		}
 	}
 

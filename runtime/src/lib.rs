@@ -3,8 +3,9 @@
 //! A proof-of-work chain for decentralised federated learning. This foundation runtime
 //! holds accounts and balances, fees, sudo, a council, run-time parameters, the difficulty
 //! pallet read by the node's PoW algorithm, and a block reward paid to the miner named in
-//! the block's `pow_` pre-runtime digest. The federated-learning pallets plug in at
-//! pallet indices 20 and up.
+//! the block's `pow_` pre-runtime digest. The federated-learning pallets sit at indices 20
+//! (`FlTasks`: tasks, bidding, rounds, lazy proofs, aggregation, settlement) and 21
+//! (`Reputation`).
 //!
 //! Layout follows the polkadot-sdk solochain template: [`configs`] holds every pallet's
 //! `Config`, [`apis`] the runtime APIs, [`genesis_config_presets`] the `development` and
@@ -162,4 +163,10 @@ mod runtime {
 	pub type Council = pallet_collective<Instance1>;
 	#[runtime::pallet_index(9)]
 	pub type Parameters = pallet_parameters;
+
+	// ---- federated learning ----
+	#[runtime::pallet_index(20)]
+	pub type FlTasks = pallet_fl_tasks;
+	#[runtime::pallet_index(21)]
+	pub type Reputation = pallet_fl_reputation;
 }

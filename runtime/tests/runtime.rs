@@ -3,37 +3,16 @@
 
 use blade_fl_runtime::{
 	genesis_config_presets::{self, DEV_INITIAL_DIFFICULTY, ENDOWMENT},
-	Block, Header, Runtime, RuntimeCall, RuntimeGenesisConfig, UncheckedExtrinsic,
+	Block, Header, Runtime, RuntimeCall, UncheckedExtrinsic,
 };
 use codec::{Decode, Encode};
-use frame_support::traits::{BuildGenesisConfig, FindAuthor};
+use frame_support::traits::FindAuthor;
 use sp_inherents::InherentData;
 use sp_keyring::Sr25519Keyring;
 use sp_runtime::traits::Block as BlockT;
 
-fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
-	match (base, patch) {
-		(serde_json::Value::Object(base), serde_json::Value::Object(patch)) => {
-			for (key, value) in patch {
-				merge(base.entry(key).or_insert(serde_json::Value::Null), value);
-			}
-		}
-		(base, patch) => *base = patch,
-	}
-}
-
-/// Externalities with the `development` preset applied over the default genesis.
-fn dev_ext() -> sp_io::TestExternalities {
-	let patch: serde_json::Value =
-		serde_json::from_slice(&genesis_config_presets::get_preset(&"development".into()).unwrap())
-			.unwrap();
-	let mut config = serde_json::to_value(RuntimeGenesisConfig::default()).unwrap();
-	merge(&mut config, patch);
-	let config: RuntimeGenesisConfig = serde_json::from_value(config).unwrap();
-	let mut ext = sp_io::TestExternalities::new_empty();
-	ext.execute_with(|| config.build());
-	ext
-}
+mod common;
+use common::dev_ext;
 
 #[test]
 fn presets_are_listed_and_build() {

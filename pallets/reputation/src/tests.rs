@@ -20,7 +20,12 @@ fn good_raises_bad_lowers_and_emits() {
 		let up = <Rep as crate::Reputation<u64>>::record(&1, Behaviour::Good);
 		assert!(up > Perbill::from_percent(50));
 		System::assert_last_event(
-			Event::Recorded { who: 1, behaviour: Behaviour::Good, score: up }.into(),
+			Event::Recorded {
+				who: 1,
+				behaviour: Behaviour::Good,
+				score: up,
+			}
+			.into(),
 		);
 		let down = <Rep as crate::Reputation<u64>>::record(&2, Behaviour::Lazy);
 		assert!(down < Perbill::from_percent(50));
@@ -37,7 +42,13 @@ fn exact_beta_mean_with_decay() {
 		// good: 1000, then decayed to 900 and + 1000 = 1900; bad 0 -> score 2900/3900.
 		<Rep as crate::Reputation<u64>>::record(&1, Behaviour::Good);
 		let score = <Rep as crate::Reputation<u64>>::record(&1, Behaviour::Good);
-		assert_eq!(Records::<Test>::get(1), Some(Evidence { good: 1_900, bad: 0 }));
+		assert_eq!(
+			Records::<Test>::get(1),
+			Some(Evidence {
+				good: 1_900,
+				bad: 0
+			})
+		);
 		assert_eq!(score, Perbill::from_rational(2_900u64, 3_900u64));
 	});
 }
@@ -50,7 +61,11 @@ fn decay_lets_a_reformed_trainer_recover() {
 		for _ in 0..60 {
 			<Rep as crate::Reputation<u64>>::record(&1, Behaviour::Good);
 		}
-		assert!(Rep::score(&1) > Perbill::from_percent(80), "{:?} from {low:?}", Rep::score(&1));
+		assert!(
+			Rep::score(&1) > Perbill::from_percent(80),
+			"{:?} from {low:?}",
+			Rep::score(&1)
+		);
 	});
 }
 

@@ -195,11 +195,8 @@ pub mod pallet {
 
 	/// Live tasks with the block at which their phase ends: what the hook scans.
 	#[pallet::storage]
-	pub type ActiveTasks<T: Config> = StorageValue<
-		_,
-		BoundedVec<(TaskId, BlockNumberFor<T>), T::MaxActiveTasks>,
-		ValueQuery,
-	>;
+	pub type ActiveTasks<T: Config> =
+		StorageValue<_, BoundedVec<(TaskId, BlockNumberFor<T>), T::MaxActiveTasks>, ValueQuery>;
 
 	/// Bids of tasks in bidding.
 	#[pallet::storage]
@@ -662,7 +659,13 @@ pub mod pallet {
 			ensure!(info.publisher == who, Error::<T>::NotPublisher);
 			ensure!(info.phase == Phase::Bidding, Error::<T>::WrongPhase);
 			let now = frame_system::Pallet::<T>::block_number();
-			Self::enter_phase(task, &mut info, Phase::Failing(Failure::Cancelled), now, 1u32.into());
+			Self::enter_phase(
+				task,
+				&mut info,
+				Phase::Failing(Failure::Cancelled),
+				now,
+				1u32.into(),
+			);
 			Tasks::<T>::insert(task, info);
 			Ok(())
 		}
@@ -693,7 +696,10 @@ pub mod pallet {
 			ensure!(info.phase == Phase::Bidding, Error::<T>::WrongPhase);
 			Self::ensure_open(&info)?;
 			ensure!(info.publisher != bidder, Error::<T>::PublisherCannotBid);
-			ensure!(!Bids::<T>::contains_key(task, &bidder), Error::<T>::AlreadyBid);
+			ensure!(
+				!Bids::<T>::contains_key(task, &bidder),
+				Error::<T>::AlreadyBid
+			);
 			ensure!(info.bids < T::MaxBids::get(), Error::<T>::TooManyBids);
 			ensure!(samples >= info.spec.min_samples, Error::<T>::TooFewSamples);
 			Self::spend_commitment(task, &mut info, commitment)?;
@@ -701,9 +707,24 @@ pub mod pallet {
 			T::Currency::hold(&HoldReason::Stake.into(), &bidder, stake)?;
 			let seq = info.commitments;
 			info.bids = info.bids.saturating_add(1);
-			Bids::<T>::insert(task, &bidder, Bid { samples, price, capability, commitment, seq });
+			Bids::<T>::insert(
+				task,
+				&bidder,
+				Bid {
+					samples,
+					price,
+					capability,
+					commitment,
+					seq,
+				},
+			);
 			Tasks::<T>::insert(task, info);
-			Self::deposit_event(Event::BidPlaced { task, bidder, stake, samples });
+			Self::deposit_event(Event::BidPlaced {
+				task,
+				bidder,
+				stake,
+				samples,
+			});
 			Ok(())
 		}
 
@@ -775,7 +796,14 @@ pub mod pallet {
 			Updates::<T>::insert(
 				task,
 				&trainer,
-				UpdateRecord { hash, size, block, extrinsic_index, next_commitment, seed: None },
+				UpdateRecord {
+					hash,
+					size,
+					block,
+					extrinsic_index,
+					next_commitment,
+					seed: None,
+				},
 			);
 			info.submitted |= bit;
 			if info.submitted & info.active() == info.active() {
@@ -832,7 +860,12 @@ pub mod pallet {
 				Self::end_phase_early(task, &mut info, frame_system::Pallet::<T>::block_number());
 			}
 			Tasks::<T>::insert(task, info);
-			Self::deposit_event(Event::SeedRevealed { task, round, trainer, seed });
+			Self::deposit_event(Event::SeedRevealed {
+				task,
+				round,
+				trainer,
+				seed,
+			});
 			Ok(())
 		}
 
@@ -871,12 +904,18 @@ pub mod pallet {
 			Self::ensure_open(&info)?;
 			ensure!(info.round == round, Error::<T>::WrongRound);
 			ensure!(info.decided.is_none(), Error::<T>::AlreadyDecided);
-			ensure!(accused != victim && reporter != accused, Error::<T>::SelfReport);
+			ensure!(
+				accused != victim && reporter != accused,
+				Error::<T>::SelfReport
+			);
 			let mut participant =
 				Participants::<T>::get(task, &accused).ok_or(Error::<T>::NotTrainer)?;
 			let bit = 1u64 << participant.index;
 			ensure!(info.lazy & bit == 0, Error::<T>::Excluded);
-			ensure!(Participants::<T>::contains_key(task, &victim), Error::<T>::NotTrainer);
+			ensure!(
+				Participants::<T>::contains_key(task, &victim),
+				Error::<T>::NotTrainer
+			);
 			let update = Updates::<T>::get(task, &accused).ok_or(Error::<T>::NoUpdate)?;
 			let seed = Updates::<T>::get(task, &victim)
 				.and_then(|u| u.seed)
@@ -925,7 +964,10 @@ pub mod pallet {
 				Precision::Exact,
 				Fortitude::Force,
 			)?;
-			let rest = participant.stake.saturating_sub(to_reporter).saturating_sub(burnt);
+			let rest = participant
+				.stake
+				.saturating_sub(to_reporter)
+				.saturating_sub(burnt);
 			T::Currency::release(&stake_reason, &accused, rest, Precision::Exact)?;
 			participant.stake = Zero::zero();
 			participant.earned = Zero::zero();
@@ -982,12 +1024,23 @@ pub mod pallet {
 			let participant =
 				Participants::<T>::get(task, &trainer).ok_or(Error::<T>::NotTrainer)?;
 			let eligible = info.eligible();
-			ensure!(eligible & (1u64 << participant.index) != 0, Error::<T>::NotEligible);
-			ensure!(!Votes::<T>::contains_key(task, &trainer), Error::<T>::AlreadyVoted);
-			ensure!(included != 0 && included & !eligible == 0, Error::<T>::BadIncludedSet);
+			ensure!(
+				eligible & (1u64 << participant.index) != 0,
+				Error::<T>::NotEligible
+			);
+			ensure!(
+				!Votes::<T>::contains_key(task, &trainer),
+				Error::<T>::AlreadyVoted
+			);
+			ensure!(
+				included != 0 && included & !eligible == 0,
+				Error::<T>::BadIncludedSet
+			);
 
 			let mut tallies = Tallies::<T>::get(task);
-			let index = match tallies.iter().position(|t| t.hash == hash && t.included == included)
+			let index = match tallies
+				.iter()
+				.position(|t| t.hash == hash && t.included == included)
 			{
 				Some(index) => index,
 				None => {
@@ -996,24 +1049,35 @@ pub mod pallet {
 						// One tally per voter at most, and voters <= MaxTrainers.
 						.map_err(|_| Error::<T>::AlreadyVoted)?;
 					tallies.len().saturating_sub(1)
-				},
+				}
 			};
 			let votes = match tallies.get_mut(index) {
 				Some(tally) => {
 					tally.votes = tally.votes.saturating_add(1);
 					tally.votes
-				},
+				}
 				None => return Err(Error::<T>::Overflow.into()),
 			};
 			Tallies::<T>::insert(task, tallies);
 			Votes::<T>::insert(task, &trainer, index as u32);
-			Self::deposit_event(Event::AggregateProposed { task, round, trainer, hash, included });
+			Self::deposit_event(Event::AggregateProposed {
+				task,
+				round,
+				trainer,
+				hash,
+				included,
+			});
 
 			let needed = T::Quorum::get().mul_floor(eligible.count_ones());
 			if votes > needed {
 				info.decided = Some(index as u32);
 				Self::end_phase_early(task, &mut info, frame_system::Pallet::<T>::block_number());
-				Self::deposit_event(Event::AggregateAgreed { task, round, hash, votes });
+				Self::deposit_event(Event::AggregateAgreed {
+					task,
+					round,
+					hash,
+					votes,
+				});
 			}
 			Tasks::<T>::insert(task, info);
 			Ok(())
@@ -1051,8 +1115,9 @@ pub mod pallet {
 			let parsed = Blob::parse(&blob, max).map_err(Error::<T>::from)?;
 			let header = parsed.header;
 			ensure!(
-				header.task == task &&
-					header.round == round && header.param_count == info.spec.param_count,
+				header.task == task
+					&& header.round == round
+					&& header.param_count == info.spec.param_count,
 				Error::<T>::BlobHeaderMismatch
 			);
 			let paid = T::Currency::transfer_on_hold(
@@ -1092,9 +1157,9 @@ pub mod pallet {
 				Error::<T>::BadRounds
 			);
 			ensure!(
-				spec.trainers_min >= 1 &&
-					spec.trainers_min <= spec.trainers_wanted &&
-					spec.trainers_wanted <= T::MaxTrainers::get(),
+				spec.trainers_min >= 1
+					&& spec.trainers_min <= spec.trainers_wanted
+					&& spec.trainers_wanted <= T::MaxTrainers::get(),
 				Error::<T>::BadTrainerCounts
 			);
 			let (min, max) = (T::MinPhaseLength::get(), T::MaxPhaseLength::get());
@@ -1111,13 +1176,20 @@ pub mod pallet {
 				Error::<T>::BadParamCount
 			);
 			let rounds: BalanceOf<T> = spec.rounds.into();
-			ensure!(spec.reward >= rounds && !spec.reward.is_zero(), Error::<T>::BadReward);
-			ensure!(spec.min_stake >= T::MinStake::get(), Error::<T>::StakeTooLow);
+			ensure!(
+				spec.reward >= rounds && !spec.reward.is_zero(),
+				Error::<T>::BadReward
+			);
+			ensure!(
+				spec.min_stake >= T::MinStake::get(),
+				Error::<T>::StakeTooLow
+			);
 			let rule_ok = match spec.rule {
 				AggregationRule::FedAvg | AggregationRule::CoordinateMedian => true,
 				AggregationRule::TrimmedMean { trim } => trim.deconstruct() < 50,
-				AggregationRule::MultiKrum { byzantine } =>
-					2 * u32::from(byzantine) + 2 < spec.trainers_min,
+				AggregationRule::MultiKrum { byzantine } => {
+					2 * u32::from(byzantine) + 2 < spec.trainers_min
+				}
 			};
 			ensure!(rule_ok, Error::<T>::BadRule);
 			ensure!(
@@ -1137,7 +1209,11 @@ pub mod pallet {
 			Ok(())
 		}
 
-		fn spend_commitment(task: TaskId, info: &mut TaskOf<T>, commitment: H256) -> DispatchResult {
+		fn spend_commitment(
+			task: TaskId,
+			info: &mut TaskOf<T>,
+			commitment: H256,
+		) -> DispatchResult {
 			ensure!(
 				!SpentCommitments::<T>::contains_key(task, commitment),
 				Error::<T>::CommitmentReused
@@ -1158,10 +1234,10 @@ pub mod pallet {
 			let parsed = Blob::parse(blob, max).map_err(Error::<T>::from)?;
 			let header = parsed.header;
 			ensure!(
-				header.task == task &&
-					header.round == round &&
-					header.param_count == info.spec.param_count &&
-					header.codec == info.spec.codec,
+				header.task == task
+					&& header.round == round
+					&& header.param_count == info.spec.param_count
+					&& header.codec == info.spec.codec,
 				Error::<T>::BlobHeaderMismatch
 			);
 			Ok(())
@@ -1190,8 +1266,8 @@ pub mod pallet {
 			part(T::ScoreReputation::get(), reputation)
 				.saturating_add(part(T::ScoreSamples::get(), samples))
 				.saturating_add(part(T::ScoreCapability::get(), capability))
-				.saturating_add(part(T::ScorePrice::get(), price)) /
-				1_000_000_000
+				.saturating_add(part(T::ScorePrice::get(), price))
+				/ 1_000_000_000
 		}
 
 		/// Change the phase and its deadline, and tell the hook.
@@ -1236,7 +1312,9 @@ pub mod pallet {
 		) -> Option<TaskView<T::AccountId, BalanceOf<T>, BlockNumberFor<T>>> {
 			let info = Tasks::<T>::get(task)?;
 			let decided = info.decided.and_then(|index| {
-				Tallies::<T>::get(task).get(index as usize).map(|t| (t.hash, t.included))
+				Tallies::<T>::get(task)
+					.get(index as usize)
+					.map(|t| (t.hash, t.included))
 			});
 			Some(TaskView {
 				publisher: info.publisher,
@@ -1274,16 +1352,24 @@ pub mod pallet {
 			);
 			for (id, info) in Tasks::<T>::iter() {
 				ensure!(
-					active.iter().any(|(a, end)| *a == id && *end == info.phase_end),
+					active
+						.iter()
+						.any(|(a, end)| *a == id && *end == info.phase_end),
 					"task missing from ActiveTasks or with another deadline"
 				);
 				ensure!(info.escrow <= info.spec.reward, "escrow above the reward");
-				ensure!(info.round < info.spec.rounds, "round beyond the task's rounds");
+				ensure!(
+					info.round < info.spec.rounds,
+					"round beyond the task's rounds"
+				);
 				ensure!(info.attempt <= 1, "a round tried more than twice");
 				let e = escrow.entry(info.publisher.clone()).or_default();
 				*e = e.saturating_add(info.escrow);
 				let bids: Vec<_> = Bids::<T>::iter_prefix(id).collect();
-				ensure!(bids.len() as u32 == info.bids, "bid count differs from bids");
+				ensure!(
+					bids.len() as u32 == info.bids,
+					"bid count differs from bids"
+				);
 				ensure!(info.bids <= T::MaxBids::get(), "too many bids");
 				for (who, _) in &bids {
 					let s = stake.entry(who.clone()).or_default();
@@ -1299,17 +1385,20 @@ pub mod pallet {
 						info.trainers.is_empty() && info.submitted == 0 && info.revealed == 0,
 						"trainers before selection"
 					),
-					Phase::Failing(_) => {},
+					Phase::Failing(_) => {}
 					_ => {
 						ensure!(info.bids == 0, "bids after selection");
 						ensure!(
-							info.trainers.len() as u32 <= info.spec.trainers_wanted &&
-								info.trainers.len() as u32 >= info.spec.trainers_min,
+							info.trainers.len() as u32 <= info.spec.trainers_wanted
+								&& info.trainers.len() as u32 >= info.spec.trainers_min,
 							"selected trainers outside [min, wanted]"
 						);
-					},
+					}
 				}
-				ensure!(info.revealed & !info.submitted == 0, "revealed without submitting");
+				ensure!(
+					info.revealed & !info.submitted == 0,
+					"revealed without submitting"
+				);
 				ensure!(
 					(info.submitted | info.lazy) & !info.all() == 0,
 					"mask bits beyond the trainers"
@@ -1328,11 +1417,13 @@ pub mod pallet {
 				}
 				let earned = participants
 					.iter()
-					.fold(BalanceOf::<T>::zero(), |acc, (_, p)| acc.saturating_add(p.earned));
+					.fold(BalanceOf::<T>::zero(), |acc, (_, p)| {
+						acc.saturating_add(p.earned)
+					});
 				ensure!(earned <= info.escrow, "accrued rewards exceed the escrow");
 				ensure!(
-					Tallies::<T>::get(id).iter().map(|t| t.votes).sum::<u32>() ==
-						Votes::<T>::iter_prefix(id).count() as u32,
+					Tallies::<T>::get(id).iter().map(|t| t.votes).sum::<u32>()
+						== Votes::<T>::iter_prefix(id).count() as u32,
 					"tallies and votes disagree"
 				);
 				ensure!(
@@ -1349,7 +1440,10 @@ pub mod pallet {
 				ensure!(Tasks::<T>::contains_key(id), "bid of a settled task");
 			}
 			for (id, _) in Participants::<T>::iter_keys() {
-				ensure!(Tasks::<T>::contains_key(id), "participant of a settled task");
+				ensure!(
+					Tasks::<T>::contains_key(id),
+					"participant of a settled task"
+				);
 			}
 			for (id, _) in Updates::<T>::iter_keys() {
 				ensure!(Tasks::<T>::contains_key(id), "update of a settled task");

@@ -44,29 +44,29 @@ impl<T: Config> Pallet<T> {
 				let bids = info.bids;
 				Self::close_bidding(task, &mut info, now);
 				T::WeightInfo::close_bidding(bids)
-			},
+			}
 			Phase::Submit => {
 				Self::close_submit(task, &mut info, now);
 				T::WeightInfo::close_round(trainers)
-			},
+			}
 			Phase::Reveal => {
 				Self::close_reveal(task, &mut info, now);
 				T::WeightInfo::close_round(trainers)
-			},
+			}
 			Phase::Aggregate => {
 				Self::close_aggregate(task, &mut info, now);
 				T::WeightInfo::close_round(trainers)
-			},
+			}
 			Phase::Publishing => {
 				let commitments = info.commitments;
 				Self::settle(task, info, None);
 				T::WeightInfo::settle(trainers, commitments)
-			},
+			}
 			Phase::Failing(failure) => {
 				let (bids, commitments) = (info.bids, info.commitments);
 				Self::settle(task, info, Some(failure));
 				T::WeightInfo::settle(trainers.max(bids), commitments)
-			},
+			}
 		}
 	}
 
@@ -83,8 +83,11 @@ impl<T: Config> Pallet<T> {
 		}
 		let max_samples = bids.iter().map(|(_, b)| b.samples).max().unwrap_or(1);
 		let max_capability = bids.iter().map(|(_, b)| b.capability).max().unwrap_or(1);
-		let max_price =
-			bids.iter().map(|(_, b)| b.price).max().unwrap_or_else(BalanceOf::<T>::zero);
+		let max_price = bids
+			.iter()
+			.map(|(_, b)| b.price)
+			.max()
+			.unwrap_or_else(BalanceOf::<T>::zero);
 		let mut ranked: Vec<(u64, u32, T::AccountId, Bid<BalanceOf<T>>)> = bids
 			.into_iter()
 			.map(|(who, bid)| {
@@ -278,7 +281,9 @@ impl<T: Config> Pallet<T> {
 			if mask & (1u64 << index) == 0 {
 				continue;
 			}
-			let Some(mut participant) = Participants::<T>::get(task, who) else { continue };
+			let Some(mut participant) = Participants::<T>::get(task, who) else {
+				continue;
+			};
 			let slash = T::MissSlash::get().mul_floor(participant.stake);
 			let burnt = T::Currency::burn_held(
 				&HoldReason::Stake.into(),
@@ -302,9 +307,12 @@ impl<T: Config> Pallet<T> {
 	}
 
 	fn release_stake(who: &T::AccountId, amount: BalanceOf<T>) {
-		if let Err(e) =
-			T::Currency::release(&HoldReason::Stake.into(), who, amount, Precision::BestEffort)
-		{
+		if let Err(e) = T::Currency::release(
+			&HoldReason::Stake.into(),
+			who,
+			amount,
+			Precision::BestEffort,
+		) {
 			log::error!(target: LOG_TARGET, "stake release failed: {e:?}");
 		}
 	}
@@ -318,7 +326,9 @@ impl<T: Config> Pallet<T> {
 		}
 		let mut paid = BalanceOf::<T>::zero();
 		for who in info.trainers.iter() {
-			let Some(participant) = Participants::<T>::take(task, who) else { continue };
+			let Some(participant) = Participants::<T>::take(task, who) else {
+				continue;
+			};
 			if !participant.earned.is_zero() {
 				match T::Currency::transfer_on_hold(
 					&escrow_reason,
@@ -332,7 +342,7 @@ impl<T: Config> Pallet<T> {
 					Ok(amount) => {
 						info.escrow = info.escrow.saturating_sub(amount);
 						paid = paid.saturating_add(amount);
-					},
+					}
 					Err(e) => log::error!(target: LOG_TARGET, "task {task}: payout failed: {e:?}"),
 				}
 			}
@@ -353,7 +363,12 @@ impl<T: Config> Pallet<T> {
 		let _ = GlobalModels::<T>::clear_prefix(task, info.spec.rounds, None);
 		Tasks::<T>::remove(task);
 		ActiveTasks::<T>::mutate(|active| active.retain(|(id, _)| *id != task));
-		Self::deposit_event(Event::TaskSettled { task, failure, paid, refunded });
+		Self::deposit_event(Event::TaskSettled {
+			task,
+			failure,
+			paid,
+			refunded,
+		});
 	}
 
 	/// A trainer's share of a round's pool: `pool * weight / total`, rounded down.

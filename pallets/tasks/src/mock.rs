@@ -175,10 +175,17 @@ pub fn spec(trainers: u32, rounds: u32) -> SpecOf<Test> {
 		trainers_min: 2.min(trainers),
 		min_samples: 10,
 		codec: Codec::F32,
-		rule: AggregationRule::TrimmedMean { trim: Percent::from_percent(10) },
+		rule: AggregationRule::TrimmedMean {
+			trim: Percent::from_percent(10),
+		},
 		max_epsilon_milli: 8_000,
 		pn_snr_centi_db: 600,
-		phases: PhaseLengths { bidding: 5, submit: 5, reveal: 5, aggregate: 5 },
+		phases: PhaseLengths {
+			bidding: 5,
+			submit: 5,
+			reveal: 5,
+			aggregate: 5,
+		},
 		reward: 10_000,
 		min_stake: 100,
 	}
@@ -223,7 +230,10 @@ pub fn blob(task: TaskId, round: u32, values: &[f32]) -> BoundedVec<u8, ConstU32
 /// Publish the standard task as [`PUBLISHER`]; returns its id.
 pub fn publish(spec: SpecOf<Test>) -> TaskId {
 	let id = crate::NextTaskId::<Test>::get();
-	frame_support::assert_ok!(FlTasks::publish_task(RuntimeOrigin::signed(PUBLISHER), spec));
+	frame_support::assert_ok!(FlTasks::publish_task(
+		RuntimeOrigin::signed(PUBLISHER),
+		spec
+	));
 	id
 }
 

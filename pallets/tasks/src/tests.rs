@@ -38,7 +38,9 @@ fn task(id: TaskId) -> TaskOf<Test> {
 
 /// The seed opening `who`'s current commitment (tests use `seed(who, k, attempt)`).
 fn current_seed(id: TaskId, who: AccountId) -> Seed {
-	let commitment = Participants::<Test>::get(id, who).expect("participant").commitment;
+	let commitment = Participants::<Test>::get(id, who)
+		.expect("participant")
+		.commitment;
 	for k in 0..16 {
 		for attempt in 0..2 {
 			if commit(who, &seed(who, k, attempt)) == commitment {
@@ -65,7 +67,12 @@ fn submit(id: TaskId, who: AccountId) {
 
 fn reveal(id: TaskId, who: AccountId) {
 	let round = task(id).round;
-	assert_ok!(FlTasks::reveal_seed(signed(who), id, round, current_seed_of_update(id, who)));
+	assert_ok!(FlTasks::reveal_seed(
+		signed(who),
+		id,
+		round,
+		current_seed_of_update(id, who)
+	));
 }
 
 /// Before the reveal, the participant's commitment is still the one for this round.
@@ -75,7 +82,13 @@ fn current_seed_of_update(id: TaskId, who: AccountId) -> Seed {
 
 fn vote(id: TaskId, who: AccountId, hash: H256, included: TrainerMask) {
 	let round = task(id).round;
-	assert_ok!(FlTasks::propose_aggregate(signed(who), id, round, hash, included));
+	assert_ok!(FlTasks::propose_aggregate(
+		signed(who),
+		id,
+		round,
+		hash,
+		included
+	));
 }
 
 /// Publish a task for `n` trainers (accounts 10..10+n) and run bidding to selection.
@@ -123,11 +136,19 @@ fn publish_holds_the_reward_and_emits() {
 		assert_eq!(held_escrow(PUBLISHER), 10_000);
 		assert_eq!(free(PUBLISHER), ENDOWMENT - 10_000);
 		let info = task(id);
-		assert_eq!((info.phase, info.phase_end, info.escrow), (Phase::Bidding, 6, 10_000));
+		assert_eq!(
+			(info.phase, info.phase_end, info.escrow),
+			(Phase::Bidding, 6, 10_000)
+		);
 		assert_eq!(ActiveTasks::<Test>::get().to_vec(), vec![(0, 6)]);
 		System::assert_has_event(
-			Event::TaskPublished { task: 0, publisher: PUBLISHER, reward: 10_000, bidding_end: 6 }
-				.into(),
+			Event::TaskPublished {
+				task: 0,
+				publisher: PUBLISHER,
+				reward: 10_000,
+				bidding_end: 6,
+			}
+			.into(),
 		);
 		assert_eq!(publish(spec(3, 2)), 1);
 	});
@@ -152,8 +173,18 @@ fn publish_rejects_bad_specs() {
 		check(|s| s.param_count = 20_000, E::BadParamCount);
 		check(|s| s.reward = 1, E::BadReward);
 		check(|s| s.min_stake = 99, E::StakeTooLow);
-		check(|s| s.rule = AggregationRule::TrimmedMean { trim: Percent::from_percent(50) }, E::BadRule);
-		check(|s| s.rule = AggregationRule::MultiKrum { byzantine: 0 }, E::BadRule);
+		check(
+			|s| {
+				s.rule = AggregationRule::TrimmedMean {
+					trim: Percent::from_percent(50),
+				}
+			},
+			E::BadRule,
+		);
+		check(
+			|s| s.rule = AggregationRule::MultiKrum { byzantine: 0 },
+			E::BadRule,
+		);
 		check(|s| s.max_epsilon_milli = 0, E::BadPrivacy);
 		check(|s| s.pn_snr_centi_db = 0, E::BadPrivacy);
 		// Multi-Krum with f = 1 needs trainers_min > 4.
@@ -176,7 +207,10 @@ fn publish_needs_funds_and_a_free_slot() {
 		for _ in 0..4 {
 			publish(spec(3, 1));
 		}
-		assert_noop!(FlTasks::publish_task(signed(PUBLISHER), spec(3, 1)), E::TooManyTasks);
+		assert_noop!(
+			FlTasks::publish_task(signed(PUBLISHER), spec(3, 1)),
+			E::TooManyTasks
+		);
 	});
 }
 
@@ -189,11 +223,17 @@ fn cancel_refunds_everything_at_the_next_block() {
 		assert_noop!(FlTasks::cancel_task(signed(10), id), E::NotPublisher);
 		assert_noop!(FlTasks::cancel_task(signed(PUBLISHER), 9), E::UnknownTask);
 		assert_ok!(FlTasks::cancel_task(signed(PUBLISHER), id));
-		assert_noop!(FlTasks::bid(signed(12), id, 100, 1, 1, H256::zero()), E::WrongPhase);
+		assert_noop!(
+			FlTasks::bid(signed(12), id, 100, 1, 1, H256::zero()),
+			E::WrongPhase
+		);
 		assert_noop!(FlTasks::cancel_task(signed(PUBLISHER), id), E::WrongPhase);
 		next_block();
 		assert!(Tasks::<Test>::get(id).is_none());
-		assert_eq!((free(PUBLISHER), free(10), free(11)), (ENDOWMENT, ENDOWMENT, ENDOWMENT));
+		assert_eq!(
+			(free(PUBLISHER), free(10), free(11)),
+			(ENDOWMENT, ENDOWMENT, ENDOWMENT)
+		);
 		assert_eq!(held_stake(10) + held_escrow(PUBLISHER), 0);
 		System::assert_has_event(
 			Event::TaskSettled {
@@ -223,15 +263,30 @@ fn bid_holds_stake_and_checks_everything() {
 		let id = publish(spec(2, 1));
 		let c = commit(10, &seed(10, 0, 0));
 		assert_noop!(FlTasks::bid(signed(10), 7, 100, 1, 1, c), E::UnknownTask);
-		assert_noop!(FlTasks::bid(signed(PUBLISHER), id, 100, 1, 1, c), E::PublisherCannotBid);
+		assert_noop!(
+			FlTasks::bid(signed(PUBLISHER), id, 100, 1, 1, c),
+			E::PublisherCannotBid
+		);
 		assert_noop!(FlTasks::bid(signed(10), id, 9, 1, 1, c), E::TooFewSamples);
 		assert_ok!(FlTasks::bid(signed(10), id, 100, 1, 1, c));
 		assert_eq!(held_stake(10), 100);
 		System::assert_last_event(
-			Event::BidPlaced { task: id, bidder: 10, stake: 100, samples: 100 }.into(),
+			Event::BidPlaced {
+				task: id,
+				bidder: 10,
+				stake: 100,
+				samples: 100,
+			}
+			.into(),
 		);
-		assert_noop!(FlTasks::bid(signed(10), id, 100, 1, 1, H256::zero()), E::AlreadyBid);
-		assert_noop!(FlTasks::bid(signed(11), id, 100, 1, 1, c), E::CommitmentReused);
+		assert_noop!(
+			FlTasks::bid(signed(10), id, 100, 1, 1, H256::zero()),
+			E::AlreadyBid
+		);
+		assert_noop!(
+			FlTasks::bid(signed(11), id, 100, 1, 1, c),
+			E::CommitmentReused
+		);
 		// An account without funds for the stake.
 		assert_noop!(
 			FlTasks::bid(signed(99), id, 100, 1, 1, H256::zero()),
@@ -245,7 +300,10 @@ fn bid_holds_stake_and_checks_everything() {
 			bid(id, who, 100);
 		}
 		assert_eq!(task(id).bids, 16);
-		assert_noop!(FlTasks::bid(signed(7), id, 100, 1, 1, H256::repeat_byte(7)), E::TooManyBids);
+		assert_noop!(
+			FlTasks::bid(signed(7), id, 100, 1, 1, H256::repeat_byte(7)),
+			E::TooManyBids
+		);
 		// Bidding closes at the start of block 6.
 		run_to(5);
 		assert_ok!(FlTasks::withdraw_bid(signed(2), id));
@@ -263,13 +321,26 @@ fn withdraw_releases_the_stake() {
 		assert_noop!(FlTasks::withdraw_bid(signed(11), 5), E::UnknownTask);
 		assert_ok!(FlTasks::withdraw_bid(signed(10), id));
 		assert_eq!((held_stake(10), free(10), task(id).bids), (0, ENDOWMENT, 0));
-		System::assert_last_event(Event::BidReleased { task: id, bidder: 10 }.into());
+		System::assert_last_event(
+			Event::BidReleased {
+				task: id,
+				bidder: 10,
+			}
+			.into(),
+		);
 		// The commitment stays spent: bid again with a fresh one.
 		assert_noop!(
 			FlTasks::bid(signed(10), id, 100, 1, 1, commit(10, &seed(10, 0, 0))),
 			E::CommitmentReused
 		);
-		assert_ok!(FlTasks::bid(signed(10), id, 100, 1, 1, commit(10, &seed(10, 0, 1))));
+		assert_ok!(FlTasks::bid(
+			signed(10),
+			id,
+			100,
+			1,
+			1,
+			commit(10, &seed(10, 0, 1))
+		));
 	});
 }
 
@@ -284,9 +355,18 @@ fn selection_ranks_by_score_and_releases_losers() {
 		run_to(6);
 		let info = task(id);
 		assert_eq!(info.trainers.to_vec(), vec![12, 11]);
-		assert_eq!((held_stake(12), held_stake(11), held_stake(10)), (100, 100, 0));
+		assert_eq!(
+			(held_stake(12), held_stake(11), held_stake(10)),
+			(100, 100, 0)
+		);
 		assert!(Bids::<Test>::iter_prefix(id).next().is_none());
-		System::assert_has_event(Event::BidReleased { task: id, bidder: 10 }.into());
+		System::assert_has_event(
+			Event::BidReleased {
+				task: id,
+				bidder: 10,
+			}
+			.into(),
+		);
 		assert_eq!(Participants::<Test>::get(id, 12).map(|p| p.index), Some(0));
 	});
 }
@@ -296,8 +376,22 @@ fn reputation_and_price_move_the_score() {
 	build_and_execute(|| {
 		let id = publish(spec(1, 1));
 		// Equal samples and capability; 11 asks less, 10 has a better reputation.
-		assert_ok!(FlTasks::bid(signed(10), id, 100, 10, 1, commit(10, &seed(10, 0, 0))));
-		assert_ok!(FlTasks::bid(signed(11), id, 100, 5, 1, commit(11, &seed(11, 0, 0))));
+		assert_ok!(FlTasks::bid(
+			signed(10),
+			id,
+			100,
+			10,
+			1,
+			commit(10, &seed(10, 0, 0))
+		));
+		assert_ok!(FlTasks::bid(
+			signed(11),
+			id,
+			100,
+			5,
+			1,
+			commit(11, &seed(11, 0, 0))
+		));
 		for _ in 0..5 {
 			<Reputation as blade_fl_primitives::traits::Reputation<u64>>::record(
 				&10,
@@ -332,7 +426,13 @@ fn submit_records_hash_size_and_location() {
 		let values = honest_values(10, 0, &seed(10, 0, 0), 0.02);
 		let b = blob(id, 0, &values);
 		let hash = H256(blade_fl_primitives::blob::blob_hash(&b));
-		assert_ok!(FlTasks::submit_update(signed(10), id, 0, b.clone(), commit(10, &seed(10, 1, 0))));
+		assert_ok!(FlTasks::submit_update(
+			signed(10),
+			id,
+			0,
+			b.clone(),
+			commit(10, &seed(10, 1, 0))
+		));
 		let record = Updates::<Test>::get(id, 10).expect("recorded");
 		assert_eq!(
 			(record.hash, record.size, record.block, record.seed),
@@ -368,14 +468,29 @@ fn submit_rejects_bad_callers_and_replays() {
 		let values = honest_values(10, 0, &seed(10, 0, 0), 0.0);
 		let b = blob(id, 0, &values);
 		let fresh = commit(10, &seed(10, 1, 0));
-		assert_noop!(FlTasks::submit_update(signed(10), 9, 0, b.clone(), fresh), E::UnknownTask);
-		assert_noop!(FlTasks::submit_update(signed(10), id, 1, b.clone(), fresh), E::WrongRound);
-		assert_noop!(FlTasks::submit_update(signed(12), id, 0, b.clone(), fresh), E::NotTrainer);
+		assert_noop!(
+			FlTasks::submit_update(signed(10), 9, 0, b.clone(), fresh),
+			E::UnknownTask
+		);
+		assert_noop!(
+			FlTasks::submit_update(signed(10), id, 1, b.clone(), fresh),
+			E::WrongRound
+		);
+		assert_noop!(
+			FlTasks::submit_update(signed(12), id, 0, b.clone(), fresh),
+			E::NotTrainer
+		);
 		// Replaying the bid's commitment, or another trainer's, is refused.
 		let replay = commit(10, &seed(10, 0, 0));
-		assert_noop!(FlTasks::submit_update(signed(10), id, 0, b.clone(), replay), E::CommitmentReused);
+		assert_noop!(
+			FlTasks::submit_update(signed(10), id, 0, b.clone(), replay),
+			E::CommitmentReused
+		);
 		let theirs = commit(11, &seed(11, 0, 0));
-		assert_noop!(FlTasks::submit_update(signed(10), id, 0, b.clone(), theirs), E::CommitmentReused);
+		assert_noop!(
+			FlTasks::submit_update(signed(10), id, 0, b.clone(), theirs),
+			E::CommitmentReused
+		);
 		assert_noop!(
 			FlTasks::reveal_seed(signed(10), id, 0, seed(10, 0, 0)),
 			E::WrongPhase
@@ -414,13 +529,28 @@ fn submit_rejects_malformed_blobs() {
 		let mut inf = good.clone();
 		inf[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&f32::NEG_INFINITY.to_le_bytes());
 		try_blob(inf, E::BlobNonFinite);
-		try_blob(blade_fl_primitives::blob::encode_f32(id + 1, 0, &values), E::BlobHeaderMismatch);
-		try_blob(blade_fl_primitives::blob::encode_f32(id, 1, &values), E::BlobHeaderMismatch);
-		try_blob(blade_fl_primitives::blob::encode_f32(id, 0, &values[1..]), E::BlobHeaderMismatch);
+		try_blob(
+			blade_fl_primitives::blob::encode_f32(id + 1, 0, &values),
+			E::BlobHeaderMismatch,
+		);
+		try_blob(
+			blade_fl_primitives::blob::encode_f32(id, 1, &values),
+			E::BlobHeaderMismatch,
+		);
+		try_blob(
+			blade_fl_primitives::blob::encode_f32(id, 0, &values[1..]),
+			E::BlobHeaderMismatch,
+		);
 		// Right size, wrong codec: f16 with the same byte count claims twice the values.
-		let mut f16 = BlobHeader { task: id, round: 0, param_count: PARAMS, codec: Codec::F16, scale_bits: 0 }
-			.encode()
-			.to_vec();
+		let mut f16 = BlobHeader {
+			task: id,
+			round: 0,
+			param_count: PARAMS,
+			codec: Codec::F16,
+			scale_bits: 0,
+		}
+		.encode()
+		.to_vec();
 		f16.extend(std::iter::repeat_n(0u8, 2 * PARAMS as usize));
 		try_blob(f16, E::BlobHeaderMismatch);
 		// Over the governance maximum (but inside the hard bound).
@@ -444,21 +574,54 @@ fn reveal_checks_the_commitment() {
 		// 12 did not submit: penalised 10 % of its stake, burnt.
 		assert_eq!(held_stake(12), 90);
 		System::assert_has_event(
-			Event::Penalised { task: id, round: 0, trainer: 12, offence: Offence::NoUpdate, slashed: 10 }
-				.into(),
+			Event::Penalised {
+				task: id,
+				round: 0,
+				trainer: 12,
+				offence: Offence::NoUpdate,
+				slashed: 10,
+			}
+			.into(),
 		);
-		assert_noop!(FlTasks::reveal_seed(signed(12), id, 0, seed(12, 0, 0)), E::NoUpdate);
-		assert_noop!(FlTasks::reveal_seed(signed(13), id, 0, seed(13, 0, 0)), E::NotTrainer);
-		assert_noop!(FlTasks::reveal_seed(signed(10), id, 1, seed(10, 0, 0)), E::WrongRound);
-		assert_noop!(FlTasks::reveal_seed(signed(10), id, 0, seed(11, 0, 0)), E::SeedMismatch);
-		assert_noop!(FlTasks::reveal_seed(signed(10), id, 0, seed(10, 1, 0)), E::SeedMismatch);
+		assert_noop!(
+			FlTasks::reveal_seed(signed(12), id, 0, seed(12, 0, 0)),
+			E::NoUpdate
+		);
+		assert_noop!(
+			FlTasks::reveal_seed(signed(13), id, 0, seed(13, 0, 0)),
+			E::NotTrainer
+		);
+		assert_noop!(
+			FlTasks::reveal_seed(signed(10), id, 1, seed(10, 0, 0)),
+			E::WrongRound
+		);
+		assert_noop!(
+			FlTasks::reveal_seed(signed(10), id, 0, seed(11, 0, 0)),
+			E::SeedMismatch
+		);
+		assert_noop!(
+			FlTasks::reveal_seed(signed(10), id, 0, seed(10, 1, 0)),
+			E::SeedMismatch
+		);
 		assert_ok!(FlTasks::reveal_seed(signed(10), id, 0, seed(10, 0, 0)));
 		System::assert_last_event(
-			Event::SeedRevealed { task: id, round: 0, trainer: 10, seed: seed(10, 0, 0) }.into(),
+			Event::SeedRevealed {
+				task: id,
+				round: 0,
+				trainer: 10,
+				seed: seed(10, 0, 0),
+			}
+			.into(),
 		);
-		assert_noop!(FlTasks::reveal_seed(signed(10), id, 0, seed(10, 0, 0)), E::AlreadyRevealed);
+		assert_noop!(
+			FlTasks::reveal_seed(signed(10), id, 0, seed(10, 0, 0)),
+			E::AlreadyRevealed
+		);
 		// A copied commitment cannot be opened under another account (bound to the owner).
-		assert_noop!(FlTasks::reveal_seed(signed(11), id, 0, seed(10, 0, 0)), E::SeedMismatch);
+		assert_noop!(
+			FlTasks::reveal_seed(signed(11), id, 0, seed(10, 0, 0)),
+			E::SeedMismatch
+		);
 		let _ = trainers;
 		// 11 never reveals: penalised at the reveal deadline; 1 eligible < min 2 -> failure.
 		run_to(16);
@@ -467,7 +630,10 @@ fn reveal_checks_the_commitment() {
 		next_block();
 		assert!(Tasks::<Test>::get(id).is_none());
 		// Stakes back minus the burnt penalties; the escrow refunded in full.
-		assert_eq!((free(10), free(11), free(12)), (ENDOWMENT, ENDOWMENT - 10, ENDOWMENT - 10));
+		assert_eq!(
+			(free(10), free(11), free(12)),
+			(ENDOWMENT, ENDOWMENT - 10, ENDOWMENT - 10)
+		);
 		assert_eq!(free(PUBLISHER), ENDOWMENT);
 	});
 }
@@ -482,7 +648,13 @@ fn lazy_setup() -> (TaskId, BoundedVec<u8, ConstU32<{ 128 * 1024 }>>) {
 	submit(id, 12);
 	let victim_values = honest_values(10, 0, &seed(10, 0, 0), 0.02);
 	let copied = blob(id, 0, &victim_values);
-	assert_ok!(FlTasks::submit_update(signed(13), id, 0, copied.clone(), commit(13, &seed(13, 1, 0))));
+	assert_ok!(FlTasks::submit_update(
+		signed(13),
+		id,
+		0,
+		copied.clone(),
+		commit(13, &seed(13, 1, 0))
+	));
 	next_block();
 	for who in 10..=13 {
 		reveal(id, who);
@@ -517,13 +689,27 @@ fn lazy_copier_is_proven_and_slashed() {
 			FlTasks::report_lazy(signed(reporter), id, 0, 13, 10, tampered),
 			E::BlobHashMismatch
 		);
-		assert_ok!(FlTasks::report_lazy(signed(reporter), id, 0, 13, 10, copied.clone()));
+		assert_ok!(FlTasks::report_lazy(
+			signed(reporter),
+			id,
+			0,
+			13,
+			10,
+			copied.clone()
+		));
 		// Stake 100: 50 slashed, 10 to the reporter, 40 burnt, 50 released.
 		assert_eq!(held_stake(13), 0);
 		assert_eq!(free(13), ENDOWMENT - 50);
 		assert_eq!(free(reporter), ENDOWMENT + 10);
-		let Some(Event::LazyProven { correlation, slashed, reporter_reward, .. }) =
-			task_events().into_iter().rev().find(|e| matches!(e, Event::LazyProven { .. }))
+		let Some(Event::LazyProven {
+			correlation,
+			slashed,
+			reporter_reward,
+			..
+		}) = task_events()
+			.into_iter()
+			.rev()
+			.find(|e| matches!(e, Event::LazyProven { .. }))
 		else {
 			panic!("no LazyProven event");
 		};
@@ -555,12 +741,24 @@ fn false_accusation_costs_the_reporter() {
 		let (id, _) = lazy_setup();
 		// 11's honest blob against 10's seed: no watermark of 10 in it.
 		let honest = blob(id, 0, &honest_values(11, 0, &seed(11, 0, 0), 0.02));
-		assert_ok!(FlTasks::report_lazy(signed(20), id, 0, 11, 10, honest.clone()));
+		assert_ok!(FlTasks::report_lazy(
+			signed(20),
+			id,
+			0,
+			11,
+			10,
+			honest.clone()
+		));
 		assert_eq!(free(20), ENDOWMENT - 50);
 		assert_eq!(free(11), ENDOWMENT - 100 + 50);
 		assert_eq!(held_stake(11), 100);
 		assert_eq!(task(id).lazy, 0);
-		let Some(Event::FalseAccusation { correlation, penalty, .. }) = task_events().pop() else {
+		let Some(Event::FalseAccusation {
+			correlation,
+			penalty,
+			..
+		}) = task_events().pop()
+		else {
 			panic!("no FalseAccusation event");
 		};
 		assert!(correlation < Perbill::from_percent(10), "{correlation:?}");
@@ -608,28 +806,49 @@ fn quorum_finalises_and_pays_by_samples_times_reputation() {
 		next_block();
 		let good = H256::repeat_byte(1);
 		let bad = H256::repeat_byte(2);
-		assert_noop!(FlTasks::propose_aggregate(signed(13), id, 0, good, 0b111), E::NotTrainer);
+		assert_noop!(
+			FlTasks::propose_aggregate(signed(13), id, 0, good, 0b111),
+			E::NotTrainer
+		);
 		vote(id, 10, good, 0b111);
-		assert_noop!(FlTasks::propose_aggregate(signed(10), id, 0, good, 0b111), E::AlreadyVoted);
+		assert_noop!(
+			FlTasks::propose_aggregate(signed(10), id, 0, good, 0b111),
+			E::AlreadyVoted
+		);
 		vote(id, 12, bad, 0b111);
 		assert!(task(id).decided.is_none());
 		vote(id, 11, good, 0b111);
 		// 2 of 3 > 50 %: agreed.
 		assert_eq!(task(id).decided, Some(0));
 		System::assert_has_event(
-			Event::AggregateAgreed { task: id, round: 0, hash: good, votes: 2 }.into(),
+			Event::AggregateAgreed {
+				task: id,
+				round: 0,
+				hash: good,
+				votes: 2,
+			}
+			.into(),
 		);
-		assert_noop!(FlTasks::propose_aggregate(signed(12), id, 0, good, 0b111), E::AlreadyDecided);
+		assert_noop!(
+			FlTasks::propose_aggregate(signed(12), id, 0, good, 0b111),
+			E::AlreadyDecided
+		);
 		let rep_before: Vec<Perbill> = trainers.iter().map(Reputation::score).collect();
 		next_block();
 		assert_eq!(task(id).phase, Phase::Publishing);
 		// Budget 10_000, fee 1_000, pool 9_000 split by samples (1000, 999, 998) x 0.5.
-		let weights: Vec<u128> =
-			[1_000u128, 999, 998].iter().zip(&rep_before).map(|(s, r)| s * u128::from(r.deconstruct())).collect();
+		let weights: Vec<u128> = [1_000u128, 999, 998]
+			.iter()
+			.zip(&rep_before)
+			.map(|(s, r)| s * u128::from(r.deconstruct()))
+			.collect();
 		let total: u128 = weights.iter().sum();
 		for (who, w) in trainers.iter().zip(&weights) {
 			let expected = FlTasks::share_of(9_000, *w, total) as u64;
-			assert_eq!(Participants::<Test>::get(id, who).map(|p| p.earned), Some(expected));
+			assert_eq!(
+				Participants::<Test>::get(id, who).map(|p| p.earned),
+				Some(expected)
+			);
 		}
 		// The dissenter lost reputation, the others gained.
 		assert!(Reputation::score(&12) < rep_before[2]);
@@ -660,7 +879,12 @@ fn aggregate_publication_pays_the_fee_and_settles() {
 			FlTasks::publish_aggregate(signed(10), id, 0, wrong),
 			E::AggregateHashMismatch
 		);
-		assert_ok!(FlTasks::publish_aggregate(signed(10), id, 0, aggregate.clone()));
+		assert_ok!(FlTasks::publish_aggregate(
+			signed(10),
+			id,
+			0,
+			aggregate.clone()
+		));
 		assert_noop!(
 			FlTasks::publish_aggregate(signed(10), id, 0, aggregate.clone()),
 			E::AlreadyPublished
@@ -676,7 +900,13 @@ fn aggregate_publication_pays_the_fee_and_settles() {
 		let paid = earned[0] + earned[1];
 		assert_eq!(free(PUBLISHER), ENDOWMENT - 1_000 - paid);
 		System::assert_has_event(
-			Event::TaskSettled { task: id, failure: None, paid, refunded: 9_000 - paid }.into(),
+			Event::TaskSettled {
+				task: id,
+				failure: None,
+				paid,
+				refunded: 9_000 - paid,
+			}
+			.into(),
 		);
 	});
 }
@@ -697,7 +927,10 @@ fn no_quorum_retries_once_then_fails_without_stuck_funds() {
 		vote(id, 10, H256::repeat_byte(1), 0b11);
 		vote(id, 11, H256::repeat_byte(2), 0b11);
 		run_to(task(id).phase_end);
-		assert_eq!((task(id).phase, task(id).round, task(id).attempt), (Phase::Submit, 0, 1));
+		assert_eq!(
+			(task(id).phase, task(id).round, task(id).attempt),
+			(Phase::Submit, 0, 1)
+		);
 		System::assert_has_event(Event::RoundRetried { task: id, round: 0 }.into());
 		// The retry uses the commitments made with the first submissions.
 		for who in &trainers {
@@ -712,7 +945,10 @@ fn no_quorum_retries_once_then_fails_without_stuck_funds() {
 		assert_eq!(task(id).phase, Phase::Failing(Failure::NoQuorum));
 		next_block();
 		assert!(Tasks::<Test>::get(id).is_none());
-		assert_eq!((free(PUBLISHER), free(10), free(11)), (ENDOWMENT, ENDOWMENT, ENDOWMENT));
+		assert_eq!(
+			(free(PUBLISHER), free(10), free(11)),
+			(ENDOWMENT, ENDOWMENT, ENDOWMENT)
+		);
 	});
 }
 
@@ -731,7 +967,13 @@ fn five_trainers_three_rounds_lazy_noshow_dissent() {
 			submit(id, who);
 		}
 		let copied = blob(id, 1, &honest_values(10, 1, &current_seed(id, 10), 0.02));
-		assert_ok!(FlTasks::submit_update(signed(13), id, 1, copied.clone(), commit(13, &seed(13, 2, 0))));
+		assert_ok!(FlTasks::submit_update(
+			signed(13),
+			id,
+			1,
+			copied.clone(),
+			commit(13, &seed(13, 2, 0))
+		));
 		run_to(task(id).phase_end);
 		assert_eq!(held_stake(14), 90);
 		for who in [10, 11, 12, 13] {
@@ -758,8 +1000,10 @@ fn five_trainers_three_rounds_lazy_noshow_dissent() {
 		);
 		honest_round(id, &[10, 11, 12, 14], hash(2));
 		assert_eq!(task(id).phase, Phase::Publishing);
-		let earned: Vec<Balance> =
-			t.iter().map(|w| Participants::<Test>::get(id, w).expect("p").earned).collect();
+		let earned: Vec<Balance> = t
+			.iter()
+			.map(|w| Participants::<Test>::get(id, w).expect("p").earned)
+			.collect();
 		assert_eq!(earned[3], 0, "the lazy trainer forfeits everything");
 		run_to(task(id).phase_end);
 		assert!(Tasks::<Test>::get(id).is_none());
@@ -781,16 +1025,41 @@ fn five_trainers_three_rounds_lazy_noshow_dissent() {
 
 #[derive(Clone, Debug)]
 enum Action {
-	Publish { trainers: u32, rounds: u32 },
+	Publish {
+		trainers: u32,
+		rounds: u32,
+	},
 	Cancel,
-	Bid { who: u64, samples: u64 },
-	Withdraw { who: u64 },
-	Submit { who: u64, copy_of: Option<u64> },
-	Reveal { who: u64 },
-	Report { reporter: u64, accused: u64, victim: u64 },
-	Vote { who: u64, hash: u8, drop_last: bool },
-	Publish_ { who: u64 },
-	Wait { blocks: u64 },
+	Bid {
+		who: u64,
+		samples: u64,
+	},
+	Withdraw {
+		who: u64,
+	},
+	Submit {
+		who: u64,
+		copy_of: Option<u64>,
+	},
+	Reveal {
+		who: u64,
+	},
+	Report {
+		reporter: u64,
+		accused: u64,
+		victim: u64,
+	},
+	Vote {
+		who: u64,
+		hash: u8,
+		drop_last: bool,
+	},
+	Publish_ {
+		who: u64,
+	},
+	Wait {
+		blocks: u64,
+	},
 }
 
 fn action() -> impl proptest::strategy::Strategy<Value = Action> {
@@ -816,7 +1085,11 @@ fn action() -> impl proptest::strategy::Strategy<Value = Action> {
 
 /// The aggregate blob the property test's trainers agree on for `hash`.
 fn agg_blob(id: TaskId, round: u32, hash: u8) -> BoundedVec<u8, ConstU32<{ 128 * 1024 }>> {
-	blob(id, round, &honest_values(100 + u64::from(hash), round, &seed(1, 0, 0), 0.0))
+	blob(
+		id,
+		round,
+		&honest_values(100 + u64::from(hash), round, &seed(1, 0, 0), 0.0),
+	)
 }
 
 fn apply(action: &Action, commitments: &mut u32) {
@@ -837,35 +1110,51 @@ fn apply(action: &Action, commitments: &mut u32) {
 	let _ = match action.clone() {
 		// One task at a time, so the other actions have something to work on.
 		Action::Publish { .. } if live.is_some() => return,
-		Action::Publish { trainers, rounds } =>
-			FlTasks::publish_task(signed(PUBLISHER), spec(trainers, rounds)),
+		Action::Publish { trainers, rounds } => {
+			FlTasks::publish_task(signed(PUBLISHER), spec(trainers, rounds))
+		}
 		Action::Cancel => FlTasks::cancel_task(signed(PUBLISHER), id),
 		Action::Bid { who, samples } => {
 			let c = commit(who, &seed(who, 0, (*commitments % 2) as u8));
 			*commitments += 1;
 			FlTasks::bid(signed(who), id, samples, 10, 1, c)
-		},
+		}
 		Action::Withdraw { who } => FlTasks::withdraw_bid(signed(who), id),
 		Action::Submit { who, copy_of } => {
 			let (who, copy_of) = (pick(who), copy_of.map(pick));
-			let Some(p) = Participants::<Test>::get(id, who) else { return };
+			let Some(p) = Participants::<Test>::get(id, who) else {
+				return;
+			};
 			let source = copy_of.unwrap_or(who);
-			let s = find_seed(source, Participants::<Test>::get(id, source).map(|p| p.commitment))
-				.unwrap_or([0; 32]);
+			let s = find_seed(
+				source,
+				Participants::<Test>::get(id, source).map(|p| p.commitment),
+			)
+			.unwrap_or([0; 32]);
 			let _ = p;
 			let b = blob(id, round, &honest_values(source, round, &s, 0.02));
 			let next = fresh(who, commitments);
 			FlTasks::submit_update(signed(who), id, round, b, next)
-		},
+		}
 		Action::Reveal { who } => {
 			let who = pick(who);
-			let Some(p) = Participants::<Test>::get(id, who) else { return };
-			let Some(s) = find_seed(who, Some(p.commitment)) else { return };
+			let Some(p) = Participants::<Test>::get(id, who) else {
+				return;
+			};
+			let Some(s) = find_seed(who, Some(p.commitment)) else {
+				return;
+			};
 			FlTasks::reveal_seed(signed(who), id, round, s)
-		},
-		Action::Report { reporter, accused, victim } => {
+		}
+		Action::Report {
+			reporter,
+			accused,
+			victim,
+		} => {
 			let (accused, victim) = (pick(accused), pick(victim));
-			let Some(u) = Updates::<Test>::get(id, accused) else { return };
+			let Some(u) = Updates::<Test>::get(id, accused) else {
+				return;
+			};
 			// Rebuild the accused's blob: it is one of the honest_values variants.
 			let Some(b) = (10u64..15).find_map(|source| {
 				let s = find_seed(source, last_commitment(id, source))?;
@@ -875,17 +1164,23 @@ fn apply(action: &Action, commitments: &mut u32) {
 				return;
 			};
 			FlTasks::report_lazy(signed(reporter), id, round, accused, victim, b)
-		},
-		Action::Vote { who, hash, drop_last } => {
+		}
+		Action::Vote {
+			who,
+			hash,
+			drop_last,
+		} => {
 			let who = pick(who);
 			let Some(t) = live.clone() else { return };
 			let mut included = t.eligible();
 			if drop_last && included.count_ones() > 1 {
 				included &= !(1u64 << (63 - included.leading_zeros()));
 			}
-			let h = H256(blade_fl_primitives::blob::blob_hash(&agg_blob(id, round, hash)));
+			let h = H256(blade_fl_primitives::blob::blob_hash(&agg_blob(
+				id, round, hash,
+			)));
 			FlTasks::propose_aggregate(signed(who), id, round, h, included)
-		},
+		}
 		Action::Publish_ { who } => {
 			let who = pick(who);
 			let Some(t) = live.clone() else { return };
@@ -894,11 +1189,11 @@ fn apply(action: &Action, commitments: &mut u32) {
 				.map(|h| FlTasks::publish_aggregate(signed(who), id, r, agg_blob(id, r, h)))
 				.find(|r| r.is_ok());
 			result.unwrap_or(Ok(()))
-		},
+		}
 		Action::Wait { blocks } => {
 			run_to(System::block_number() + blocks);
 			Ok(())
-		},
+		}
 	};
 }
 
@@ -923,7 +1218,11 @@ fn burnt_so_far() -> Balance {
 		.into_iter()
 		.map(|e| match e {
 			Event::Penalised { slashed, .. } => slashed,
-			Event::LazyProven { slashed, reporter_reward, .. } => slashed - reporter_reward,
+			Event::LazyProven {
+				slashed,
+				reporter_reward,
+				..
+			} => slashed - reporter_reward,
 			_ => 0,
 		})
 		.sum()

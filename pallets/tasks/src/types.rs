@@ -19,7 +19,16 @@ pub type TrainerMask = u64;
 /// How trainers combine the round's updates off chain (the chain only records the rule;
 /// every trainer applies it bit-exactly and votes on the result's hash).
 #[derive(
-	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
 )]
 pub enum AggregationRule {
 	/// Mean weighted by declared samples times reputation.
@@ -40,7 +49,16 @@ pub enum AggregationRule {
 
 /// Length in blocks of each phase of a task.
 #[derive(
-	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
 )]
 pub struct PhaseLengths<BlockNumber> {
 	/// Bidding, from publication to selection.
@@ -55,7 +73,16 @@ pub struct PhaseLengths<BlockNumber> {
 
 /// What a publisher asks for.
 #[derive(
-	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
 )]
 pub struct TaskSpec<Balance, BlockNumber> {
 	/// Model architecture identifier (known to the trainers' software).
@@ -92,7 +119,16 @@ pub struct TaskSpec<Balance, BlockNumber> {
 
 /// Why a task ended without completing its rounds.
 #[derive(
-	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
 )]
 pub enum Failure {
 	/// Cancelled by its publisher during bidding.
@@ -107,7 +143,16 @@ pub enum Failure {
 
 /// Where a task is in its life cycle.
 #[derive(
-	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
 )]
 pub enum Phase {
 	/// Accepting bids.
@@ -125,9 +170,7 @@ pub enum Phase {
 }
 
 /// A published task.
-#[derive(
-	CloneNoBound, PartialEqNoBound, DebugNoBound, Encode, Decode, MaxEncodedLen, TypeInfo,
-)]
+#[derive(CloneNoBound, PartialEqNoBound, DebugNoBound, Encode, Decode, MaxEncodedLen, TypeInfo)]
 #[scale_info(skip_type_params(MaxTrainers))]
 #[codec(mel_bound(AccountId: MaxEncodedLen, Balance: MaxEncodedLen, BlockNumber: MaxEncodedLen))]
 pub struct TaskInfo<AccountId, Balance, BlockNumber, MaxTrainers: Get<u32>>
@@ -285,7 +328,16 @@ pub struct GlobalModel<AccountId, Balance, BlockNumber> {
 
 /// A penalty reason (for events).
 #[derive(
-	Clone, Copy, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
 )]
 pub enum Offence {
 	/// No update by the submission deadline.

@@ -95,9 +95,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(Weight::from_parts(60_000_000, 6_000).saturating_mul(t.into()))
 			.saturating_add(Weight::from_parts(1_000_000, 0).saturating_mul(c.into()))
 			.saturating_add(T::DbWeight::get().reads(3_u64.saturating_add(6 * t as u64)))
-			.saturating_add(T::DbWeight::get().writes(
-				3_u64.saturating_add(6 * t as u64).saturating_add(c as u64),
-			))
+			.saturating_add(
+				T::DbWeight::get()
+					.writes(3_u64.saturating_add(6 * t as u64).saturating_add(c as u64)),
+			)
 	}
 }
 
@@ -115,25 +116,30 @@ impl WeightInfo for () {
 		Weight::from_parts(40_000_000, 6_000)
 	}
 	fn submit_update(b: u32) -> Weight {
-		Weight::from_parts(40_000_000, 6_000).saturating_add(Weight::from_parts(5_000, 0).saturating_mul(b.into()))
+		Weight::from_parts(40_000_000, 6_000)
+			.saturating_add(Weight::from_parts(5_000, 0).saturating_mul(b.into()))
 	}
 	fn reveal_seed() -> Weight {
 		Weight::from_parts(35_000_000, 6_000)
 	}
 	fn report_lazy(b: u32) -> Weight {
-		Weight::from_parts(90_000_000, 8_000).saturating_add(Weight::from_parts(60_000, 0).saturating_mul(b.into()))
+		Weight::from_parts(90_000_000, 8_000)
+			.saturating_add(Weight::from_parts(60_000, 0).saturating_mul(b.into()))
 	}
 	fn propose_aggregate() -> Weight {
 		Weight::from_parts(40_000_000, 8_000)
 	}
 	fn publish_aggregate(b: u32) -> Weight {
-		Weight::from_parts(50_000_000, 8_000).saturating_add(Weight::from_parts(5_000, 0).saturating_mul(b.into()))
+		Weight::from_parts(50_000_000, 8_000)
+			.saturating_add(Weight::from_parts(5_000, 0).saturating_mul(b.into()))
 	}
 	fn close_bidding(n: u32) -> Weight {
-		Weight::from_parts(30_000_000, 4_000).saturating_add(Weight::from_parts(40_000_000, 3_000).saturating_mul(n.into()))
+		Weight::from_parts(30_000_000, 4_000)
+			.saturating_add(Weight::from_parts(40_000_000, 3_000).saturating_mul(n.into()))
 	}
 	fn close_round(t: u32) -> Weight {
-		Weight::from_parts(30_000_000, 4_000).saturating_add(Weight::from_parts(50_000_000, 6_000).saturating_mul(t.into()))
+		Weight::from_parts(30_000_000, 4_000)
+			.saturating_add(Weight::from_parts(50_000_000, 6_000).saturating_mul(t.into()))
 	}
 	fn settle(t: u32, c: u32) -> Weight {
 		Weight::from_parts(30_000_000, 4_000)

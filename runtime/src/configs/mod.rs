@@ -195,6 +195,82 @@ pub mod dynamic_params {
 		#[codec(index = 0)]
 		pub static BlockReward: Balance = 10 * UNIT;
 	}
+
+	/// Federated-learning tasks: stakes, slashing, fees, quorum, lazy-proof threshold,
+	/// blob size, phase bounds and the bid score.
+	#[dynamic_pallet_params]
+	#[codec(index = 2)]
+	pub mod fl {
+		/// Smallest stake a task may ask of its bidders.
+		#[codec(index = 0)]
+		pub static MinStake: Balance = 10 * UNIT;
+		/// Share of a proven lazy trainer's stake that is slashed.
+		#[codec(index = 1)]
+		pub static LazySlash: Perbill = Perbill::from_percent(50);
+		/// Share of the stake burnt for a missed submission or reveal.
+		#[codec(index = 2)]
+		pub static MissSlash: Perbill = Perbill::from_percent(10);
+		/// Share of a lazy slash paid to the reporter.
+		#[codec(index = 3)]
+		pub static ReporterShare: Perbill = Perbill::from_percent(20);
+		/// Paid by a reporter to the accused when an accusation fails.
+		#[codec(index = 4)]
+		pub static FalseReportPenalty: Balance = 5 * UNIT;
+		/// Share of each round's budget paid to the publishing aggregator.
+		#[codec(index = 5)]
+		pub static AggregationFee: Perbill = Perbill::from_percent(5);
+		/// Votes needed: more than this share of the eligible trainers.
+		#[codec(index = 6)]
+		pub static Quorum: Perbill = Perbill::from_percent(50);
+		/// PN correlation proving a watermark copy.
+		#[codec(index = 7)]
+		pub static LazyThreshold: Perbill = Perbill::from_percent(10);
+		/// Largest update or aggregate blob, in bytes (hard bound: `MAX_BLOB_LEN`).
+		#[codec(index = 8)]
+		pub static MaxBlobSize: u32 = 1024 * 1024;
+		/// Shortest phase a task may ask for, in blocks.
+		#[codec(index = 9)]
+		pub static MinPhaseLength: BlockNumber = 2;
+		/// Longest phase a task may ask for, in blocks.
+		#[codec(index = 10)]
+		pub static MaxPhaseLength: BlockNumber = 7 * 24 * 60 * MINUTES;
+		/// Weight of reputation in the bid score.
+		#[codec(index = 11)]
+		pub static ScoreReputation: Perbill = Perbill::from_percent(40);
+		/// Weight of declared samples in the bid score.
+		#[codec(index = 12)]
+		pub static ScoreSamples: Perbill = Perbill::from_percent(30);
+		/// Weight of capability in the bid score.
+		#[codec(index = 13)]
+		pub static ScoreCapability: Perbill = Perbill::from_percent(10);
+		/// Weight of a low price in the bid score.
+		#[codec(index = 14)]
+		pub static ScorePrice: Perbill = Perbill::from_percent(20);
+	}
+
+	/// Trainer reputation: decay and the weight of each behaviour in milli-events.
+	#[dynamic_pallet_params]
+	#[codec(index = 3)]
+	pub mod reputation {
+		/// Share of old evidence kept per recorded behaviour.
+		#[codec(index = 0)]
+		pub static Decay: Perbill = Perbill::from_percent(95);
+		/// A good round.
+		#[codec(index = 1)]
+		pub static GoodWeight: u32 = 1_000;
+		/// A dissenting vote.
+		#[codec(index = 2)]
+		pub static DissentWeight: u32 = 1_000;
+		/// Left out of the agreed aggregate.
+		#[codec(index = 3)]
+		pub static OutlierWeight: u32 = 1_000;
+		/// A missed submission or reveal.
+		#[codec(index = 4)]
+		pub static MissedWeight: u32 = 2_000;
+		/// A lazy-client proof.
+		#[codec(index = 5)]
+		pub static LazyWeight: u32 = 5_000;
+	}
 }
 
 #[cfg(feature = "runtime-benchmarks")]
@@ -228,4 +304,44 @@ impl pallet_difficulty::Config for Runtime {
 impl pallet_block_reward::Config for Runtime {
 	type Currency = Balances;
 	type BlockReward = dynamic_params::rewards::BlockReward;
+}
+
+/// Hard bound on an update or aggregate blob: 2 MiB, within the normal-class block length.
+pub const MAX_BLOB_LEN: u32 = 2 * 1024 * 1024;
+
+impl pallet_fl_tasks::Config for Runtime {
+	type Currency = Balances;
+	type RuntimeHoldReason = RuntimeHoldReason;
+	type Reputation = crate::Reputation;
+	type MinStake = dynamic_params::fl::MinStake;
+	type LazySlash = dynamic_params::fl::LazySlash;
+	type MissSlash = dynamic_params::fl::MissSlash;
+	type ReporterShare = dynamic_params::fl::ReporterShare;
+	type FalseReportPenalty = dynamic_params::fl::FalseReportPenalty;
+	type AggregationFee = dynamic_params::fl::AggregationFee;
+	type Quorum = dynamic_params::fl::Quorum;
+	type LazyThreshold = dynamic_params::fl::LazyThreshold;
+	type MaxBlobSize = dynamic_params::fl::MaxBlobSize;
+	type MinPhaseLength = dynamic_params::fl::MinPhaseLength;
+	type MaxPhaseLength = dynamic_params::fl::MaxPhaseLength;
+	type ScoreReputation = dynamic_params::fl::ScoreReputation;
+	type ScoreSamples = dynamic_params::fl::ScoreSamples;
+	type ScoreCapability = dynamic_params::fl::ScoreCapability;
+	type ScorePrice = dynamic_params::fl::ScorePrice;
+	type MaxBlobLen = ConstU32<MAX_BLOB_LEN>;
+	type MaxBids = ConstU32<128>;
+	type MaxTrainers = ConstU32<32>;
+	type MaxRounds = ConstU32<100>;
+	type MaxActiveTasks = ConstU32<64>;
+	type MaxTransitionsPerBlock = ConstU32<4>;
+	type WeightInfo = pallet_fl_tasks::weights::SubstrateWeight<Runtime>;
+}
+
+impl pallet_fl_reputation::Config for Runtime {
+	type Decay = dynamic_params::reputation::Decay;
+	type GoodWeight = dynamic_params::reputation::GoodWeight;
+	type DissentWeight = dynamic_params::reputation::DissentWeight;
+	type OutlierWeight = dynamic_params::reputation::OutlierWeight;
+	type MissedWeight = dynamic_params::reputation::MissedWeight;
+	type LazyWeight = dynamic_params::reputation::LazyWeight;
 }
