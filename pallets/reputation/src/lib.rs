@@ -32,8 +32,10 @@ pub use blade_fl_primitives::traits::{Behaviour, Reputation};
 pub use pallet::*;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod mock;
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
 /// Evidence counted for one account, in milli-events.

@@ -51,12 +51,15 @@ pub use pallet::*;
 pub use types::*;
 
 #[cfg(feature = "runtime-benchmarks")]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // set-up failures abort the benchmark
 mod benchmarking;
 mod lifecycle;
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod mock;
 pub mod runtime_api;
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 pub mod types;
 pub mod weights;

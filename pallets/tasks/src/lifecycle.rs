@@ -15,6 +15,9 @@ use frame_support::{
 use frame_system::pallet_prelude::BlockNumberFor;
 use sp_runtime::traits::{Saturating, UniqueSaturatedInto, Zero};
 
+/// A bid with its score and arrival order, as ranked at selection.
+type Ranked<T> = (u64, u32, <T as frame_system::Config>::AccountId, Bid<BalanceOf<T>>);
+
 impl<T: Config> Pallet<T> {
 	/// Advance up to `MaxTransitionsPerBlock` tasks whose phase ends at or before `now`.
 	pub(crate) fn process_deadlines(now: BlockNumberFor<T>) -> Weight {
@@ -88,7 +91,7 @@ impl<T: Config> Pallet<T> {
 			.map(|(_, b)| b.price)
 			.max()
 			.unwrap_or_else(BalanceOf::<T>::zero);
-		let mut ranked: Vec<(u64, u32, T::AccountId, Bid<BalanceOf<T>>)> = bids
+		let mut ranked: Vec<Ranked<T>> = bids
 			.into_iter()
 			.map(|(who, bid)| {
 				let score = Self::bid_score(
