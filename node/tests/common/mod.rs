@@ -156,6 +156,32 @@ impl Node {
 			.map(|s| hex::decode(s.trim_start_matches("0x")).unwrap())
 	}
 
+	/// Call runtime API `method` (e.g. `FlTasksApi_task`) with SCALE `args` at the best
+	/// block and decode the answer.
+	pub fn state_call<R: Decode>(&self, method: &str, args: &[u8]) -> R {
+		let value = self
+			.rpc(
+				"state_call",
+				json!([method, format!("0x{}", hex::encode(args))]),
+			)
+			.unwrap();
+		let bytes = hex::decode(value.as_str().unwrap().trim_start_matches("0x")).unwrap();
+		R::decode(&mut &bytes[..]).unwrap()
+	}
+
+	/// The extrinsics of block `hash`, as SCALE bytes.
+	pub fn block_extrinsics(&self, hash: H256) -> Vec<Vec<u8>> {
+		let block = self
+			.rpc("chain_getBlock", json!([format!("{hash:?}")]))
+			.unwrap();
+		block["block"]["extrinsics"]
+			.as_array()
+			.unwrap()
+			.iter()
+			.map(|x| hex::decode(x.as_str().unwrap().trim_start_matches("0x")).unwrap())
+			.collect()
+	}
+
 	/// Free balance of `who` at `at`.
 	pub fn free_balance(&self, who: &AccountId, at: Option<H256>) -> Balance {
 		let key = frame_system::Account::<Runtime>::hashed_key_for(who);

@@ -16,7 +16,12 @@ use frame_system::pallet_prelude::BlockNumberFor;
 use sp_runtime::traits::{Saturating, UniqueSaturatedInto, Zero};
 
 /// A bid with its score and arrival order, as ranked at selection.
-type Ranked<T> = (u64, u32, <T as frame_system::Config>::AccountId, Bid<BalanceOf<T>>);
+type Ranked<T> = (
+	u64,
+	u32,
+	<T as frame_system::Config>::AccountId,
+	Bid<BalanceOf<T>>,
+);
 
 impl<T: Config> Pallet<T> {
 	/// Advance up to `MaxTransitionsPerBlock` tasks whose phase ends at or before `now`.
