@@ -6,6 +6,8 @@
 use std::time::{Duration, Instant};
 
 use blade_pow::{Miner, WORK_INPUT_LEN};
+
+mod fl;
 use clap::{Parser, Subcommand};
 use sp_core::{H256, U256};
 
@@ -33,6 +35,18 @@ enum Bench {
 		/// Difficulty for the expected-block-time line (default: the `development` preset's).
 		#[arg(long, default_value_t = 12_000_000.0)]
 		difficulty: f64,
+	},
+	/// Federated-learning calls that carry blobs (`submit_update`, `report_lazy`): weight,
+	/// proof size, fee and how many fit in one block, from the runtime's weights, next to
+	/// their execution time measured natively in the real runtime (wasm is slower).
+	Fl {
+		/// Blob sizes in bytes (default: 100 kB, the 1 MiB governance maximum, the 2 MiB
+		/// hard bound).
+		#[arg(long, value_delimiter = ',', default_values_t = [100_000u32, 1_048_576, 2_097_152])]
+		sizes: Vec<u32>,
+		/// Repetitions; the fastest run is reported.
+		#[arg(long, default_value_t = 3)]
+		repeats: u32,
 	},
 }
 
@@ -73,6 +87,7 @@ fn mining_loop_rate(duration: Duration) -> f64 {
 fn main() {
 	let cli = Cli::parse();
 	match cli.bench {
+		Bench::Fl { sizes, repeats } => fl::report(&sizes, repeats),
 		Bench::Pow {
 			seconds,
 			repeats,
