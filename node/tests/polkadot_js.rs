@@ -35,4 +35,7 @@ fn polkadot_js_reads_metadata_derives_authors_and_transfers() {
 	assert_eq!(report["ok"], true);
 	assert_eq!(report["symbol"], "BLADE");
 	assert_eq!(report["authors"].as_array().unwrap().len(), 3);
+	// A federated-learning task published and read back through polkadot-js.
+	assert_eq!(report["flTask"], 0);
+	assert_eq!(report["activeTasks"], serde_json::json!([0]));
 }

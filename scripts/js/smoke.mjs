@@ -13,11 +13,14 @@ const bob = keyring.addFromUri('//Bob');
 
 // Metadata: our pallets and their calls/events decode from metadata alone.
 const pallets = api.runtimeMetadata.asLatest.pallets.map((p) => p.name.toString());
-for (const name of ['System', 'Balances', 'Difficulty', 'BlockReward', 'Council', 'Parameters', 'Sudo']) {
+for (const name of ['System', 'Balances', 'Difficulty', 'BlockReward', 'Council', 'Parameters', 'Sudo', 'FlTasks', 'Reputation']) {
   if (!pallets.includes(name)) fail(`pallet ${name} missing from metadata: ${pallets}`);
 }
 if (typeof api.tx.difficulty?.setDifficulty !== 'function') fail('difficulty.setDifficulty not in metadata');
 if (typeof api.tx.parameters?.setParameter !== 'function') fail('parameters.setParameter not in metadata');
+for (const call of ['publishTask', 'cancelTask', 'bid', 'withdrawBid', 'submitUpdate', 'revealSeed', 'reportLazy', 'proposeAggregate', 'publishAggregate']) {
+  if (typeof api.tx.flTasks?.[call] !== 'function') fail(`flTasks.${call} not in metadata`);
+}
 
 // Chain properties: wallets show BLADE with 12 decimals.
 const props = await api.rpc.system.properties();
@@ -69,6 +72,38 @@ if (!included.ok) fail('no balances.Transfer event');
 const { data } = await api.query.system.account(dest);
 if (data.free.toBigInt() !== amount) fail(`destination holds ${data.free}`);
 
-console.log(JSON.stringify({ ok: true, pallets: pallets.length, symbol, decimals, authors, transferBlock: included.block }));
+// A federated-learning task published from polkadot-js, as a user would in apps
+// (Developer -> Extrinsics -> flTasks.publishTask), read back through storage and the
+// FlTasksApi runtime API declared in the metadata.
+const spec = {
+  modelId: 1, paramCount: 1000, datasetId: 1, validationHash: '0x' + '11'.repeat(32),
+  rounds: 2, trainersWanted: 3, trainersMin: 2, minSamples: 10, codec: 'F32',
+  rule: { TrimmedMean: { trim: 10 } }, maxEpsilonMilli: 4000, pnSnrCentiDb: 600,
+  phases: { bidding: 100, submit: 20, reveal: 20, aggregate: 20 },
+  reward: 100_000_000_000_000n, minStake: 10_000_000_000_000n,
+};
+const published = await new Promise((resolve, reject) => {
+  let unsub;
+  api.tx.flTasks.publishTask(spec)
+    .signAndSend(alice, ({ status, events, dispatchError }) => {
+      if (dispatchError) { reject(new Error(dispatchError.toString())); return; }
+      if (status.isInBlock) {
+        const ev = events.find(({ event }) => api.events.flTasks.TaskPublished.is(event));
+        unsub?.();
+        resolve(ev ? ev.event.data.task.toNumber() : null);
+      }
+    })
+    .then((u) => { unsub = u; }, reject);
+});
+if (published === null) fail('no flTasks.TaskPublished event');
+const stored = (await api.query.flTasks.tasks(published)).unwrap();
+if (stored.spec.rule.isTrimmedMean !== true || stored.phase.isBidding !== true) fail(`task decoded as ${stored.toString()}`);
+if (typeof api.call.flTasksApi?.activeTasks !== 'function') fail('FlTasksApi missing from metadata');
+const active = (await api.call.flTasksApi.activeTasks()).map(([id]) => id.toNumber());
+if (!active.includes(published)) fail(`active tasks ${active}`);
+const view = (await api.call.flTasksApi.task(published)).unwrap();
+if (view.publisher.toString() !== alice.address) fail(`task view ${view.toString()}`);
+
+console.log(JSON.stringify({ ok: true, pallets: pallets.length, symbol, decimals, authors, transferBlock: included.block, flTask: published, activeTasks: active }));
 await api.disconnect();
 process.exit(0);
