@@ -35,7 +35,7 @@ fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
 			for (key, value) in patch {
 				merge(base.entry(key).or_insert(serde_json::Value::Null), value);
 			}
-		},
+		}
 		(base, patch) => *base = patch,
 	}
 }
@@ -58,7 +58,9 @@ fn dev_ext() -> sp_io::TestExternalities {
 				Some(MAX_BLOB_LEN),
 			)),
 		});
-		raise.dispatch(RuntimeOrigin::root()).expect("root sets parameters");
+		raise
+			.dispatch(RuntimeOrigin::root())
+			.expect("root sets parameters");
 	});
 	ext
 }
@@ -105,18 +107,34 @@ fn measure(bytes: u32, repeats: u32) -> (f64, f64) {
 				rule: AggregationRule::FedAvg,
 				max_epsilon_milli: 1_000,
 				pn_snr_centi_db: 600,
-				phases: PhaseLengths { bidding: 2, submit: 2, reveal: 2, aggregate: 2 },
+				phases: PhaseLengths {
+					bidding: 2,
+					submit: 2,
+					reveal: 2,
+					aggregate: 2,
+				},
 				reward: 1_000 * UNIT,
 				min_stake: 10 * UNIT,
 			};
 			dispatch(&publisher, Call::publish_task { spec });
 			for who in [&victim, &copier] {
 				let commitment = H256(seed_commitment(&who.encode(), &seed(who, 0)));
-				dispatch(who, Call::bid { task: 0, samples: 10, price: 1, capability: 1, commitment });
+				dispatch(
+					who,
+					Call::bid {
+						task: 0,
+						samples: 10,
+						price: 1,
+						capability: 1,
+						commitment,
+					},
+				);
 			}
 			run_hook();
-			let values: Vec<f32> =
-				Chips::new(&seed(&victim, 0)).take(params as usize).map(|c| 0.1 * f32::from(c)).collect();
+			let values: Vec<f32> = Chips::new(&seed(&victim, 0))
+				.take(params as usize)
+				.map(|c| 0.1 * f32::from(c))
+				.collect();
 			let blob = encode_f32(0, 0, &values);
 			for (who, blob) in [(&victim, blob.clone()), (&copier, blob.clone())] {
 				let call = Call::submit_update {
@@ -131,7 +149,14 @@ fn measure(bytes: u32, repeats: u32) -> (f64, f64) {
 			}
 			run_hook();
 			for who in [&victim, &copier] {
-				dispatch(who, Call::reveal_seed { task: 0, round: 0, seed: seed(who, 0) });
+				dispatch(
+					who,
+					Call::reveal_seed {
+						task: 0,
+						round: 0,
+						seed: seed(who, 0),
+					},
+				);
 			}
 			let call = Call::report_lazy {
 				task: 0,
@@ -144,10 +169,14 @@ fn measure(bytes: u32, repeats: u32) -> (f64, f64) {
 			dispatch(&K::Dave.to_account_id(), call);
 			report = report.min(start.elapsed().as_secs_f64() * 1e6);
 			assert!(
-				frame_system::Pallet::<Runtime>::events().iter().any(|r| matches!(
-					r.event,
-					blade_fl_runtime::RuntimeEvent::FlTasks(pallet_fl_tasks::Event::LazyProven { .. })
-				)),
+				frame_system::Pallet::<Runtime>::events()
+					.iter()
+					.any(|r| matches!(
+						r.event,
+						blade_fl_runtime::RuntimeEvent::FlTasks(
+							pallet_fl_tasks::Event::LazyProven { .. }
+						)
+					)),
 				"the copier is proven lazy"
 			);
 		});
@@ -165,10 +194,14 @@ fn per_block(weight: Weight, length: u32) -> (u64, &'static str) {
 	let by_proof = max.proof_size() / per.proof_size().max(1);
 	let max_len = u64::from(*RuntimeBlockLength::get().max.get(DispatchClass::Normal));
 	let by_len = max_len / u64::from(length + EXTRINSIC_OVERHEAD);
-	[(by_time, "ref time"), (by_proof, "proof size"), (by_len, "block length")]
-		.into_iter()
-		.min_by_key(|(n, _)| *n)
-		.unwrap_or((0, "none"))
+	[
+		(by_time, "ref time"),
+		(by_proof, "proof size"),
+		(by_len, "block length"),
+	]
+	.into_iter()
+	.min_by_key(|(n, _)| *n)
+	.unwrap_or((0, "none"))
 }
 
 fn fee(call: &RuntimeCall, length: u32) -> u128 {
@@ -193,26 +226,43 @@ pub fn report(sizes: &[u32], repeats: u32) {
 	);
 	println!(
 		"{:<14} {:>9} {:>13} {:>11} {:>12} {:>12} {:>10} {:>22}",
-		"call", "blob", "weight (ms)", "proof (KiB)", "native (ms)", "fee (BLADE)", "per block", "limited by"
+		"call",
+		"blob",
+		"weight (ms)",
+		"proof (KiB)",
+		"native (ms)",
+		"fee (BLADE)",
+		"per block",
+		"limited by"
 	);
 	for &bytes in sizes {
 		let bytes = bytes.min(MAX_BLOB_LEN);
 		let (submit_us, report_us) = measure(bytes, repeats);
 		let dummy: Vec<u8> = vec![0; bytes as usize];
 		let rows = [
-			("submit_update", Weights::submit_update(bytes), submit_us, RuntimeCall::FlTasks(Call::submit_update {
-				task: 0,
-				round: 0,
-				blob: dummy.clone().try_into().expect("fits"),
-				next_commitment: H256::zero(),
-			})),
-			("report_lazy", Weights::report_lazy(bytes), report_us, RuntimeCall::FlTasks(Call::report_lazy {
-				task: 0,
-				round: 0,
-				accused: K::Bob.to_account_id(),
-				victim: K::Charlie.to_account_id(),
-				accused_blob: dummy.try_into().expect("fits"),
-			})),
+			(
+				"submit_update",
+				Weights::submit_update(bytes),
+				submit_us,
+				RuntimeCall::FlTasks(Call::submit_update {
+					task: 0,
+					round: 0,
+					blob: dummy.clone().try_into().expect("fits"),
+					next_commitment: H256::zero(),
+				}),
+			),
+			(
+				"report_lazy",
+				Weights::report_lazy(bytes),
+				report_us,
+				RuntimeCall::FlTasks(Call::report_lazy {
+					task: 0,
+					round: 0,
+					accused: K::Bob.to_account_id(),
+					victim: K::Charlie.to_account_id(),
+					accused_blob: dummy.try_into().expect("fits"),
+				}),
+			),
 		];
 		for (name, weight, native_us, call) in rows {
 			let length = call.encoded_size() as u32 + EXTRINSIC_OVERHEAD;

@@ -984,6 +984,11 @@ pub mod pallet {
 				});
 			}
 			T::Reputation::record(&accused, Behaviour::Lazy);
+			// The lazy trainer may have been the last one whose reveal was awaited.
+			let expected = info.submitted & !info.lazy;
+			if info.phase == Phase::Reveal && info.revealed & expected == expected {
+				Self::end_phase_early(task, &mut info, frame_system::Pallet::<T>::block_number());
+			}
 			Tasks::<T>::insert(task, info);
 			Self::deposit_event(Event::LazyProven {
 				task,

@@ -13,7 +13,7 @@ use frame_support::{
 	},
 };
 use frame_system::pallet_prelude::BlockNumberFor;
-use sp_runtime::traits::{Saturating, UniqueSaturatedInto, Zero};
+use sp_runtime::traits::{CheckedDiv, Saturating, UniqueSaturatedInto, Zero};
 
 /// A bid with its score and arrival order, as ranked at selection.
 type Ranked<T> = (
@@ -184,7 +184,11 @@ impl<T: Config> Pallet<T> {
 
 		// This round's budget: reward / K, of which the aggregation fee.
 		let rounds: BalanceOf<T> = info.spec.rounds.into();
-		let budget = info.spec.reward / rounds;
+		let budget = info
+			.spec
+			.reward
+			.checked_div(&rounds)
+			.unwrap_or_else(Zero::zero);
 		let fee = T::AggregationFee::get().mul_floor(budget);
 		let pool = budget.saturating_sub(fee);
 

@@ -1270,3 +1270,33 @@ proptest::proptest! {
 		});
 	}
 }
+
+#[test]
+fn proving_the_last_unrevealed_trainer_lazy_ends_the_reveal_early() {
+	build_and_execute(|| {
+		let (id, _) = selected_task(3, 1);
+		submit(id, 10);
+		submit(id, 11);
+		let copied = blob(id, 0, &honest_values(10, 0, &seed(10, 0, 0), 0.02));
+		assert_ok!(FlTasks::submit_update(
+			signed(12),
+			id,
+			0,
+			copied.clone(),
+			commit(12, &seed(12, 1, 0))
+		));
+		next_block();
+		reveal(id, 10);
+		reveal(id, 11);
+		let end = task(id).phase_end;
+		assert!(end > System::block_number() + 1);
+		assert_ok!(FlTasks::report_lazy(signed(20), id, 0, 12, 10, copied));
+		assert_eq!(task(id).phase_end, System::block_number() + 1);
+		next_block();
+		assert_eq!(task(id).phase, Phase::Aggregate);
+		// Proven lazy, 12 is not penalised again for the missing reveal.
+		assert!(!task_events()
+			.iter()
+			.any(|e| matches!(e, Event::Penalised { trainer: 12, .. })));
+	});
+}
