@@ -1,0 +1,47 @@
+//! The library's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the trainer library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+	/// A file could not be read.
+	#[error("cannot read {path}: {source}")]
+	Io {
+		/// The file.
+		path: PathBuf,
+		/// The cause.
+		source: std::io::Error,
+	},
+	/// A data file is not in the expected format.
+	#[error("{path}: {reason}")]
+	BadData {
+		/// The file.
+		path: PathBuf,
+		/// What is wrong.
+		reason: String,
+	},
+	/// A data file's content differs from the published data set.
+	#[error("{path}: SHA-256 {actual} differs from the expected {expected} (corrupt or a different file)")]
+	Checksum {
+		/// The file.
+		path: PathBuf,
+		/// Expected digest.
+		expected: String,
+		/// Actual digest.
+		actual: String,
+	},
+	/// Arguments that cannot work (empty inputs, mismatched lengths, bad parameters).
+	#[error("invalid input: {0}")]
+	Invalid(String),
+	/// A model-update blob was rejected by the shared codec.
+	#[error("malformed blob: {0:?}")]
+	Blob(blade_fl_primitives::blob::BlobError),
+}
+
+/// Result with the library's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+pub(crate) fn invalid(message: impl Into<String>) -> Error {
+	Error::Invalid(message.into())
+}

