@@ -8,15 +8,18 @@
 //! - [`codec`]: the shared update-blob format (f32, f16, int8) and its hash;
 //! - [`signature`]: PN watermarks at a target SNR, removal, and a detector with a
 //!   threshold derived from its false-positive rate; the runtime's own fixed-point verdict;
-//! - [`aggregation`]: bit-exact FedAvg, coordinate median, trimmed mean, Multi-Krum.
+//! - [`aggregation`]: bit-exact FedAvg, coordinate median, trimmed mean, Multi-Krum;
+//! - [`privacy`]: clipping, Gaussian and Laplace mechanisms with per-client epsilon,
+//!   adaptive noise decay, and a Rényi-DP accountant.
 //!
-//! Training with `tch`, local differential privacy and the chain client build on these.
+//! Training with `tch` and the chain client build on these.
 
 pub mod aggregation;
 pub mod codec;
 pub mod data;
 mod error;
 pub mod partition;
+pub mod privacy;
 pub mod signature;
 
 pub use error::{Error, Result};
