@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use blade_pow::{Miner, WORK_INPUT_LEN};
 
 mod fl;
+mod kernels;
 use clap::{Parser, Subcommand};
 use sp_core::{H256, U256};
 
@@ -39,6 +40,20 @@ enum Bench {
 	/// Federated-learning calls that carry blobs (`submit_update`, `report_lazy`): weight,
 	/// proof size, fee and how many fit in one block, from the runtime's weights, next to
 	/// their execution time measured natively in the real runtime (wasm is slower).
+	/// Trainer kernels: aggregation of `clients` updates per rule (GB/s and ratio to a plain
+	/// memory copy of the same bytes), PN chip generation, correlation (float and the
+	/// runtime's fixed point), blob encode/decode per codec.
+	Kernels {
+		/// Model sizes in parameters.
+		#[arg(long, value_delimiter = ',', default_values_t = [100_000usize, 1_000_000])]
+		params: Vec<usize>,
+		/// Updates aggregated.
+		#[arg(long, default_value_t = 20)]
+		clients: usize,
+		/// Repetitions; the fastest run is reported.
+		#[arg(long, default_value_t = 3)]
+		repeats: u32,
+	},
 	Fl {
 		/// Blob sizes in bytes (default: 100 kB, the 1 MiB governance maximum, the 2 MiB
 		/// hard bound).
@@ -88,6 +103,11 @@ fn main() {
 	let cli = Cli::parse();
 	match cli.bench {
 		Bench::Fl { sizes, repeats } => fl::report(&sizes, repeats),
+		Bench::Kernels {
+			params,
+			clients,
+			repeats,
+		} => kernels::report(&params, clients, repeats),
 		Bench::Pow {
 			seconds,
 			repeats,
