@@ -64,18 +64,6 @@ fn check(updates: &[Vec<f32>], weights: &[u128]) -> Result<usize> {
 	Ok(n)
 }
 
-fn per_coordinate(n: usize, f: impl Fn(usize) -> f32 + Sync) -> Vec<f32> {
-	let mut out = vec![0f32; n];
-	out.par_chunks_mut(CHUNK)
-		.enumerate()
-		.for_each(|(chunk, slice)| {
-			for (k, v) in slice.iter_mut().enumerate() {
-				*v = f(chunk * CHUNK + k);
-			}
-		});
-	out
-}
-
 fn weighted_mean(updates: &[&Vec<f32>], weights: &[u128], n: usize) -> Result<Vec<f32>> {
 	let total: u128 = weights.iter().sum();
 	if total == 0 {
@@ -83,13 +71,24 @@ fn weighted_mean(updates: &[&Vec<f32>], weights: &[u128], n: usize) -> Result<Ve
 	}
 	// Normalised weights, computed once in a fixed order.
 	let w: Vec<f64> = weights.iter().map(|w| *w as f64 / total as f64).collect();
-	Ok(per_coordinate(n, |j| {
-		let mut acc = 0f64;
-		for (u, w) in updates.iter().zip(&w) {
-			acc += f64::from(u[j]) * w;
-		}
-		acc as f32
-	}))
+	// Client-major inside each chunk (vectorises); every coordinate still sums its clients
+	// in client order, so the bits do not depend on the chunking.
+	let mut out = vec![0f32; n];
+	out.par_chunks_mut(CHUNK)
+		.enumerate()
+		.for_each(|(chunk, slice)| {
+			let start = chunk * CHUNK;
+			let mut acc = vec![0f64; slice.len()];
+			for (u, w) in updates.iter().zip(&w) {
+				for (a, x) in acc.iter_mut().zip(&u[start..start + slice.len()]) {
+					*a += f64::from(*x) * w;
+				}
+			}
+			for (o, a) in slice.iter_mut().zip(&acc) {
+				*o = *a as f32;
+			}
+		});
+	Ok(out)
 }
 
 fn sorted_column(updates: &[Vec<f32>], j: usize, buf: &mut Vec<f32>) {
