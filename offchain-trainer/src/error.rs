@@ -34,6 +34,9 @@ pub enum Error {
 	/// Arguments that cannot work (empty inputs, mismatched lengths, bad parameters).
 	#[error("invalid input: {0}")]
 	Invalid(String),
+	/// libtorch reported an error.
+	#[error("libtorch: {0}")]
+	Torch(String),
 	/// A model-update blob was rejected by the shared codec.
 	#[error("malformed blob: {0:?}")]
 	Blob(blade_fl_primitives::blob::BlobError),

@@ -18,8 +18,12 @@ pub mod aggregation;
 pub mod codec;
 pub mod data;
 mod error;
+#[cfg(feature = "torch")]
+pub mod model;
 pub mod partition;
 pub mod privacy;
 pub mod signature;
+#[cfg(feature = "torch")]
+pub mod train;
 
 pub use error::{Error, Result};

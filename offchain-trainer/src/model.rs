@@ -1,0 +1,295 @@
+//! Models (`tch`): an MLP and a small CNN for 28x28 (1 channel) and 32x32 (3 channels)
+//! inputs, with all parameters flattened in a fixed, documented order so that a model
+//! update is a plain `f32` vector every trainer interprets the same way.
+//!
+//! **Parameter order**: variables sorted by name (byte-wise), each tensor in row-major
+//! (C) order. Names: MLP `fc1.weight`, `fc1.bias`, `fc2.weight`, `fc2.bias`; CNN adds
+//! `conv1.*`, `conv2.*` and uses `fc1` / `fc2` for its head. The same names key the
+//! safetensors files, so `safetensors.torch.load_file` gives a PyTorch user the model.
+
+use std::path::Path;
+
+use tch::{nn, nn::ModuleT, Device, Kind, Tensor};
+
+use crate::error::{invalid, Error, Result};
+
+/// Model architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+	/// `flatten -> fc1 (hidden) -> ReLU -> fc2 (classes)`.
+	Mlp {
+		/// Hidden units.
+		hidden: i64,
+	},
+	/// `conv1 5x5 (32) -> ReLU -> maxpool 2 -> conv2 5x5 (64) -> ReLU -> maxpool 2 ->
+	/// fc1 (128) -> ReLU -> fc2 (classes)`.
+	Cnn,
+}
+
+/// Input shape and class count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+	/// Channels.
+	pub channels: i64,
+	/// Height.
+	pub height: i64,
+	/// Width.
+	pub width: i64,
+	/// Output classes.
+	pub classes: i64,
+}
+
+/// A model with its variables.
+pub struct Model {
+	/// Architecture.
+	pub arch: Arch,
+	/// Input shape.
+	pub shape: Shape,
+	vs: nn::VarStore,
+	net: nn::SequentialT,
+}
+
+fn torch(e: tch::TchError) -> Error {
+	Error::Torch(e.to_string())
+}
+
+impl Model {
+	/// A freshly initialised model on `device`. Initialisation draws from ChaCha8 seeded by
+	/// `seed` (PyTorch's default scheme: uniform in `+-1/sqrt(fan_in)` for weights and
+	/// biases), so it is the same on every machine and device and safe across threads.
+	pub fn new(arch: Arch, shape: Shape, device: Device, seed: i64) -> Result<Model> {
+		if shape.channels <= 0 || shape.height < 12 || shape.width < 12 || shape.classes < 2 {
+			return Err(invalid(format!("unsupported input shape {shape:?}")));
+		}
+		let vs = nn::VarStore::new(device);
+		let root = vs.root();
+		let features = shape.channels * shape.height * shape.width;
+		let net = match arch {
+			Arch::Mlp { hidden } => {
+				if hidden <= 0 {
+					return Err(invalid("MLP needs hidden units"));
+				}
+				nn::seq_t()
+					.add_fn(move |x| x.view([-1, features]))
+					.add(nn::linear(
+						&root / "fc1",
+						features,
+						hidden,
+						Default::default(),
+					))
+					.add_fn(|x| x.relu())
+					.add(nn::linear(
+						&root / "fc2",
+						hidden,
+						shape.classes,
+						Default::default(),
+					))
+			}
+			Arch::Cnn => {
+				let (c, h, w) = (shape.channels, shape.height, shape.width);
+				let flat = 64 * ((h - 4) / 2 - 4) / 2 * (((w - 4) / 2 - 4) / 2);
+				nn::seq_t()
+					.add_fn(move |x| x.view([-1, c, h, w]))
+					.add(nn::conv2d(&root / "conv1", c, 32, 5, Default::default()))
+					.add_fn(|x| x.relu().max_pool2d_default(2))
+					.add(nn::conv2d(&root / "conv2", 32, 64, 5, Default::default()))
+					.add_fn(move |x| x.relu().max_pool2d_default(2).view([-1, flat]))
+					.add(nn::linear(&root / "fc1", flat, 128, Default::default()))
+					.add_fn(|x| x.relu())
+					.add(nn::linear(
+						&root / "fc2",
+						128,
+						shape.classes,
+						Default::default(),
+					))
+			}
+		};
+		let mut model = Model {
+			arch,
+			shape,
+			vs,
+			net,
+		};
+		model.initialise(seed as u64)?;
+		Ok(model)
+	}
+
+	fn initialise(&mut self, seed: u64) -> Result<()> {
+		use rand::{Rng, SeedableRng};
+		let layout = self.layout();
+		let fan_in = |layer: &str| {
+			layout
+				.iter()
+				.find(|(n, _)| n == &format!("{layer}.weight"))
+				.map(|(_, s)| s.iter().skip(1).product::<i64>().max(1))
+				.unwrap_or(1)
+		};
+		let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+		let mut values = Vec::with_capacity(self.param_count());
+		for (name, shape) in &layout {
+			let layer = name.rsplit_once('.').map(|(l, _)| l).unwrap_or(name);
+			let bound = 1.0 / (fan_in(layer) as f32).sqrt();
+			let n = shape.iter().product::<i64>() as usize;
+			values.extend((0..n).map(|_| rng.gen_range(-bound..bound)));
+		}
+		self.load_flat(&values)
+	}
+
+	/// The device the variables live on.
+	pub fn device(&self) -> Device {
+		self.vs.device()
+	}
+
+	/// Logits for a batch.
+	pub fn forward(&self, xs: &Tensor, train: bool) -> Tensor {
+		self.net.forward_t(xs, train)
+	}
+
+	/// The variable store (for optimisers).
+	pub fn var_store(&self) -> &nn::VarStore {
+		&self.vs
+	}
+
+	/// Variables in the documented order, with their shapes.
+	pub fn layout(&self) -> Vec<(String, Vec<i64>)> {
+		let mut vars: Vec<(String, Vec<i64>)> = self
+			.vs
+			.variables()
+			.into_iter()
+			.map(|(name, t)| (name, t.size()))
+			.collect();
+		vars.sort_by(|a, b| a.0.cmp(&b.0));
+		vars
+	}
+
+	/// Number of parameters.
+	pub fn param_count(&self) -> usize {
+		self.layout()
+			.iter()
+			.map(|(_, s)| s.iter().product::<i64>() as usize)
+			.sum()
+	}
+
+	/// All parameters as one vector, in the documented order.
+	pub fn flatten(&self) -> Result<Vec<f32>> {
+		let vars = self.vs.variables();
+		let mut out = Vec::with_capacity(self.param_count());
+		for (name, _) in self.layout() {
+			let t = vars
+				.get(&name)
+				.ok_or_else(|| invalid(format!("variable {name} vanished")))?;
+			let flat = t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1);
+			out.extend(Vec::<f32>::try_from(&flat).map_err(torch)?);
+		}
+		Ok(out)
+	}
+
+	/// Overwrite all parameters from one vector in the documented order.
+	pub fn load_flat(&mut self, values: &[f32]) -> Result<()> {
+		if values.len() != self.param_count() {
+			return Err(invalid(format!(
+				"{} values for {} parameters",
+				values.len(),
+				self.param_count()
+			)));
+		}
+		if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+			return Err(invalid(format!("parameter {i} is not finite")));
+		}
+		let vars = self.vs.variables();
+		let device = self.device();
+		let mut offset = 0usize;
+		tch::no_grad(|| -> Result<()> {
+			for (name, shape) in self.layout() {
+				let n = shape.iter().product::<i64>() as usize;
+				let src = Tensor::from_slice(&values[offset..offset + n])
+					.view(shape.as_slice())
+					.to_device(device);
+				let mut dst = vars
+					.get(&name)
+					.ok_or_else(|| invalid(format!("variable {name} vanished")))?
+					.shallow_clone();
+				dst.copy_(&src);
+				offset += n;
+			}
+			Ok(())
+		})
+	}
+
+	/// Save as safetensors (names as in the module docs).
+	pub fn save_safetensors(&self, path: &Path) -> Result<()> {
+		if path.extension().and_then(|e| e.to_str()) != Some("safetensors") {
+			return Err(invalid("the file name must end in .safetensors"));
+		}
+		self.vs.save(path).map_err(torch)
+	}
+
+	/// Load from safetensors written by [`Model::save_safetensors`] (or by PyTorch with the
+	/// same names and shapes).
+	pub fn load_safetensors(&mut self, path: &Path) -> Result<()> {
+		self.vs.load(path).map_err(torch)
+	}
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+	use super::*;
+
+	const FMNIST: Shape = Shape {
+		channels: 1,
+		height: 28,
+		width: 28,
+		classes: 10,
+	};
+	const CIFAR: Shape = Shape {
+		channels: 3,
+		height: 32,
+		width: 32,
+		classes: 10,
+	};
+
+	#[test]
+	fn layouts_and_counts() {
+		let mlp = Model::new(Arch::Mlp { hidden: 128 }, FMNIST, Device::Cpu, 0).unwrap();
+		assert_eq!(mlp.param_count(), 784 * 128 + 128 + 128 * 10 + 10);
+		let names: Vec<String> = mlp.layout().into_iter().map(|(n, _)| n).collect();
+		assert_eq!(names, ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]);
+		for shape in [FMNIST, CIFAR] {
+			let cnn = Model::new(Arch::Cnn, shape, Device::Cpu, 0).unwrap();
+			let x = Tensor::zeros(
+				[2, shape.channels, shape.height, shape.width],
+				(Kind::Float, Device::Cpu),
+			);
+			assert_eq!(cnn.forward(&x, false).size(), vec![2, 10]);
+		}
+	}
+
+	#[test]
+	fn flatten_round_trips_and_seeds_reproduce() {
+		let a = Model::new(Arch::Cnn, FMNIST, Device::Cpu, 7).unwrap();
+		let b = Model::new(Arch::Cnn, FMNIST, Device::Cpu, 7).unwrap();
+		let flat = a.flatten().unwrap();
+		assert_eq!(flat, b.flatten().unwrap());
+		let mut c = Model::new(Arch::Cnn, FMNIST, Device::Cpu, 8).unwrap();
+		assert_ne!(flat, c.flatten().unwrap());
+		c.load_flat(&flat).unwrap();
+		assert_eq!(c.flatten().unwrap(), flat);
+		assert!(c.load_flat(&flat[1..]).is_err());
+		let mut nan = flat.clone();
+		nan[3] = f32::NAN;
+		assert!(c.load_flat(&nan).is_err());
+	}
+
+	#[test]
+	fn safetensors_round_trip() {
+		let dir = tempfile::tempdir().unwrap();
+		let path = dir.path().join("model.safetensors");
+		let a = Model::new(Arch::Mlp { hidden: 32 }, FMNIST, Device::Cpu, 1).unwrap();
+		a.save_safetensors(&path).unwrap();
+		let mut b = Model::new(Arch::Mlp { hidden: 32 }, FMNIST, Device::Cpu, 2).unwrap();
+		b.load_safetensors(&path).unwrap();
+		assert_eq!(a.flatten().unwrap(), b.flatten().unwrap());
+		assert!(a.save_safetensors(&dir.path().join("model.pt")).is_err());
+	}
+}

@@ -1,0 +1,218 @@
+//! Local training (SGD for `tau` epochs) and evaluation, with `tch`.
+
+use std::time::Instant;
+
+use rand::{seq::SliceRandom, SeedableRng};
+use tch::{nn::OptimizerConfig, Device, Kind, Tensor};
+
+use crate::{
+	data::Dataset,
+	error::{invalid, Error, Result},
+	model::Model,
+};
+
+/// Local training settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainConfig {
+	/// Local epochs `tau`.
+	pub epochs: usize,
+	/// Learning rate.
+	pub lr: f64,
+	/// Mini-batch size.
+	pub batch_size: usize,
+	/// SGD momentum.
+	pub momentum: f64,
+	/// Intra-op threads for libtorch (0 keeps libtorch's default).
+	pub threads: usize,
+	/// Seed of the batch order.
+	pub seed: u64,
+}
+
+impl Default for TrainConfig {
+	fn default() -> Self {
+		TrainConfig {
+			epochs: 1,
+			lr: 0.05,
+			batch_size: 64,
+			momentum: 0.9,
+			threads: 0,
+			seed: 0,
+		}
+	}
+}
+
+/// What a training run did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainStats {
+	/// Mean training loss of the last epoch.
+	pub loss: f64,
+	/// Samples processed per second.
+	pub samples_per_sec: f64,
+}
+
+/// Loss and accuracy on a data set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+	/// Mean cross-entropy.
+	pub loss: f64,
+	/// Share of correct predictions.
+	pub accuracy: f64,
+}
+
+fn torch(e: tch::TchError) -> Error {
+	Error::Torch(e.to_string())
+}
+
+/// A data set as device tensors: images `N x C x H x W`, labels `N` (int64).
+pub struct Tensors {
+	/// Images.
+	pub images: Tensor,
+	/// Labels.
+	pub labels: Tensor,
+}
+
+/// Move `data` to `device` once.
+pub fn to_tensors(data: &Dataset, device: Device) -> Result<Tensors> {
+	if data.is_empty() {
+		return Err(invalid("empty data set"));
+	}
+	let shape = [
+		data.len() as i64,
+		data.channels as i64,
+		data.height as i64,
+		data.width as i64,
+	];
+	let images = Tensor::from_slice(&data.pixels)
+		.view(shape)
+		.to_device(device);
+	let labels: Vec<i64> = data.labels.iter().map(|l| i64::from(*l)).collect();
+	Ok(Tensors {
+		images,
+		labels: Tensor::from_slice(&labels).to_device(device),
+	})
+}
+
+/// Train `model` on `data` with SGD.
+pub fn train(model: &mut Model, data: &Tensors, config: &TrainConfig) -> Result<TrainStats> {
+	let valid = config.batch_size > 0 && config.epochs > 0 && config.lr > 0.0;
+	if !valid {
+		return Err(invalid(
+			"training needs epochs, a batch size and a positive learning rate",
+		));
+	}
+	if config.threads > 0 {
+		tch::set_num_threads(config.threads as i32);
+	}
+	let n = data.labels.size()[0] as usize;
+	let mut opt = tch::nn::Sgd {
+		momentum: config.momentum,
+		..Default::default()
+	}
+	.build(model.var_store(), config.lr)
+	.map_err(torch)?;
+	let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
+	let mut order: Vec<i64> = (0..n as i64).collect();
+	let start = Instant::now();
+	let mut loss = 0f64;
+	for _ in 0..config.epochs {
+		order.shuffle(&mut rng);
+		let (mut total, mut batches) = (0f64, 0usize);
+		for batch in order.chunks(config.batch_size) {
+			let index = Tensor::from_slice(batch).to_device(model.device());
+			let xs = data.images.index_select(0, &index);
+			let ys = data.labels.index_select(0, &index);
+			let l = model.forward(&xs, true).cross_entropy_for_logits(&ys);
+			opt.backward_step(&l);
+			total += f64::try_from(&l).map_err(torch)?;
+			batches += 1;
+		}
+		loss = total / batches.max(1) as f64;
+		if !loss.is_finite() {
+			return Err(invalid(
+				"training diverged (non-finite loss); lower the learning rate",
+			));
+		}
+	}
+	let seconds = start.elapsed().as_secs_f64().max(1e-9);
+	Ok(TrainStats {
+		loss,
+		samples_per_sec: (n * config.epochs) as f64 / seconds,
+	})
+}
+
+/// Loss and accuracy of `model` on `data`.
+pub fn evaluate(model: &Model, data: &Tensors, batch_size: usize) -> Result<Evaluation> {
+	let n = data.labels.size()[0];
+	let (mut loss, mut correct) = (0f64, 0f64);
+	tch::no_grad(|| -> Result<()> {
+		let mut start = 0i64;
+		while start < n {
+			let len = (batch_size.max(1) as i64).min(n - start);
+			let xs = data.images.narrow(0, start, len);
+			let ys = data.labels.narrow(0, start, len);
+			let logits = model.forward(&xs, false);
+			loss +=
+				f64::try_from(logits.cross_entropy_for_logits(&ys)).map_err(torch)? * len as f64;
+			correct += f64::try_from(
+				logits
+					.argmax(-1, false)
+					.eq_tensor(&ys)
+					.to_kind(Kind::Float)
+					.sum(Kind::Float),
+			)
+			.map_err(torch)?;
+			start += len;
+		}
+		Ok(())
+	})?;
+	Ok(Evaluation {
+		loss: loss / n as f64,
+		accuracy: correct / n as f64,
+	})
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+	use super::*;
+	use crate::{
+		data::{load_fashion_mnist, DEBIAN_FASHION_MNIST_DIR},
+		model::{Arch, Shape},
+	};
+
+	/// A real Fashion-MNIST subset: one epoch of the MLP on 6 000 images lifts test
+	/// accuracy from chance (~10 %) to well above it.
+	#[test]
+	fn training_on_real_fashion_mnist_beats_chance() {
+		let (train_set, test_set) =
+			load_fashion_mnist(std::path::Path::new(DEBIAN_FASHION_MNIST_DIR), true).unwrap();
+		let subset: Vec<usize> = (0..6_000).collect();
+		let train_t = to_tensors(&train_set.subset(&subset).unwrap(), Device::Cpu).unwrap();
+		let test_t = to_tensors(
+			&test_set.subset(&(0..2_000).collect::<Vec<_>>()).unwrap(),
+			Device::Cpu,
+		)
+		.unwrap();
+		let shape = Shape {
+			channels: 1,
+			height: 28,
+			width: 28,
+			classes: 10,
+		};
+		let mut model = Model::new(Arch::Mlp { hidden: 128 }, shape, Device::Cpu, 0).unwrap();
+		let before = evaluate(&model, &test_t, 500).unwrap();
+		let stats = train(
+			&mut model,
+			&train_t,
+			&TrainConfig {
+				epochs: 2,
+				..Default::default()
+			},
+		)
+		.unwrap();
+		let after = evaluate(&model, &test_t, 500).unwrap();
+		assert!(before.accuracy < 0.3, "{before:?}");
+		assert!(after.accuracy > 0.70, "{after:?} after {stats:?}");
+		assert!(after.loss < before.loss);
+	}
+}
