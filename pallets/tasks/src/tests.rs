@@ -1300,3 +1300,43 @@ fn proving_the_last_unrevealed_trainer_lazy_ends_the_reveal_early() {
 			.any(|e| matches!(e, Event::Penalised { trainer: 12, .. })));
 	});
 }
+
+#[test]
+fn remaining_error_paths() {
+	build_and_execute(|| {
+		// The task counter cannot wrap.
+		NextTaskId::<Test>::put(u64::MAX);
+		assert_noop!(
+			FlTasks::publish_task(signed(PUBLISHER), spec(2, 1)),
+			E::Overflow
+		);
+		NextTaskId::<Test>::put(0);
+
+		let (id, trainers) = selected_task(2, 1);
+		// An f32 blob must not carry an int8 scale.
+		let values = honest_values(10, 0, &seed(10, 0, 0), 0.02);
+		let mut scaled = blob(id, 0, &values).into_inner();
+		scaled[24..28].copy_from_slice(&1.0f32.to_bits().to_le_bytes());
+		let scaled: BoundedVec<u8, ConstU32<{ 128 * 1024 }>> = scaled.try_into().unwrap();
+		assert_noop!(
+			FlTasks::submit_update(signed(10), id, 0, scaled, commit(10, &seed(10, 1, 0))),
+			E::BlobBadScale
+		);
+		// Once the aggregate is agreed, accusations for the round are closed.
+		for who in &trainers {
+			submit(id, *who);
+		}
+		next_block();
+		for who in &trainers {
+			reveal(id, *who);
+		}
+		next_block();
+		vote(id, 10, H256::repeat_byte(1), 0b11);
+		vote(id, 11, H256::repeat_byte(1), 0b11);
+		let b = blob(id, 0, &honest_values(11, 0, &seed(11, 0, 0), 0.02));
+		assert_noop!(
+			FlTasks::report_lazy(signed(20), id, 0, 11, 10, b),
+			E::AlreadyDecided
+		);
+	});
+}
