@@ -9,6 +9,8 @@ use blade_pow::{Miner, WORK_INPUT_LEN};
 
 mod fl;
 mod kernels;
+#[cfg(feature = "torch")]
+mod train;
 use clap::{Parser, Subcommand};
 use sp_core::{H256, U256};
 
@@ -53,6 +55,27 @@ enum Bench {
 		/// Repetitions; the fastest run is reported.
 		#[arg(long, default_value_t = 3)]
 		repeats: u32,
+	},
+	/// Training throughput (samples/s) of the Rust trainer against PyTorch from Python on
+	/// the same model, data, batch and thread count, and their ratio (goal >= 1.0). Needs
+	/// the `torch` feature.
+	#[cfg(feature = "torch")]
+	Train {
+		/// Fashion-MNIST directory.
+		#[arg(long, default_value = "/usr/share/datasets/fashion-mnist")]
+		data_dir: std::path::PathBuf,
+		/// `mlp` or `cnn`.
+		#[arg(long, default_value = "cnn")]
+		arch: String,
+		/// Training samples (one epoch).
+		#[arg(long, default_value_t = 10_000)]
+		samples: usize,
+		/// Batch size.
+		#[arg(long, default_value_t = 64)]
+		batch: usize,
+		/// Threads for both.
+		#[arg(long, default_value_t = 1)]
+		threads: usize,
 	},
 	Fl {
 		/// Blob sizes in bytes (default: 100 kB, the 1 MiB governance maximum, the 2 MiB

@@ -72,7 +72,6 @@ pub const LOG_TARGET: &str = "runtime::fl-tasks";
 #[frame_support::pallet]
 pub mod pallet {
 	use super::*;
-	use alloc::vec::Vec;
 	use blade_fl_primitives::{
 		blob::{blob_hash, Blob, BlobError, HEADER_LEN},
 		correlation::correlate,
@@ -83,7 +82,7 @@ pub mod pallet {
 	use frame_support::{
 		pallet_prelude::*,
 		traits::{
-			fungible::{Inspect, InspectHold, Mutate, MutateHold},
+			fungible::{Inspect, Mutate, MutateHold},
 			tokens::{Fortitude, Precision, Preservation, Restriction},
 		},
 	};
@@ -1350,7 +1349,8 @@ pub mod pallet {
 		/// tallies are consistent; nothing lingers for settled tasks.
 		#[cfg(any(feature = "try-runtime", feature = "std", test))]
 		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
-			use alloc::collections::btree_map::BTreeMap;
+			use alloc::{collections::btree_map::BTreeMap, vec::Vec};
+			use frame_support::traits::fungible::InspectHold;
 			let mut escrow: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
 			let mut stake: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
 			let active = ActiveTasks::<T>::get();
