@@ -16,10 +16,25 @@ pub fn report(data_dir: &Path, arch: &str, samples: usize, batch: usize, threads
 	let subset: Vec<usize> = (0..samples.min(train_set.len())).collect();
 	let tensors =
 		to_tensors(&train_set.subset(&subset).expect("subset"), Device::Cpu).expect("tensors");
-	let shape = Shape { channels: 1, height: 28, width: 28, classes: 10 };
-	let model_arch = if arch == "mlp" { Arch::Mlp { hidden: 128 } } else { Arch::Cnn };
-	let config =
-		TrainConfig { epochs: 1, lr: 0.05, batch_size: batch, momentum: 0.9, threads, seed: 0 };
+	let shape = Shape {
+		channels: 1,
+		height: 28,
+		width: 28,
+		classes: 10,
+	};
+	let model_arch = if arch == "mlp" {
+		Arch::Mlp { hidden: 128 }
+	} else {
+		Arch::Cnn
+	};
+	let config = TrainConfig {
+		epochs: 1,
+		lr: 0.05,
+		batch_size: batch,
+		momentum: 0.9,
+		threads,
+		seed: 0,
+	};
 	// Warm-up pass (allocator, kernels), then the measured epoch.
 	let mut model = Model::new(model_arch, shape, Device::Cpu, 0).expect("model");
 	train(&mut model, &tensors, &config).expect("warm-up");
@@ -33,13 +48,31 @@ pub fn report(data_dir: &Path, arch: &str, samples: usize, batch: usize, threads
 	let run = || {
 		let out = Command::new(&python)
 			.arg(&script)
-			.args(["--data-dir", &data_dir.display().to_string(), "--arch", arch])
-			.args(["--samples", &subset.len().to_string(), "--batch", &batch.to_string()])
+			.args([
+				"--data-dir",
+				&data_dir.display().to_string(),
+				"--arch",
+				arch,
+			])
+			.args([
+				"--samples",
+				&subset.len().to_string(),
+				"--batch",
+				&batch.to_string(),
+			])
 			.args(["--threads", &threads.max(1).to_string()])
 			.output()
 			.expect("python runs");
-		assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-		let line = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").to_string();
+		assert!(
+			out.status.success(),
+			"{}",
+			String::from_utf8_lossy(&out.stderr)
+		);
+		let line = String::from_utf8_lossy(&out.stdout)
+			.lines()
+			.last()
+			.unwrap_or("")
+			.to_string();
 		let v: serde_json::Value = serde_json::from_str(&line).expect("JSON from the script");
 		v["samples_per_sec"].as_f64().unwrap_or(0.0)
 	};

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use blade_trainer::{
-	data,
+	aggregation::{aggregate, Rule},
+	codec, data,
 	partition::{partition, Scheme},
 };
 use clap::{Parser, Subcommand, ValueEnum};
@@ -32,8 +33,43 @@ enum SchemeArg {
 	KLabels,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum RuleArg {
+	/// Weighted mean (weights from --weights).
+	Fedavg,
+	/// Coordinate-wise median.
+	Median,
+	/// Coordinate-wise trimmed mean (--trim).
+	TrimmedMean,
+	/// Multi-Krum (--byzantine).
+	MultiKrum,
+}
+
 #[derive(Subcommand)]
 enum Command {
+	/// Aggregate update blobs deterministically and write the aggregate blob; prints its
+	/// Blake2-256 hash, the value every trainer proposes on chain. Bit-exact across
+	/// machines and thread counts (`RAYON_NUM_THREADS`).
+	Aggregate {
+		/// Update blobs (already de-watermarked), in trainer order.
+		#[arg(required = true)]
+		blobs: Vec<PathBuf>,
+		/// Aggregation rule.
+		#[arg(long, value_enum, default_value_t = RuleArg::Fedavg)]
+		rule: RuleArg,
+		/// FedAvg weights (declared samples x reputation), one per blob; default all 1.
+		#[arg(long, value_delimiter = ',')]
+		weights: Vec<u128>,
+		/// Trimmed-mean share dropped at each end.
+		#[arg(long, default_value_t = 0.1)]
+		trim: f64,
+		/// Multi-Krum's assumed Byzantine count.
+		#[arg(long, default_value_t = 1)]
+		byzantine: usize,
+		/// Where to write the aggregate blob.
+		#[arg(long)]
+		out: PathBuf,
+	},
 	/// Load Fashion-MNIST (checksums verified) and show how a partition splits it among
 	/// clients: samples and labels per client.
 	Data {
@@ -67,6 +103,54 @@ fn main() -> anyhow::Result<()> {
 		.with_writer(std::io::stderr)
 		.init();
 	match Cli::parse().command {
+		Command::Aggregate {
+			blobs,
+			rule,
+			weights,
+			trim,
+			byzantine,
+			out,
+		} => {
+			let mut updates = Vec::new();
+			let mut header = None;
+			for path in &blobs {
+				let bytes =
+					std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+				let (h, values) = codec::decode(&bytes, bytes.len())
+					.with_context(|| format!("decoding {}", path.display()))?;
+				header.get_or_insert(h);
+				updates.push(values);
+			}
+			let weights = if weights.is_empty() {
+				vec![1; updates.len()]
+			} else {
+				weights
+			};
+			let rule = match rule {
+				RuleArg::Fedavg => Rule::FedAvg,
+				RuleArg::Median => Rule::Median,
+				RuleArg::TrimmedMean => Rule::TrimmedMean { trim },
+				RuleArg::MultiKrum => Rule::MultiKrum { byzantine },
+			};
+			let result = aggregate(&updates, &weights, rule).context("aggregating")?;
+			let header = header.context("no blobs")?;
+			let blob = codec::encode(
+				header.task,
+				header.round,
+				blade_fl_primitives::blob::Codec::F32,
+				&result.values,
+			)
+			.context("encoding the aggregate")?;
+			std::fs::write(&out, &blob).with_context(|| format!("writing {}", out.display()))?;
+			tracing::info!(included = ?result.included, bytes = blob.len(), "aggregate written");
+			println!(
+				"0x{}",
+				codec::hash(&blob)
+					.iter()
+					.map(|b| format!("{b:02x}"))
+					.collect::<String>()
+			);
+		}
 		Command::Data {
 			data_dir,
 			clients,

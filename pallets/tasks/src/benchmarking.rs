@@ -426,7 +426,11 @@ mod benches {
 			let _ = k;
 		}
 		for k in 0..c {
-			SpentCommitments::<T>::insert(id, H256(blade_fl_primitives::blob::blob_hash(&k.to_le_bytes())), ());
+			SpentCommitments::<T>::insert(
+				id,
+				H256(blade_fl_primitives::blob::blob_hash(&k.to_le_bytes())),
+				(),
+			);
 		}
 		let task: TaskOf<T> = Tasks::<T>::get(id).expect("live");
 		let mut task = task;
