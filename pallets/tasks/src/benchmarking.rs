@@ -241,7 +241,7 @@ mod benches {
 	}
 
 	#[benchmark]
-	fn submit_update(b: Linear<32, { T::MaxBlobLen::get() }>) {
+	fn submit_update(b: Linear<32, { T::MaxBlobSize::get().min(T::MaxBlobLen::get()) }>) {
 		let params = params_for::<T>(b);
 		let (_, id, trainers) = selected::<T>(T::MaxTrainers::get(), params);
 		let who = trainers[0].clone();
@@ -269,7 +269,7 @@ mod benches {
 
 	/// Worst case: the proof succeeds (slash, reporter transfer, burn, release, vote removal).
 	#[benchmark]
-	fn report_lazy(b: Linear<32, { T::MaxBlobLen::get() }>) {
+	fn report_lazy(b: Linear<32, { T::MaxBlobSize::get().min(T::MaxBlobLen::get()) }>) {
 		let params = params_for::<T>(b);
 		let t = T::MaxTrainers::get().max(2);
 		let (_, id, trainers) = selected::<T>(t, params);
@@ -341,7 +341,7 @@ mod benches {
 	}
 
 	#[benchmark]
-	fn publish_aggregate(b: Linear<32, { T::MaxBlobLen::get() }>) {
+	fn publish_aggregate(b: Linear<32, { T::MaxBlobSize::get().min(T::MaxBlobLen::get()) }>) {
 		let params = params_for::<T>(b);
 		let (_, id, trainers) = selected::<T>(1, params);
 		submitted::<T>(id, &trainers, params, false);
