@@ -131,6 +131,14 @@ fn main() {
 			clients,
 			repeats,
 		} => kernels::report(&params, clients, repeats),
+		#[cfg(feature = "torch")]
+		Bench::Train {
+			data_dir,
+			arch,
+			samples,
+			batch,
+			threads,
+		} => train::report(&data_dir, &arch, samples, batch, threads),
 		Bench::Pow {
 			seconds,
 			repeats,
