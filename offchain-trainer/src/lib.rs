@@ -10,11 +10,14 @@
 //!   threshold derived from its false-positive rate; the runtime's own fixed-point verdict;
 //! - [`aggregation`]: bit-exact FedAvg, coordinate median, trimmed mean, Multi-Krum;
 //! - [`privacy`]: clipping, Gaussian and Laplace mechanisms with per-client epsilon,
-//!   adaptive noise decay, and a Rényi-DP accountant.
+//!   adaptive noise decay, and a Rényi-DP accountant;
+//! - [`behaviour`]: honest, lazy, sign-flip, scale and random trainers for experiments;
+//! - [`state`]: seeds, submissions and progress persisted atomically per task.
 //!
 //! Training with `tch` and the chain client build on these.
 
 pub mod aggregation;
+pub mod behaviour;
 pub mod codec;
 pub mod data;
 mod error;
@@ -23,6 +26,7 @@ pub mod model;
 pub mod partition;
 pub mod privacy;
 pub mod signature;
+pub mod state;
 #[cfg(feature = "torch")]
 pub mod train;
 

@@ -1,0 +1,108 @@
+//! What a trainer publishes instead of its honest update, for experiments and tests
+//! (`--behaviour`): lazy copying, sign flipping, scaling, random noise.
+
+use rand::Rng;
+use rand_distr::{Distribution, Normal};
+
+use crate::error::{invalid, Result};
+
+/// A trainer's behaviour.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Behaviour {
+	/// Publish the trained update.
+	Honest,
+	/// Copy another trainer's published update and perturb it with Gaussian noise of
+	/// `noise` times its RMS (the paper's lazy client).
+	Lazy {
+		/// Noise standard deviation relative to the copied update's RMS.
+		noise: f64,
+	},
+	/// Publish the negated update.
+	SignFlip,
+	/// Publish the update times `factor`.
+	Scale {
+		/// The factor.
+		factor: f32,
+	},
+	/// Publish Gaussian noise with the honest update's RMS.
+	Random,
+}
+
+fn rms(values: &[f32]) -> f64 {
+	(values.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / values.len().max(1) as f64).sqrt()
+}
+
+/// The update to publish. `honest` is this trainer's own update; `victim` is another
+/// trainer's published update (needed by [`Behaviour::Lazy`] only).
+pub fn apply(
+	behaviour: Behaviour,
+	honest: &[f32],
+	victim: Option<&[f32]>,
+	rng: &mut impl Rng,
+) -> Result<Vec<f32>> {
+	let noise = |scale: f64, rng: &mut dyn rand::RngCore| -> Result<Vec<f32>> {
+		let normal = Normal::new(0.0, scale.max(0.0)).map_err(|e| invalid(e.to_string()))?;
+		Ok((0..honest.len())
+			.map(|_| normal.sample(rng) as f32)
+			.collect())
+	};
+	Ok(match behaviour {
+		Behaviour::Honest => honest.to_vec(),
+		Behaviour::Lazy { noise: relative } => {
+			let victim = victim.ok_or_else(|| invalid("a lazy trainer needs an update to copy"))?;
+			if victim.len() != honest.len() {
+				return Err(invalid("the copied update has another size"));
+			}
+			let n = noise(relative * rms(victim), rng)?;
+			victim.iter().zip(n).map(|(v, e)| v + e).collect()
+		}
+		Behaviour::SignFlip => honest.iter().map(|v| -v).collect(),
+		Behaviour::Scale { factor } => honest.iter().map(|v| v * factor).collect(),
+		Behaviour::Random => noise(rms(honest), rng)?,
+	})
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+	use super::*;
+	use rand::SeedableRng;
+
+	#[test]
+	fn behaviours_do_what_they_say() {
+		let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+		let honest: Vec<f32> = (0..10_000).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
+		let victim: Vec<f32> = honest.iter().map(|v| v * 2.0 + 0.001).collect();
+		assert_eq!(
+			apply(Behaviour::Honest, &honest, None, &mut rng).unwrap(),
+			honest
+		);
+		assert_eq!(
+			apply(Behaviour::SignFlip, &honest, None, &mut rng).unwrap()[1],
+			-honest[1]
+		);
+		assert_eq!(
+			apply(Behaviour::Scale { factor: 3.0 }, &honest, None, &mut rng).unwrap()[1],
+			3.0 * honest[1]
+		);
+		let lazy = apply(
+			Behaviour::Lazy { noise: 0.5 },
+			&honest,
+			Some(&victim),
+			&mut rng,
+		)
+		.unwrap();
+		let diff: Vec<f32> = lazy.iter().zip(&victim).map(|(a, b)| a - b).collect();
+		assert!((rms(&diff) / rms(&victim) - 0.5).abs() < 0.02);
+		let random = apply(Behaviour::Random, &honest, None, &mut rng).unwrap();
+		assert!((rms(&random) / rms(&honest) - 1.0).abs() < 0.03);
+		assert!(apply(Behaviour::Lazy { noise: 0.5 }, &honest, None, &mut rng).is_err());
+		assert!(apply(
+			Behaviour::Lazy { noise: 0.5 },
+			&honest,
+			Some(&victim[1..]),
+			&mut rng
+		)
+		.is_err());
+	}
+}

@@ -1,0 +1,126 @@
+//! What a trainer must not forget, persisted in a local directory so a killed trainer
+//! resumes where it stopped: its secret PN seeds (a seed lost before its reveal costs a
+//! missed-reveal penalty), the blobs it submitted, and its progress per task.
+//!
+//! One JSON file per task, `task-<id>.json`, written atomically (temporary file, `fsync`,
+//! rename) before the commitment or update it protects is sent to the chain.
+
+use std::{
+	collections::BTreeMap,
+	io::Write,
+	path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Progress of one task.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskState {
+	/// The task.
+	pub task: u64,
+	/// Seeds by commitment (both hex), so any commitment the chain shows can be opened.
+	pub seeds: BTreeMap<String, String>,
+	/// Hex Blake2-256 of the blob submitted per round.
+	pub submitted: BTreeMap<u32, String>,
+	/// Rounds whose seed was revealed.
+	pub revealed: Vec<u32>,
+	/// Rounds whose aggregate this trainer voted for.
+	pub voted: Vec<u32>,
+}
+
+/// A directory of task states.
+pub struct Store {
+	dir: PathBuf,
+}
+
+fn io(path: &Path, source: std::io::Error) -> Error {
+	Error::Io {
+		path: path.to_path_buf(),
+		source,
+	}
+}
+
+impl Store {
+	/// Open (creating) the state directory.
+	pub fn open(dir: impl Into<PathBuf>) -> Result<Store> {
+		let dir = dir.into();
+		std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+		Ok(Store { dir })
+	}
+
+	fn path(&self, task: u64) -> PathBuf {
+		self.dir.join(format!("task-{task}.json"))
+	}
+
+	/// The saved state of `task`, or a fresh one.
+	pub fn load(&self, task: u64) -> Result<TaskState> {
+		let path = self.path(task);
+		match std::fs::read(&path) {
+			Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::BadData {
+				path: path.clone(),
+				reason: format!("corrupt trainer state ({e}); it holds unrevealed seeds, so it is not overwritten"),
+			}),
+			Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TaskState { task, ..Default::default() }),
+			Err(e) => Err(io(&path, e)),
+		}
+	}
+
+	/// Save `state` atomically.
+	pub fn save(&self, state: &TaskState) -> Result<()> {
+		let path = self.path(state.task);
+		let tmp = path.with_extension("json.tmp");
+		let bytes = serde_json::to_vec_pretty(state).map_err(|e| Error::Invalid(e.to_string()))?;
+		let mut file = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
+		file.write_all(&bytes).map_err(|e| io(&tmp, e))?;
+		file.sync_all().map_err(|e| io(&tmp, e))?;
+		std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
+	}
+}
+
+/// A fresh secret seed from the operating system's randomness.
+pub fn fresh_seed() -> [u8; 32] {
+	use rand::RngCore;
+	let mut seed = [0u8; 32];
+	rand::rngs::OsRng.fill_bytes(&mut seed);
+	seed
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+	bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn state_survives_a_restart_and_corruption_is_refused() {
+		let dir = tempfile::tempdir().unwrap();
+		let store = Store::open(dir.path().join("state")).unwrap();
+		let mut s = store.load(4).unwrap();
+		assert_eq!(
+			s,
+			TaskState {
+				task: 4,
+				..Default::default()
+			}
+		);
+		let seed = fresh_seed();
+		assert_ne!(seed, fresh_seed());
+		s.seeds.insert(hex(&[1; 32]), hex(&seed));
+		s.submitted.insert(0, hex(&[2; 32]));
+		s.revealed.push(0);
+		store.save(&s).unwrap();
+		// "Restart": a new handle reads the same state.
+		let again = Store::open(dir.path().join("state")).unwrap();
+		assert_eq!(again.load(4).unwrap(), s);
+		assert!(!dir.path().join("state/task-4.json.tmp").exists());
+		std::fs::write(dir.path().join("state/task-4.json"), b"{ not json").unwrap();
+		let e = again.load(4).unwrap_err().to_string();
+		assert!(e.contains("corrupt trainer state"), "{e}");
+	}
+}
