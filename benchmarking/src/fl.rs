@@ -10,8 +10,7 @@ use blade_fl_primitives::{
 use blade_fl_runtime::{
 	configs::{RuntimeBlockLength, RuntimeBlockWeights, RuntimeParameters, MAX_BLOB_LEN},
 	dynamic_params::fl,
-	genesis_config_presets, AccountId, Runtime, RuntimeCall, RuntimeGenesisConfig, RuntimeOrigin,
-	UNIT,
+	genesis_config_presets, AccountId, Runtime, RuntimeCall, RuntimeOrigin, UNIT,
 };
 use codec::Encode;
 use frame_support::{
@@ -29,25 +28,9 @@ type Weights = <Runtime as pallet_fl_tasks::Config>::WeightInfo;
 /// Bytes an extrinsic adds around its call arguments (signature, address, extensions).
 const EXTRINSIC_OVERHEAD: u32 = 150;
 
-fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
-	match (base, patch) {
-		(serde_json::Value::Object(base), serde_json::Value::Object(patch)) => {
-			for (key, value) in patch {
-				merge(base.entry(key).or_insert(serde_json::Value::Null), value);
-			}
-		}
-		(base, patch) => *base = patch,
-	}
-}
-
 fn dev_ext() -> sp_io::TestExternalities {
-	let patch: serde_json::Value = serde_json::from_slice(
-		&genesis_config_presets::get_preset(&"development".into()).expect("preset"),
-	)
-	.expect("json");
-	let mut config = serde_json::to_value(RuntimeGenesisConfig::default()).expect("json");
-	merge(&mut config, patch);
-	let config: RuntimeGenesisConfig = serde_json::from_value(config).expect("config");
+	let config =
+		genesis_config_presets::preset_config(&"development".into()).expect("development preset");
 	let mut ext = sp_io::TestExternalities::new_empty();
 	ext.execute_with(|| {
 		config.build();

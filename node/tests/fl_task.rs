@@ -288,12 +288,3 @@ fn task_round_trip_on_a_real_node() {
 	let active: Vec<(u64, u32)> = node.state_call("FlTasksApi_active_tasks", &[]);
 	assert!(active.is_empty());
 }
-
-trait Eligible {
-	fn eligible(&self) -> u64;
-}
-impl Eligible for TaskView<AccountId, Balance, u32> {
-	fn eligible(&self) -> u64 {
-		self.revealed & !self.lazy
-	}
-}

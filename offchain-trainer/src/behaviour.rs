@@ -4,7 +4,10 @@
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
 
-use crate::error::{invalid, Result};
+use crate::{
+	error::{invalid, Result},
+	privacy::rms,
+};
 
 /// A trainer's behaviour.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -26,10 +29,6 @@ pub enum Behaviour {
 	},
 	/// Publish Gaussian noise with the honest update's RMS.
 	Random,
-}
-
-fn rms(values: &[f32]) -> f64 {
-	(values.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / values.len().max(1) as f64).sqrt()
 }
 
 /// The update to publish. `honest` is this trainer's own update; `victim` is another

@@ -45,6 +45,13 @@ pub enum Error {
 /// Result with the library's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
+#[cfg(feature = "torch")]
+impl From<tch::TchError> for Error {
+	fn from(e: tch::TchError) -> Self {
+		Error::Torch(e.to_string())
+	}
+}
+
 pub(crate) fn invalid(message: impl Into<String>) -> Error {
 	Error::Invalid(message.into())
 }

@@ -47,10 +47,9 @@ pub struct Model {
 	pub shape: Shape,
 	vs: nn::VarStore,
 	net: nn::SequentialT,
-}
-
-fn torch(e: tch::TchError) -> Error {
-	Error::Torch(e.to_string())
+	/// Variables in the documented order with their shapes (fixed once built).
+	layout: Vec<(String, Vec<i64>)>,
+	params: usize,
 }
 
 impl Model {
@@ -104,11 +103,23 @@ impl Model {
 					))
 			}
 		};
+		let mut layout: Vec<(String, Vec<i64>)> = vs
+			.variables()
+			.into_iter()
+			.map(|(name, t)| (name, t.size()))
+			.collect();
+		layout.sort_by(|a, b| a.0.cmp(&b.0));
+		let params = layout
+			.iter()
+			.map(|(_, s)| s.iter().product::<i64>() as usize)
+			.sum();
 		let mut model = Model {
 			arch,
 			shape,
 			vs,
 			net,
+			layout,
+			params,
 		};
 		model.initialise(seed as u64)?;
 		Ok(model)
@@ -126,7 +137,7 @@ impl Model {
 		};
 		let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
 		let mut values = Vec::with_capacity(self.param_count());
-		for (name, shape) in &layout {
+		for (name, shape) in layout.iter() {
 			let layer = name.rsplit_once('.').map(|(l, _)| l).unwrap_or(name);
 			let bound = 1.0 / (fan_in(layer) as f32).sqrt();
 			let n = shape.iter().product::<i64>() as usize;
@@ -151,35 +162,25 @@ impl Model {
 	}
 
 	/// Variables in the documented order, with their shapes.
-	pub fn layout(&self) -> Vec<(String, Vec<i64>)> {
-		let mut vars: Vec<(String, Vec<i64>)> = self
-			.vs
-			.variables()
-			.into_iter()
-			.map(|(name, t)| (name, t.size()))
-			.collect();
-		vars.sort_by(|a, b| a.0.cmp(&b.0));
-		vars
+	pub fn layout(&self) -> &[(String, Vec<i64>)] {
+		&self.layout
 	}
 
 	/// Number of parameters.
 	pub fn param_count(&self) -> usize {
-		self.layout()
-			.iter()
-			.map(|(_, s)| s.iter().product::<i64>() as usize)
-			.sum()
+		self.params
 	}
 
 	/// All parameters as one vector, in the documented order.
 	pub fn flatten(&self) -> Result<Vec<f32>> {
 		let vars = self.vs.variables();
 		let mut out = Vec::with_capacity(self.param_count());
-		for (name, _) in self.layout() {
+		for (name, _) in &self.layout {
 			let t = vars
-				.get(&name)
+				.get(name)
 				.ok_or_else(|| invalid(format!("variable {name} vanished")))?;
 			let flat = t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1);
-			out.extend(Vec::<f32>::try_from(&flat).map_err(torch)?);
+			out.extend(Vec::<f32>::try_from(&flat).map_err(Error::from)?);
 		}
 		Ok(out)
 	}
@@ -200,13 +201,13 @@ impl Model {
 		let device = self.device();
 		let mut offset = 0usize;
 		tch::no_grad(|| -> Result<()> {
-			for (name, shape) in self.layout() {
+			for (name, shape) in &self.layout {
 				let n = shape.iter().product::<i64>() as usize;
 				let src = Tensor::from_slice(&values[offset..offset + n])
 					.view(shape.as_slice())
 					.to_device(device);
 				let mut dst = vars
-					.get(&name)
+					.get(name)
 					.ok_or_else(|| invalid(format!("variable {name} vanished")))?
 					.shallow_clone();
 				dst.copy_(&src);
@@ -221,13 +222,13 @@ impl Model {
 		if path.extension().and_then(|e| e.to_str()) != Some("safetensors") {
 			return Err(invalid("the file name must end in .safetensors"));
 		}
-		self.vs.save(path).map_err(torch)
+		self.vs.save(path).map_err(Error::from)
 	}
 
 	/// Load from safetensors written by [`Model::save_safetensors`] (or by PyTorch with the
 	/// same names and shapes).
 	pub fn load_safetensors(&mut self, path: &Path) -> Result<()> {
-		self.vs.load(path).map_err(torch)
+		self.vs.load(path).map_err(Error::from)
 	}
 }
 
@@ -253,7 +254,7 @@ mod tests {
 	fn layouts_and_counts() {
 		let mlp = Model::new(Arch::Mlp { hidden: 128 }, FMNIST, Device::Cpu, 0).unwrap();
 		assert_eq!(mlp.param_count(), 784 * 128 + 128 + 128 * 10 + 10);
-		let names: Vec<String> = mlp.layout().into_iter().map(|(n, _)| n).collect();
+		let names: Vec<&str> = mlp.layout().iter().map(|(n, _)| n.as_str()).collect();
 		assert_eq!(names, ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]);
 		for shape in [FMNIST, CIFAR] {
 			let cnn = Model::new(Arch::Cnn, shape, Device::Cpu, 0).unwrap();

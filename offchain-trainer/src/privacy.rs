@@ -34,6 +34,11 @@ pub fn l2_norm(values: &[f32]) -> f64 {
 		.sqrt()
 }
 
+/// Root mean square of the values (0 for none).
+pub fn rms(values: &[f32]) -> f64 {
+	l2_norm(values) / (values.len().max(1) as f64).sqrt()
+}
+
 /// L1 norm.
 pub fn l1_norm(values: &[f32]) -> f64 {
 	values.iter().map(|v| f64::from(v.abs())).sum()

@@ -19,15 +19,7 @@ use crate::error::{invalid, Error, Result};
 
 /// Watermark amplitude for `values` at `snr_db` (update power over watermark power).
 pub fn amplitude_for_snr(values: &[f32], snr_db: f64) -> f64 {
-	if values.is_empty() {
-		return 0.0;
-	}
-	let power = values
-		.iter()
-		.map(|v| f64::from(*v) * f64::from(*v))
-		.sum::<f64>()
-		/ values.len() as f64;
-	(power / 10f64.powf(snr_db / 10.0)).sqrt()
+	crate::privacy::rms(values) / 10f64.powf(snr_db / 20.0)
 }
 
 /// Add `sign * amplitude * chips(seed)` to `values` in place (`sign` 1 adds, -1 removes).

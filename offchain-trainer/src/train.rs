@@ -59,10 +59,6 @@ pub struct Evaluation {
 	pub accuracy: f64,
 }
 
-fn torch(e: tch::TchError) -> Error {
-	Error::Torch(e.to_string())
-}
-
 /// A data set as device tensors: images `N x C x H x W`, labels `N` (int64).
 pub struct Tensors {
 	/// Images.
@@ -109,7 +105,7 @@ pub fn train(model: &mut Model, data: &Tensors, config: &TrainConfig) -> Result<
 		..Default::default()
 	}
 	.build(model.var_store(), config.lr)
-	.map_err(torch)?;
+	.map_err(Error::from)?;
 	let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
 	let mut order: Vec<i64> = (0..n as i64).collect();
 	let start = Instant::now();
@@ -123,7 +119,7 @@ pub fn train(model: &mut Model, data: &Tensors, config: &TrainConfig) -> Result<
 			let ys = data.labels.index_select(0, &index);
 			let l = model.forward(&xs, true).cross_entropy_for_logits(&ys);
 			opt.backward_step(&l);
-			total += f64::try_from(&l).map_err(torch)?;
+			total += f64::try_from(&l).map_err(Error::from)?;
 			batches += 1;
 		}
 		loss = total / batches.max(1) as f64;
@@ -151,8 +147,8 @@ pub fn evaluate(model: &Model, data: &Tensors, batch_size: usize) -> Result<Eval
 			let xs = data.images.narrow(0, start, len);
 			let ys = data.labels.narrow(0, start, len);
 			let logits = model.forward(&xs, false);
-			loss +=
-				f64::try_from(logits.cross_entropy_for_logits(&ys)).map_err(torch)? * len as f64;
+			loss += f64::try_from(logits.cross_entropy_for_logits(&ys)).map_err(Error::from)?
+				* len as f64;
 			correct += f64::try_from(
 				logits
 					.argmax(-1, false)
@@ -160,7 +156,7 @@ pub fn evaluate(model: &Model, data: &Tensors, batch_size: usize) -> Result<Eval
 					.to_kind(Kind::Float)
 					.sum(Kind::Float),
 			)
-			.map_err(torch)?;
+			.map_err(Error::from)?;
 			start += len;
 		}
 		Ok(())
@@ -292,7 +288,7 @@ mod lazy_detection {
 				.collect();
 			for victim in 0..8 {
 				for copier in (0..8).filter(|c| *c != victim) {
-					let power = amplitude_for_snr(&updates[victim], 0.0);
+					let power = crate::privacy::rms(&updates[victim]);
 					let noise = Normal::new(0.0f32, power as f32).unwrap();
 					let mut copy: Vec<f32> = published[victim]
 						.iter()

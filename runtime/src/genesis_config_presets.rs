@@ -93,3 +93,26 @@ pub fn preset_names() -> Vec<PresetId> {
 		PresetId::from(LOCAL_RUNTIME_PRESET),
 	]
 }
+
+/// The full genesis config of preset `id`: its JSON patch applied over the defaults, as a
+/// chain spec builds it. For native tools and tests that need real genesis state.
+#[cfg(feature = "std")]
+pub fn preset_config(id: &PresetId) -> Option<RuntimeGenesisConfig> {
+	let patch: Value = serde_json::from_slice(&get_preset(id)?).ok()?;
+	let mut config = serde_json::to_value(RuntimeGenesisConfig::default()).ok()?;
+	merge_json(&mut config, patch);
+	serde_json::from_value(config).ok()
+}
+
+/// RFC 7386-style merge of `patch` into `base` (objects merge key by key).
+#[cfg(feature = "std")]
+fn merge_json(base: &mut Value, patch: Value) {
+	match (base, patch) {
+		(Value::Object(base), Value::Object(patch)) => {
+			for (key, value) in patch {
+				merge_json(base.entry(key).or_insert(Value::Null), value);
+			}
+		}
+		(base, patch) => *base = patch,
+	}
+}

@@ -34,7 +34,7 @@ fn commit<T: Config>(who: &T::AccountId, seed: &Seed) -> H256 {
 
 /// Parameters that fit in `bytes` of f32 blob (at least 1, within the governance maximum).
 fn params_for<T: Config>(bytes: u32) -> u32 {
-	let max = T::MaxBlobSize::get().min(T::MaxBlobLen::get());
+	let max = Pallet::<T>::max_blob_len() as u32;
 	(bytes.min(max).saturating_sub(HEADER_LEN as u32) / 4).max(1)
 }
 
@@ -100,11 +100,13 @@ fn run_hook<T: Config>(task: TaskId) {
 /// A task with `t` selected trainers in its submission phase.
 fn selected<T: Config>(t: u32, params: u32) -> (T::AccountId, TaskId, Vec<T::AccountId>) {
 	let (publisher, id) = publish::<T>(t, params);
-	let trainers: Vec<_> = (0..t).map(|i| bid_as::<T>(id, i)).collect();
+	for i in 0..t {
+		bid_as::<T>(id, i);
+	}
 	run_hook::<T>(id);
-	let ordered = Tasks::<T>::get(id).expect("live").trainers.into_inner();
-	let _ = trainers;
-	(publisher, id, ordered)
+	// Selection reorders the bidders by score.
+	let selected = Tasks::<T>::get(id).expect("live").trainers.into_inner();
+	(publisher, id, selected)
 }
 
 fn values(params: u32, seed: &Seed, amplitude: f32) -> Vec<f32> {
@@ -417,13 +419,12 @@ mod benches {
 	#[benchmark]
 	fn settle(t: Linear<1, { T::MaxTrainers::get() }>, c: Linear<0, 1_000>) {
 		let (_, id, trainers) = selected::<T>(t, 1);
-		for (k, who) in trainers.iter().enumerate() {
+		for who in &trainers {
 			Participants::<T>::mutate(id, who, |p| {
 				if let Some(p) = p {
 					p.earned = 1_000u32.into();
 				}
 			});
-			let _ = k;
 		}
 		for k in 0..c {
 			SpentCommitments::<T>::insert(

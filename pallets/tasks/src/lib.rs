@@ -694,9 +694,7 @@ pub mod pallet {
 			commitment: H256,
 		) -> DispatchResult {
 			let bidder = ensure_signed(origin)?;
-			let mut info = Tasks::<T>::get(task).ok_or(Error::<T>::UnknownTask)?;
-			ensure!(info.phase == Phase::Bidding, Error::<T>::WrongPhase);
-			Self::ensure_open(&info)?;
+			let mut info = Self::open_task(task, &[Phase::Bidding])?;
 			ensure!(info.publisher != bidder, Error::<T>::PublisherCannotBid);
 			ensure!(
 				!Bids::<T>::contains_key(task, &bidder),
@@ -739,9 +737,7 @@ pub mod pallet {
 		#[pallet::weight(T::WeightInfo::withdraw_bid())]
 		pub fn withdraw_bid(origin: OriginFor<T>, task: TaskId) -> DispatchResult {
 			let bidder = ensure_signed(origin)?;
-			let mut info = Tasks::<T>::get(task).ok_or(Error::<T>::UnknownTask)?;
-			ensure!(info.phase == Phase::Bidding, Error::<T>::WrongPhase);
-			Self::ensure_open(&info)?;
+			let mut info = Self::open_task(task, &[Phase::Bidding])?;
 			ensure!(Bids::<T>::contains_key(task, &bidder), Error::<T>::NoBid);
 			T::Currency::release(
 				&HoldReason::Stake.into(),
@@ -779,10 +775,7 @@ pub mod pallet {
 			next_commitment: H256,
 		) -> DispatchResult {
 			let trainer = ensure_signed(origin)?;
-			let mut info = Tasks::<T>::get(task).ok_or(Error::<T>::UnknownTask)?;
-			ensure!(info.phase == Phase::Submit, Error::<T>::WrongPhase);
-			Self::ensure_open(&info)?;
-			ensure!(info.round == round, Error::<T>::WrongRound);
+			let mut info = Self::open_round(task, round, &[Phase::Submit])?;
 			let participant =
 				Participants::<T>::get(task, &trainer).ok_or(Error::<T>::NotTrainer)?;
 			let bit = 1u64 << participant.index;
@@ -808,7 +801,7 @@ pub mod pallet {
 				},
 			);
 			info.submitted |= bit;
-			if info.submitted & info.active() == info.active() {
+			if info.awaiting_update() == 0 {
 				Self::end_phase_early(task, &mut info, block);
 			}
 			Tasks::<T>::insert(task, info);
@@ -840,10 +833,7 @@ pub mod pallet {
 			seed: Seed,
 		) -> DispatchResult {
 			let trainer = ensure_signed(origin)?;
-			let mut info = Tasks::<T>::get(task).ok_or(Error::<T>::UnknownTask)?;
-			ensure!(info.phase == Phase::Reveal, Error::<T>::WrongPhase);
-			Self::ensure_open(&info)?;
-			ensure!(info.round == round, Error::<T>::WrongRound);
+			let mut info = Self::open_round(task, round, &[Phase::Reveal])?;
 			let participant =
 				Participants::<T>::get(task, &trainer).ok_or(Error::<T>::NotTrainer)?;
 			let bit = 1u64 << participant.index;
@@ -857,8 +847,7 @@ pub mod pallet {
 			update.seed = Some(seed);
 			Updates::<T>::insert(task, &trainer, update);
 			info.revealed |= bit;
-			let expected = info.submitted & !info.lazy;
-			if info.revealed & expected == expected {
+			if info.awaiting_reveal() == 0 {
 				Self::end_phase_early(task, &mut info, frame_system::Pallet::<T>::block_number());
 			}
 			Tasks::<T>::insert(task, info);
@@ -898,13 +887,7 @@ pub mod pallet {
 			accused_blob: BoundedVec<u8, T::MaxBlobLen>,
 		) -> DispatchResult {
 			let reporter = ensure_signed(origin)?;
-			let mut info = Tasks::<T>::get(task).ok_or(Error::<T>::UnknownTask)?;
-			ensure!(
-				matches!(info.phase, Phase::Reveal | Phase::Aggregate),
-				Error::<T>::WrongPhase
-			);
-			Self::ensure_open(&info)?;
-			ensure!(info.round == round, Error::<T>::WrongRound);
+			let mut info = Self::open_round(task, round, &[Phase::Reveal, Phase::Aggregate])?;
 			ensure!(info.decided.is_none(), Error::<T>::AlreadyDecided);
 			ensure!(
 				accused != victim && reporter != accused,
@@ -984,8 +967,7 @@ pub mod pallet {
 			}
 			T::Reputation::record(&accused, Behaviour::Lazy);
 			// The lazy trainer may have been the last one whose reveal was awaited.
-			let expected = info.submitted & !info.lazy;
-			if info.phase == Phase::Reveal && info.revealed & expected == expected {
+			if info.phase == Phase::Reveal && info.awaiting_reveal() == 0 {
 				Self::end_phase_early(task, &mut info, frame_system::Pallet::<T>::block_number());
 			}
 			Tasks::<T>::insert(task, info);
@@ -1023,10 +1005,7 @@ pub mod pallet {
 			included: TrainerMask,
 		) -> DispatchResult {
 			let trainer = ensure_signed(origin)?;
-			let mut info = Tasks::<T>::get(task).ok_or(Error::<T>::UnknownTask)?;
-			ensure!(info.phase == Phase::Aggregate, Error::<T>::WrongPhase);
-			Self::ensure_open(&info)?;
-			ensure!(info.round == round, Error::<T>::WrongRound);
+			let mut info = Self::open_round(task, round, &[Phase::Aggregate])?;
 			ensure!(info.decided.is_none(), Error::<T>::AlreadyDecided);
 			let participant =
 				Participants::<T>::get(task, &trainer).ok_or(Error::<T>::NotTrainer)?;
@@ -1118,8 +1097,7 @@ pub mod pallet {
 				H256(blob_hash(&blob)) == model.hash,
 				Error::<T>::AggregateHashMismatch
 			);
-			let max = T::MaxBlobSize::get().min(T::MaxBlobLen::get()) as usize;
-			let parsed = Blob::parse(&blob, max).map_err(Error::<T>::from)?;
+			let parsed = Blob::parse(&blob, Self::max_blob_len()).map_err(Error::<T>::from)?;
 			let header = parsed.header;
 			ensure!(
 				header.task == task
@@ -1177,9 +1155,8 @@ pub mod pallet {
 			let size = u64::from(spec.param_count)
 				.saturating_mul(spec.codec.width() as u64)
 				.saturating_add(HEADER_LEN as u64);
-			let max_blob = T::MaxBlobSize::get().min(T::MaxBlobLen::get());
 			ensure!(
-				spec.param_count > 0 && size <= u64::from(max_blob),
+				spec.param_count > 0 && size <= Self::max_blob_len() as u64,
 				Error::<T>::BadParamCount
 			);
 			let rounds: BalanceOf<T> = spec.rounds.into();
@@ -1206,14 +1183,32 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Calls are refused from the phase's last block on: the hook ends the phase at the
-		/// start of `phase_end`, or on a later block when it is busy.
-		fn ensure_open(info: &TaskOf<T>) -> DispatchResult {
+		/// The live task `task`, in one of `phases` and before the phase's deadline (calls
+		/// are refused from `phase_end` on, even when the busy hook ends the phase later).
+		fn open_task(task: TaskId, phases: &[Phase]) -> Result<TaskOf<T>, DispatchError> {
+			let info = Tasks::<T>::get(task).ok_or(Error::<T>::UnknownTask)?;
 			ensure!(
-				frame_system::Pallet::<T>::block_number() < info.phase_end,
+				phases.contains(&info.phase)
+					&& frame_system::Pallet::<T>::block_number() < info.phase_end,
 				Error::<T>::WrongPhase
 			);
-			Ok(())
+			Ok(info)
+		}
+
+		/// [`Self::open_task`] whose current round is `round`.
+		fn open_round(
+			task: TaskId,
+			round: RoundIndex,
+			phases: &[Phase],
+		) -> Result<TaskOf<T>, DispatchError> {
+			let info = Self::open_task(task, phases)?;
+			ensure!(info.round == round, Error::<T>::WrongRound);
+			Ok(info)
+		}
+
+		/// Largest blob accepted now: the governance maximum within the hard bound.
+		pub(crate) fn max_blob_len() -> usize {
+			T::MaxBlobSize::get().min(T::MaxBlobLen::get()) as usize
 		}
 
 		fn spend_commitment(
@@ -1236,9 +1231,7 @@ pub mod pallet {
 			round: RoundIndex,
 			blob: &[u8],
 		) -> DispatchResult {
-			let max = T::MaxBlobSize::get().min(T::MaxBlobLen::get()) as usize;
-			ensure!(blob.len() <= max, Error::<T>::BlobTooLarge);
-			let parsed = Blob::parse(blob, max).map_err(Error::<T>::from)?;
+			let parsed = Blob::parse(blob, Self::max_blob_len()).map_err(Error::<T>::from)?;
 			let header = parsed.header;
 			ensure!(
 				header.task == task

@@ -141,7 +141,7 @@ impl<T: Config> Pallet<T> {
 
 	/// Penalise trainers without an update; go on to the reveal phase.
 	fn close_submit(task: TaskId, info: &mut TaskOf<T>, now: BlockNumberFor<T>) {
-		let missing = info.active() & !info.submitted;
+		let missing = info.awaiting_update();
 		Self::penalise(task, info, missing, Offence::NoUpdate);
 		if (info.submitted & !info.lazy).count_ones() < info.spec.trainers_min {
 			return Self::fail(task, info, now, Failure::TooFewUpdates);
@@ -153,7 +153,7 @@ impl<T: Config> Pallet<T> {
 
 	/// Penalise submitters who kept their seed; go on to aggregation.
 	fn close_reveal(task: TaskId, info: &mut TaskOf<T>, now: BlockNumberFor<T>) {
-		let missing = info.submitted & !info.revealed & !info.lazy;
+		let missing = info.awaiting_reveal();
 		Self::penalise(task, info, missing, Offence::NoReveal);
 		if info.eligible().count_ones() < info.spec.trainers_min {
 			return Self::fail(task, info, now, Failure::TooFewUpdates);

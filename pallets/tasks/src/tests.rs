@@ -67,17 +67,13 @@ fn submit(id: TaskId, who: AccountId) {
 
 fn reveal(id: TaskId, who: AccountId) {
 	let round = task(id).round;
+	// Until the round closes, the participant's commitment is still this round's.
 	assert_ok!(FlTasks::reveal_seed(
 		signed(who),
 		id,
 		round,
-		current_seed_of_update(id, who)
+		current_seed(id, who)
 	));
-}
-
-/// Before the reveal, the participant's commitment is still the one for this round.
-fn current_seed_of_update(id: TaskId, who: AccountId) -> Seed {
-	current_seed(id, who)
 }
 
 fn vote(id: TaskId, who: AccountId, hash: H256, included: TrainerMask) {
@@ -566,7 +562,7 @@ fn submit_rejects_malformed_blobs() {
 #[test]
 fn reveal_checks_the_commitment() {
 	build_and_execute(|| {
-		let (id, trainers) = selected_task(3, 1);
+		let (id, _) = selected_task(3, 1);
 		submit(id, 10);
 		submit(id, 11);
 		run_to(11);
@@ -622,7 +618,6 @@ fn reveal_checks_the_commitment() {
 			FlTasks::reveal_seed(signed(11), id, 0, seed(10, 0, 0)),
 			E::SeedMismatch
 		);
-		let _ = trainers;
 		// 11 never reveals: penalised at the reveal deadline; 1 eligible < min 2 -> failure.
 		run_to(16);
 		assert_eq!(task(id).phase, Phase::Failing(Failure::TooFewUpdates));
@@ -1122,16 +1117,11 @@ fn apply(action: &Action, commitments: &mut u32) {
 		Action::Withdraw { who } => FlTasks::withdraw_bid(signed(who), id),
 		Action::Submit { who, copy_of } => {
 			let (who, copy_of) = (pick(who), copy_of.map(pick));
-			let Some(p) = Participants::<Test>::get(id, who) else {
+			if !Participants::<Test>::contains_key(id, who) {
 				return;
-			};
+			}
 			let source = copy_of.unwrap_or(who);
-			let s = find_seed(
-				source,
-				Participants::<Test>::get(id, source).map(|p| p.commitment),
-			)
-			.unwrap_or([0; 32]);
-			let _ = p;
+			let s = find_seed(source, last_commitment(id, source)).unwrap_or([0; 32]);
 			let b = blob(id, round, &honest_values(source, round, &s, 0.02));
 			let next = fresh(who, commitments);
 			FlTasks::submit_update(signed(who), id, round, b, next)

@@ -230,6 +230,16 @@ where
 	pub fn eligible(&self) -> TrainerMask {
 		self.revealed & !self.lazy
 	}
+
+	/// Active trainers who have not submitted this round.
+	pub fn awaiting_update(&self) -> TrainerMask {
+		self.active() & !self.submitted
+	}
+
+	/// Submitters (not lazy) who have not revealed this round's seed.
+	pub fn awaiting_reveal(&self) -> TrainerMask {
+		self.submitted & !self.lazy & !self.revealed
+	}
 }
 
 /// Mask with the low `len` bits set.
@@ -375,4 +385,11 @@ pub struct TaskView<AccountId, Balance, BlockNumber> {
 	pub lazy: TrainerMask,
 	/// Agreed aggregate of this round, if any: (hash, included set).
 	pub decided: Option<(H256, TrainerMask)>,
+}
+
+impl<AccountId, Balance, BlockNumber> TaskView<AccountId, Balance, BlockNumber> {
+	/// Trainers whose update counts this round: revealed and not lazy.
+	pub fn eligible(&self) -> TrainerMask {
+		self.revealed & !self.lazy
+	}
 }
