@@ -11,8 +11,8 @@ use std::path::Path;
 
 use tch::{nn, nn::ModuleT, Device, Kind, Tensor};
 
-pub use crate::registry::{Arch, Shape};
 use crate::error::{invalid, Error, Result};
+pub use crate::registry::{Arch, Shape};
 
 /// A model with its variables.
 pub struct Model {

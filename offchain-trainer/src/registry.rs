@@ -125,6 +125,7 @@ pub fn load(dataset_id: u32, dir: &Path) -> Result<(Dataset, Dataset)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
 	use super::*;
 

@@ -225,17 +225,17 @@ fn seed_from_hex(text: &str) -> Result<Seed> {
 
 /// The governed `Fl.LazyThreshold`: the stored value, or the runtime's default.
 pub fn lazy_threshold(client: &Client, at: Option<H256>) -> Result<Perbill> {
-	use blade_fl_runtime::dynamic_params::fl;
 	use ::codec::Decode;
+	use blade_fl_runtime::dynamic_params::fl;
 	let key = pallet_parameters::Parameters::<blade_fl_runtime::Runtime>::hashed_key_for(
 		blade_fl_runtime::configs::RuntimeParametersKey::Fl(fl::ParametersKey::LazyThreshold(
 			fl::LazyThreshold,
 		)),
 	);
 	if let Some(raw) = client.storage(&key, at)? {
-		if let Ok(blade_fl_runtime::configs::RuntimeParametersValue::Fl(fl::ParametersValue::LazyThreshold(
-			value,
-		))) = Decode::decode(&mut &raw[..])
+		if let Ok(blade_fl_runtime::configs::RuntimeParametersValue::Fl(
+			fl::ParametersValue::LazyThreshold(value),
+		)) = Decode::decode(&mut &raw[..])
 		{
 			return Ok(value);
 		}
@@ -376,7 +376,10 @@ impl<'a> Runner<'a> {
 		if !self.globals.contains_key(&last) {
 			// Settled before the final model was seen at the confirmed head: evaluate this
 			// trainer's own copy of the agreed aggregate, if it has one.
-			if let Some(blob) = self.store.load_blob(self.cfg.task, &aggregate_name(last - 1))? {
+			if let Some(blob) = self
+				.store
+				.load_blob(self.cfg.task, &aggregate_name(last - 1))?
+			{
 				let values = codec::decode(&blob, blob.len())?.1;
 				self.evaluate(last, &values)?;
 			}
@@ -441,7 +444,10 @@ impl<'a> Runner<'a> {
 		};
 		let bit = 1u64 << i;
 		if view.lazy & bit != 0 {
-			tracing::warn!(task = self.cfg.task, "proven lazy and excluded from the task");
+			tracing::warn!(
+				task = self.cfg.task,
+				"proven lazy and excluded from the task"
+			);
 			self.outcome.proven_lazy = true;
 			return Ok(Step::Done);
 		}
@@ -476,7 +482,12 @@ impl<'a> Runner<'a> {
 
 	fn bid(&mut self, view: &TaskView, head: H256) -> Result<Step> {
 		let me = self.me().clone();
-		if self.client.bids(self.cfg.task, Some(head))?.iter().any(|(a, _)| *a == me) {
+		if self
+			.client
+			.bids(self.cfg.task, Some(head))?
+			.iter()
+			.any(|(a, _)| *a == me)
+		{
 			return Ok(Step::Wait);
 		}
 		let seed = state::fresh_seed();
@@ -485,7 +496,12 @@ impl<'a> Runner<'a> {
 			.seeds
 			.insert(state::hex(commitment.as_bytes()), state::hex(&seed));
 		self.save()?;
-		tracing::info!(task = self.cfg.task, samples = self.samples, stake = view.spec.min_stake, "bidding");
+		tracing::info!(
+			task = self.cfg.task,
+			samples = self.samples,
+			stake = view.spec.min_stake,
+			"bidding"
+		);
 		self.client.fl(FlCall::bid {
 			task: self.cfg.task,
 			samples: self.samples,
@@ -525,7 +541,10 @@ impl<'a> Runner<'a> {
 			let shape = self.model.shape;
 			Model::new(arch, shape, Device::Cpu, init_seed(self.cfg.task))?.flatten()?
 		} else {
-			let Some(gm) = self.client.global_model(self.cfg.task, round - 1, Some(head))? else {
+			let Some(gm) = self
+				.client
+				.global_model(self.cfg.task, round - 1, Some(head))?
+			else {
 				return Ok(None);
 			};
 			let local = self
@@ -536,7 +555,10 @@ impl<'a> Runner<'a> {
 				(Some(blob), _) => blob,
 				(None, Some((block, index))) => self.client.blob_at(block, index, gm.hash)?,
 				(None, None) => {
-					tracing::info!(round, "waiting for the aggregator to publish the global model");
+					tracing::info!(
+						round,
+						"waiting for the aggregator to publish the global model"
+					);
 					return Ok(None);
 				}
 			};
@@ -552,7 +574,12 @@ impl<'a> Runner<'a> {
 	fn evaluate(&mut self, round: u32, values: &[f32]) -> Result<()> {
 		self.model.load_flat(values)?;
 		let eval = train::evaluate(&self.model, &self.test, 256)?;
-		tracing::info!(round, accuracy = eval.accuracy, loss = eval.loss, "global model");
+		tracing::info!(
+			round,
+			accuracy = eval.accuracy,
+			loss = eval.loss,
+			"global model"
+		);
 		if round > 0 {
 			self.state.accuracy.insert(round - 1, eval.accuracy);
 			self.save()?;
@@ -563,8 +590,23 @@ impl<'a> Runner<'a> {
 		Ok(())
 	}
 
+	/// Whether the best block already shows this trainer's `mask` bit (e.g. its update
+	/// landed above the confirmed head, perhaps sent before a restart).
+	fn done_at_best(&self, mask: impl Fn(&TaskView) -> u64) -> Result<bool> {
+		let me = self.me();
+		Ok(self.client.task(self.cfg.task, None)?.is_some_and(|best| {
+			best.trainers
+				.iter()
+				.position(|a| a == me)
+				.is_some_and(|i| mask(&best) & (1u64 << i) != 0)
+		}))
+	}
+
 	fn submit(&mut self, view: &TaskView, head: H256) -> Result<Step> {
 		let (round, attempt) = (view.round, view.attempt);
+		if self.done_at_best(|v| v.submitted)? {
+			return Ok(Step::Wait);
+		}
 		let name = update_name(round, attempt);
 		let blob = match self.store.load_blob(self.cfg.task, &name)? {
 			Some(blob) => {
@@ -591,9 +633,11 @@ impl<'a> Runner<'a> {
 			.insert(round, state::hex(&codec::hash(&blob)));
 		self.save()?;
 		let bytes = blob.len();
-		let bounded = blob
-			.try_into()
-			.map_err(|_| invalid(format!("update of {bytes} bytes exceeds the runtime's bound")))?;
+		let bounded = blob.try_into().map_err(|_| {
+			invalid(format!(
+				"update of {bytes} bytes exceeds the runtime's bound"
+			))
+		})?;
 		self.client.fl(FlCall::submit_update {
 			task: self.cfg.task,
 			round,
@@ -626,7 +670,9 @@ impl<'a> Runner<'a> {
 				return Ok(None);
 			};
 			tracing::info!(round, victim = %who, "lazy: copying an update");
-			let blob = self.client.blob_at(record.block, record.extrinsic_index, record.hash)?;
+			let blob = self
+				.client
+				.blob_at(record.block, record.extrinsic_index, record.hash)?;
 			Some(codec::decode(&blob, blob.len())?.1)
 		} else {
 			None
@@ -637,15 +683,29 @@ impl<'a> Runner<'a> {
 				seed: u64::from(round) ^ (self.cfg.shard.0 as u64) << 32,
 				..self.cfg.train
 			};
-			self.bar.set_message(format!("round {}: training {} samples", round + 1, self.samples));
+			self.bar.set_message(format!(
+				"round {}: training {} samples",
+				round + 1,
+				self.samples
+			));
 			let stats = train::train(&mut self.model, &self.train, &config)?;
-			tracing::info!(round, loss = stats.loss, samples_per_s = stats.samples_per_sec, "trained");
+			tracing::info!(
+				round,
+				loss = stats.loss,
+				samples_per_s = stats.samples_per_sec,
+				"trained"
+			);
 			let local = self.model.flatten()?;
 			local.iter().zip(&global).map(|(l, g)| l - g).collect()
 		} else {
 			vec![0.0; global.len()]
 		};
-		update = behaviour::apply(self.cfg.behaviour, &update, victim.as_deref(), &mut self.rng)?;
+		update = behaviour::apply(
+			self.cfg.behaviour,
+			&update,
+			victim.as_deref(),
+			&mut self.rng,
+		)?;
 		if victim.is_none() {
 			if let Some(adaptive) = &self.adaptive {
 				let p = &self.cfg.privacy;
@@ -673,6 +733,9 @@ impl<'a> Runner<'a> {
 	}
 
 	fn reveal(&mut self, view: &TaskView, head: H256) -> Result<Step> {
+		if self.done_at_best(|v| v.revealed)? {
+			return Ok(Step::Wait);
+		}
 		let seed = self.current_seed(head)?;
 		self.client.fl(FlCall::reveal_seed {
 			task: self.cfg.task,
@@ -693,7 +756,8 @@ impl<'a> Runner<'a> {
 			.client
 			.blob_at(record.block, record.extrinsic_index, record.hash)?;
 		let values = codec::decode(&blob, blob.len())?.1;
-		self.updates.insert(record.hash, (blob.clone(), values.clone()));
+		self.updates
+			.insert(record.hash, (blob.clone(), values.clone()));
 		Ok((blob, values))
 	}
 
@@ -708,7 +772,8 @@ impl<'a> Runner<'a> {
 		if seeds.is_empty() {
 			return Ok(Step::Wait);
 		}
-		let detector = Detector::for_false_positive_rate(view.spec.param_count as usize, self.cfg.fpr)?;
+		let detector =
+			Detector::for_false_positive_rate(view.spec.param_count as usize, self.cfg.fpr)?;
 		let threshold = lazy_threshold(self.client, Some(head))?;
 		for (accused, record) in &updates {
 			let position = view.trainers.iter().position(|a| a == accused);
@@ -734,6 +799,15 @@ impl<'a> Runner<'a> {
 				if chain_ppb < threshold.deconstruct() {
 					tracing::info!(%accused, %victim, rho, chain_ppb, "correlation above the detector's threshold but below the chain's; not reporting");
 					continue;
+				}
+				// Someone may have proven it already above the confirmed head.
+				let best = self.client.task(self.cfg.task, None)?;
+				if best.as_ref().is_some_and(|b| {
+					position.is_some_and(|p| b.lazy & (1u64 << p) != 0) || b.decided.is_some()
+				}) {
+					tracing::info!(%accused, %victim, rho, "lazy copy detected, already proven (or the round is decided)");
+					self.state.reported.push(key.clone());
+					return Ok(Step::Wait);
 				}
 				tracing::warn!(%accused, %victim, rho, "lazy copy detected; reporting");
 				self.state.reported.push(key.clone());
@@ -761,6 +835,15 @@ impl<'a> Runner<'a> {
 
 	fn propose(&mut self, view: &TaskView, head: H256) -> Result<Step> {
 		let round = view.round;
+		// A quorum may already have formed above the confirmed head: a late vote would
+		// only be refused (and cost its fee).
+		if self
+			.client
+			.task(self.cfg.task, None)?
+			.is_some_and(|best| best.round == round && best.decided.is_some())
+		{
+			return Ok(Step::Wait);
+		}
 		let Some(global) = self.global(round, head)? else {
 			return Ok(Step::Wait);
 		};

@@ -183,10 +183,17 @@ mod tests {
 		let estimate = remove(&mut marked, &seed);
 		// The estimate's error is the clean update's projection on the chips:
 		// rms / sqrt(n) = 0.577 / 224 = 0.0026.
-		assert!((estimate - amplitude).abs() < 0.013, "{estimate} vs {amplitude}");
+		assert!(
+			(estimate - amplitude).abs() < 0.013,
+			"{estimate} vs {amplitude}"
+		);
 		assert!(correlation(&marked, &seed).abs() < 1e-6);
 		let residual = crate::privacy::rms(
-			&marked.iter().zip(&clean).map(|(a, b)| a - b).collect::<Vec<_>>(),
+			&marked
+				.iter()
+				.zip(&clean)
+				.map(|(a, b)| a - b)
+				.collect::<Vec<_>>(),
 		);
 		assert!(residual < 0.013, "{residual}");
 	}

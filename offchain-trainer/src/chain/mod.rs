@@ -31,8 +31,7 @@ use std::{
 
 use blade_fl_primitives::pn::Seed;
 pub use blade_fl_runtime::{
-	AccountId, Balance, BlockNumber, Nonce, Runtime, RuntimeCall, RuntimeEvent,
-	UncheckedExtrinsic,
+	AccountId, Balance, BlockNumber, Nonce, Runtime, RuntimeCall, RuntimeEvent, UncheckedExtrinsic,
 };
 use blade_fl_runtime::{SignedPayload, TxExtension};
 use codec::{Decode, Encode};
@@ -137,6 +136,15 @@ impl Client {
 	pub fn connect(url: &str, suri: &str, backoff: Backoff) -> Result<Client> {
 		let pair = sr25519::Pair::from_string(suri, None)
 			.map_err(|e| Error::Invalid(format!("secret URI: {e:?}")))?;
+		Self::with_pair(url, pair, backoff)
+	}
+
+	/// Connect for reading only (a throw-away key signs nothing of value).
+	pub fn read_only(url: &str, backoff: Backoff) -> Result<Client> {
+		Self::with_pair(url, sr25519::Pair::generate().0, backoff)
+	}
+
+	fn with_pair(url: &str, pair: sr25519::Pair, backoff: Backoff) -> Result<Client> {
 		let account = AccountId::from(pair.public());
 		let rpc = Rpc::new(url, backoff)?;
 		let genesis = parse_h256(&rpc.call("chain_getBlockHash", json!([0]))?, "genesis hash")?;
@@ -163,8 +171,7 @@ impl Client {
 		let spec = version["specVersion"].as_u64().unwrap_or(0) as u32;
 		let tx = version["transactionVersion"].as_u64().unwrap_or(0) as u32;
 		let ours = &blade_fl_runtime::VERSION;
-		if version["specName"].as_str() != Some(&*ours.spec_name)
-			|| tx != ours.transaction_version
+		if version["specName"].as_str() != Some(&*ours.spec_name) || tx != ours.transaction_version
 		{
 			return Err(Error::Invalid(format!(
 				"the node runs {} spec {spec} tx {tx}; this trainer was built for {} spec {} tx {}: rebuild it against the chain's runtime",
@@ -310,13 +317,14 @@ impl Client {
 		let Some(raw) = self.storage(&key, at)? else {
 			return Ok(Account::default());
 		};
-		let info = frame_system::AccountInfo::<Nonce, pallet_balances::AccountData<Balance>>::decode(
-			&mut &raw[..],
-		)
-		.map_err(|e| Error::Decode {
-			what: "System.Account".into(),
-			reason: e.to_string(),
-		})?;
+		let info =
+			frame_system::AccountInfo::<Nonce, pallet_balances::AccountData<Balance>>::decode(
+				&mut &raw[..],
+			)
+			.map_err(|e| Error::Decode {
+				what: "System.Account".into(),
+				reason: e.to_string(),
+			})?;
 		Ok(Account {
 			nonce: info.nonce,
 			free: info.data.free,
@@ -474,7 +482,10 @@ impl Client {
 					return Ok(());
 				}
 				Err(Error::Rpc { message, .. })
-					if attempt == 0 && (message.contains("Stale") || message.contains("Future") || message.contains("Priority is too low")) =>
+					if attempt == 0
+						&& (message.contains("Stale")
+							|| message.contains("Future")
+							|| message.contains("Priority is too low")) =>
 				{
 					tracing::debug!(%message, "nonce refused; refreshing");
 					self.next_nonce = None;
@@ -607,7 +618,8 @@ impl Client {
 		let confirmed = self.confirm(pending)?;
 		for event in &confirmed.events {
 			if let RuntimeEvent::System(frame_system::Event::ExtrinsicFailed {
-				dispatch_error, ..
+				dispatch_error,
+				..
 			}) = event
 			{
 				return Err(Error::Dispatch {
@@ -618,6 +630,57 @@ impl Client {
 		}
 		tracing::info!(call = %name, block = confirmed.block_number, "confirmed");
 		Ok(confirmed)
+	}
+
+	/// The last published global model of `task`: its round and blob. While the task is
+	/// live the runtime API points at it; once settled its storage is gone, so the last
+	/// `scan` blocks are searched for its last successful `publish_aggregate`.
+	pub fn final_model(&self, task: TaskId, scan: u32) -> Result<Option<(RoundIndex, Vec<u8>)>> {
+		if let Some(view) = self.task(task, None)? {
+			for round in (0..view.spec.rounds).rev() {
+				if let Some(GlobalModel {
+					hash,
+					published: Some((block, index)),
+					..
+				}) = self.global_model(task, round, None)?
+				{
+					return Ok(Some((round, self.blob_at(block, index, hash)?)));
+				}
+			}
+			return Ok(None);
+		}
+		let best = self.best_number()?;
+		for n in (best.saturating_sub(scan)..=best).rev() {
+			let Some(hash) = self.block_hash(n)? else {
+				continue;
+			};
+			let extrinsics = self.block_extrinsics(hash)?;
+			let events = self.event_records(hash)?;
+			for (index, bytes) in extrinsics.iter().enumerate().rev() {
+				let Ok(xt) = UncheckedExtrinsic::decode(&mut &bytes[..]) else {
+					continue;
+				};
+				let RuntimeCall::FlTasks(FlCall::publish_aggregate {
+					task: t,
+					round,
+					blob,
+				}) = xt.function
+				else {
+					continue;
+				};
+				let succeeded = events.iter().any(|r| {
+					r.phase == frame_system::Phase::ApplyExtrinsic(index as u32)
+						&& matches!(
+							r.event,
+							RuntimeEvent::System(frame_system::Event::ExtrinsicSuccess { .. })
+						)
+				});
+				if t == task && succeeded {
+					return Ok(Some((round, blob.into_inner())));
+				}
+			}
+		}
+		Ok(None)
 	}
 
 	/// Submit an FL call; see [`Client::execute`].

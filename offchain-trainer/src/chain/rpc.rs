@@ -164,6 +164,7 @@ fn truncate(text: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
 	use super::*;
 

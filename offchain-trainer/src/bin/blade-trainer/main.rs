@@ -1,5 +1,9 @@
 //! `blade-trainer`: the BLADE-FL off-chain trainer's command line.
 
+mod node;
+#[cfg(feature = "torch")]
+mod train;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -14,9 +18,19 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(
 	version,
 	about = "BLADE-FL off-chain trainer",
-	long_about = "BLADE-FL off-chain trainer: loads and partitions training data, and (as the \
-	              trainer grows) trains, adds local differential privacy and PN watermarks, \
-	              aggregates and talks to a BLADE-FL node."
+	long_about = "BLADE-FL off-chain trainer: joins federated-learning tasks on a BLADE-FL \
+	              chain. It bids with a stake, trains locally with libtorch, protects each \
+	              update with local differential privacy and a PN watermark, submits it, \
+	              reveals its seed, checks everyone else's updates for lazy copies (and \
+	              proves them on chain), aggregates deterministically, votes, publishes the \
+	              aggregate and collects its reward.\n\n\
+	              Typical use on a dev chain (scripts/run-dev):\n  \
+	              blade-trainer publish-task --suri //Alice\n  \
+	              blade-trainer run --suri //Bob --task 0 --shard 0/3 --state-dir bob\n  \
+	              blade-trainer status\n  \
+	              blade-trainer export-model --task 0 --out model.safetensors\n\n\
+	              Logs go to stderr (RUST_LOG=debug for more); results to stdout.",
+	after_help = "`run` and `export-model` need the `torch` feature (libtorch; scripts/env.sh)."
 )]
 struct Cli {
 	#[command(subcommand)]
@@ -47,6 +61,40 @@ enum RuleArg {
 
 #[derive(Subcommand)]
 enum Command {
+	/// Publish a task: escrow its reward and open bidding. Prints the task id.
+	PublishTask(node::PublishArgs),
+	/// Cancel one of your tasks while it is still in bidding (full refunds).
+	CancelTask {
+		#[command(flatten)]
+		node: node::NodeArgs,
+		/// Publisher's secret URI.
+		#[arg(long, env = "BLADE_SURI")]
+		suri: String,
+		/// The task.
+		#[arg(long)]
+		task: u64,
+	},
+	/// Show tasks (phase, round, trainers, updates, votes, global models), reputation and
+	/// balances, read at the confirmed head.
+	Status {
+		#[command(flatten)]
+		node: node::NodeArgs,
+		/// Only this task (default: all active tasks).
+		#[arg(long)]
+		task: Option<u64>,
+		/// Also show these accounts (SS58).
+		#[arg(long = "account")]
+		accounts: Vec<String>,
+	},
+	/// Join a task as trainer and follow it to settlement: bid, train, add local-DP noise
+	/// and the PN watermark, submit, reveal, verify others and report lazy copies,
+	/// aggregate, vote and publish. Safe to kill and restart with the same --state-dir.
+	#[cfg(feature = "torch")]
+	Run(Box<train::RunArgs>),
+	/// Download the last published global model of a task and write it as safetensors
+	/// (loadable with `safetensors.torch.load_file`).
+	#[cfg(feature = "torch")]
+	ExportModel(train::ExportArgs),
 	/// Aggregate update blobs deterministically and write the aggregate blob; prints its
 	/// Blake2-256 hash, the value every trainer proposes on chain. Bit-exact across
 	/// machines and thread counts (`RAYON_NUM_THREADS`).
@@ -103,6 +151,17 @@ fn main() -> anyhow::Result<()> {
 		.with_writer(std::io::stderr)
 		.init();
 	match Cli::parse().command {
+		Command::PublishTask(args) => node::publish(args)?,
+		Command::CancelTask { node, suri, task } => node::cancel(node, &suri, task)?,
+		Command::Status {
+			node,
+			task,
+			accounts,
+		} => node::status(node, task, accounts)?,
+		#[cfg(feature = "torch")]
+		Command::Run(args) => train::run(*args)?,
+		#[cfg(feature = "torch")]
+		Command::ExportModel(args) => train::export(args)?,
 		Command::Aggregate {
 			blobs,
 			rule,

@@ -1,0 +1,323 @@
+//! `run` and `export-model`: the subcommands that need libtorch (feature `torch`).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use blade_trainer::{
+	behaviour::Behaviour,
+	chain::UNIT,
+	codec,
+	model::Model,
+	partition::Scheme,
+	registry,
+	runner::{self, Noise, PrivacyConfig, RunConfig},
+	state::Store,
+	train::TrainConfig,
+};
+use clap::{Args, ValueEnum};
+use tch::Device;
+
+use crate::node::NodeArgs;
+
+/// Trainer behaviour (experiments; `honest` for real use).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BehaviourArg {
+	/// Train and publish the real update.
+	Honest,
+	/// Copy another trainer's update from the chain and add noise (`--lazy-noise`).
+	Lazy,
+	/// Publish the negated update.
+	SignFlip,
+	/// Publish the update times `--scale-factor`.
+	Scale,
+	/// Publish Gaussian noise as strong as the real update.
+	Random,
+}
+
+/// Local-DP mechanism.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum NoiseArg {
+	/// Gaussian mechanism, (epsilon, delta) per round, L2 clipping.
+	Gaussian,
+	/// Laplace mechanism, pure epsilon per round, L1 clipping.
+	Laplace,
+	/// No noise: the update leaves unprotected (explicit opt-out).
+	Off,
+}
+
+/// Torch device.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum DeviceArg {
+	/// CUDA when libtorch sees a GPU, else CPU.
+	Auto,
+	/// CPU.
+	Cpu,
+	/// First CUDA GPU (fails without one).
+	Cuda,
+}
+
+/// Partition scheme of the training split into shards.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SchemeArg {
+	/// Uniform shuffle, equal shares.
+	Iid,
+	/// Dirichlet(alpha) label skew (`--alpha`).
+	Dirichlet,
+	/// Exactly k labels per shard (`--k`).
+	KLabels,
+}
+
+/// `run` arguments.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+	#[command(flatten)]
+	pub node: NodeArgs,
+	/// Trainer's secret URI (dev accounts: //Bob ...).
+	#[arg(long, env = "BLADE_SURI")]
+	pub suri: String,
+	/// Task to join.
+	#[arg(long)]
+	pub task: u64,
+	/// Where seeds, sent blobs and progress are kept. Keep it: a trainer restarted with
+	/// the same directory resumes the task; a lost directory loses unrevealed seeds.
+	#[arg(long, default_value = "blade-trainer-state")]
+	pub state_dir: PathBuf,
+	/// Directory of the task's data set (Fashion-MNIST: Debian's package by default).
+	#[arg(long, default_value = blade_trainer::data::DEBIAN_FASHION_MNIST_DIR)]
+	pub data_dir: PathBuf,
+	/// This trainer's shard of the training split, as INDEX/COUNT (e.g. 0/10).
+	#[arg(long, default_value = "0/10", value_parser = parse_shard)]
+	pub shard: (usize, usize),
+	/// How the training split is cut into shards.
+	#[arg(long, value_enum, default_value_t = SchemeArg::Iid)]
+	pub scheme: SchemeArg,
+	/// Dirichlet concentration.
+	#[arg(long, default_value_t = 0.5)]
+	pub alpha: f64,
+	/// Labels per shard for k-labels.
+	#[arg(long, default_value_t = 2)]
+	pub k: usize,
+	/// Seed of the split (the same for every trainer of an experiment).
+	#[arg(long, default_value_t = 0)]
+	pub partition_seed: u64,
+	/// Use at most this many samples of the shard.
+	#[arg(long)]
+	pub max_samples: Option<usize>,
+	/// Test samples used to evaluate each round's global model.
+	#[arg(long, default_value_t = 2000)]
+	pub eval_samples: usize,
+	/// Local epochs per round (tau).
+	#[arg(long, default_value_t = 1)]
+	pub epochs: usize,
+	/// Learning rate.
+	#[arg(long, default_value_t = 0.05)]
+	pub lr: f64,
+	/// Mini-batch size.
+	#[arg(long, default_value_t = 64)]
+	pub batch_size: usize,
+	/// libtorch intra-op threads (0: libtorch's default).
+	#[arg(long, default_value_t = 0)]
+	pub threads: usize,
+	/// Torch device.
+	#[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+	pub device: DeviceArg,
+	/// Local-DP mechanism (on by default).
+	#[arg(long, value_enum, default_value_t = NoiseArg::Gaussian)]
+	pub noise: NoiseArg,
+	/// This client's starting per-round epsilon (default: the task's cap).
+	#[arg(long)]
+	pub epsilon: Option<f64>,
+	/// Gaussian delta per round.
+	#[arg(long, default_value_t = 1e-5)]
+	pub delta: f64,
+	/// Clipping norm of the update (L2 for Gaussian, L1 for Laplace).
+	#[arg(long, default_value_t = 1.0)]
+	pub clip: f64,
+	/// Adaptive noise decay: epsilon x this factor after `--patience` rounds without
+	/// accuracy gain (capped by the task).
+	#[arg(long, default_value_t = 1.5)]
+	pub growth: f64,
+	/// Rounds without accuracy gain before the noise decays.
+	#[arg(long, default_value_t = 1)]
+	pub patience: u32,
+	/// False-positive rate of the lazy detector per (update, seed) test.
+	#[arg(long, default_value_t = 1e-6)]
+	pub fpr: f64,
+	/// Asking price of the bid, in BLADE.
+	#[arg(long, default_value_t = 1)]
+	pub price: u64,
+	/// Declared capability (updates per hour).
+	#[arg(long, default_value_t = 60)]
+	pub capability: u32,
+	/// Behaviour (experiments).
+	#[arg(long, value_enum, default_value_t = BehaviourArg::Honest)]
+	pub behaviour: BehaviourArg,
+	/// Lazy: noise added to the copy, relative to its RMS.
+	#[arg(long, default_value_t = 1.0)]
+	pub lazy_noise: f64,
+	/// Scale: the factor.
+	#[arg(long, default_value_t = 10.0)]
+	pub scale_factor: f32,
+	/// No progress bars.
+	#[arg(long)]
+	pub quiet: bool,
+}
+
+fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+	let (i, n) = text
+		.split_once('/')
+		.ok_or_else(|| format!("{text:?}: expected INDEX/COUNT"))?;
+	let i: usize = i.parse().map_err(|e| format!("{text:?}: {e}"))?;
+	let n: usize = n.parse().map_err(|e| format!("{text:?}: {e}"))?;
+	if n == 0 || i >= n {
+		return Err(format!("{text:?}: need INDEX < COUNT"));
+	}
+	Ok((i, n))
+}
+
+fn device(arg: DeviceArg) -> Device {
+	match arg {
+		DeviceArg::Auto => Device::cuda_if_available(),
+		DeviceArg::Cpu => Device::Cpu,
+		DeviceArg::Cuda => Device::Cuda(0),
+	}
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+	let mut client = args.node.signer(&args.suri)?;
+	let store = Store::open(&args.state_dir)
+		.with_context(|| format!("opening the state directory {}", args.state_dir.display()))?;
+	let cfg = RunConfig {
+		task: args.task,
+		behaviour: match args.behaviour {
+			BehaviourArg::Honest => Behaviour::Honest,
+			BehaviourArg::Lazy => Behaviour::Lazy {
+				noise: args.lazy_noise,
+			},
+			BehaviourArg::SignFlip => Behaviour::SignFlip,
+			BehaviourArg::Scale => Behaviour::Scale {
+				factor: args.scale_factor,
+			},
+			BehaviourArg::Random => Behaviour::Random,
+		},
+		train: TrainConfig {
+			epochs: args.epochs,
+			lr: args.lr,
+			batch_size: args.batch_size,
+			threads: args.threads,
+			..TrainConfig::default()
+		},
+		data_dir: args.data_dir,
+		shard: args.shard,
+		scheme: match args.scheme {
+			SchemeArg::Iid => Scheme::Iid,
+			SchemeArg::Dirichlet => Scheme::Dirichlet { alpha: args.alpha },
+			SchemeArg::KLabels => Scheme::KLabels { k: args.k },
+		},
+		partition_seed: args.partition_seed,
+		max_samples: args.max_samples,
+		eval_samples: args.eval_samples,
+		price: u128::from(args.price) * UNIT,
+		capability: args.capability,
+		privacy: PrivacyConfig {
+			noise: match args.noise {
+				NoiseArg::Gaussian => Noise::Gaussian,
+				NoiseArg::Laplace => Noise::Laplace,
+				NoiseArg::Off => Noise::Off,
+			},
+			epsilon: args.epsilon,
+			delta: args.delta,
+			clip: args.clip,
+			growth: args.growth,
+			patience: args.patience,
+		},
+		fpr: args.fpr,
+		device: device(args.device),
+		progress: !args.quiet,
+	};
+	tracing::info!(device = ?cfg.device, behaviour = ?cfg.behaviour, "joining task {}", cfg.task);
+	let outcome = runner::run(&mut client, &store, &cfg)
+		.with_context(|| format!("running task {}", cfg.task))?;
+	let (before, after) = outcome.balance;
+	println!(
+		"task {}: selected {}, proven lazy {}, updates submitted {}, lazy reports upheld {}",
+		cfg.task, outcome.selected, outcome.proven_lazy, outcome.submitted, outcome.reports_upheld
+	);
+	for (round, accuracy) in &outcome.accuracy {
+		println!(
+			"  global model after round {}: test accuracy {:.4}",
+			round + 1,
+			accuracy
+		);
+	}
+	if let Some((epsilon, delta)) = outcome.privacy {
+		println!("  privacy spent: epsilon {epsilon:.3} at delta {delta:e} (Renyi-DP accountant)");
+	}
+	println!(
+		"  free balance {:.4} -> {:.4} BLADE ({:+.4})",
+		before as f64 / UNIT as f64,
+		after as f64 / UNIT as f64,
+		(after as f64 - before as f64) / UNIT as f64
+	);
+	Ok(())
+}
+
+/// `export-model` arguments.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+	#[command(flatten)]
+	pub node: NodeArgs,
+	/// The task.
+	#[arg(long)]
+	pub task: u64,
+	/// Output safetensors file.
+	#[arg(long)]
+	pub out: PathBuf,
+	/// Model id, when the task has settled (its spec is gone from state).
+	#[arg(long, default_value_t = 1)]
+	pub model: u32,
+	/// Data set id, when the task has settled.
+	#[arg(long, default_value_t = 1)]
+	pub dataset: u32,
+	/// Blocks searched back for a settled task's last publication.
+	#[arg(long, default_value_t = 20_000)]
+	pub scan: u32,
+}
+
+pub fn export(args: ExportArgs) -> anyhow::Result<()> {
+	let client = args.node.reader()?;
+	let (model_id, dataset_id) = match client.task(args.task, None)? {
+		Some(view) => (view.spec.model_id, view.spec.dataset_id),
+		None => (args.model, args.dataset),
+	};
+	let (round, blob) = client.final_model(args.task, args.scan)?.with_context(|| {
+		format!(
+				"task {} has no published global model (if it settled more than {} blocks ago, raise --scan)",
+				args.task, args.scan
+			)
+	})?;
+	let (header, values) =
+		codec::decode(&blob, blob.len()).context("decoding the published model")?;
+	let arch = registry::model(model_id)?;
+	let shape = registry::shape(dataset_id)?;
+	let mut model = Model::new(arch, shape, Device::Cpu, 0)?;
+	anyhow::ensure!(
+		model.param_count() == values.len(),
+		"the published model has {} parameters; model {model_id} on data set {dataset_id} has {} (pass --model/--dataset)",
+		values.len(),
+		model.param_count()
+	);
+	model.load_flat(&values)?;
+	model
+		.save_safetensors(&args.out)
+		.with_context(|| format!("writing {}", args.out.display()))?;
+	println!(
+		"task {} global model after round {} ({} parameters, hash 0x{}) written to {}",
+		header.task,
+		round + 1,
+		values.len(),
+		hex::encode(codec::hash(&blob)),
+		args.out.display()
+	);
+	Ok(())
+}

@@ -1,0 +1,305 @@
+//! The trainer against a real BLADE-FL dev node, all through the `blade-trainer` binary:
+//! Alice publishes a 2-round Fashion-MNIST task; Bob, Charlie and Dave train honestly (Dave
+//! with Gaussian local DP), Eve is lazy and copies an update from the chain. Charlie is
+//! killed (SIGKILL) right after his first update is on chain and started again on the same
+//! state directory; later the node itself is stopped and restarted under the trainers. The
+//! task must settle with Eve proven lazy and slashed, every honest trainer paid, and the
+//! exported global model must classify Fashion-MNIST far above chance.
+#![cfg(feature = "torch")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+	fs::File,
+	net::TcpListener,
+	path::{Path, PathBuf},
+	process::{Child, Command, Stdio},
+	time::{Duration, Instant},
+};
+
+use blade_trainer::{
+	chain::{Backoff, Client, UNIT},
+	data, model, registry, train,
+};
+use sp_core::{crypto::Pair as _, sr25519};
+
+fn free_port() -> u16 {
+	TcpListener::bind("127.0.0.1:0")
+		.unwrap()
+		.local_addr()
+		.unwrap()
+		.port()
+}
+
+fn trainer_bin() -> PathBuf {
+	PathBuf::from(env!("CARGO_BIN_EXE_blade-trainer"))
+}
+
+/// The node binary beside the trainer's (`cargo build --release -p blade-fl-node`), or
+/// `BLADE_FL_NODE`.
+fn node_bin() -> PathBuf {
+	let path = std::env::var_os("BLADE_FL_NODE")
+		.map(PathBuf::from)
+		.unwrap_or_else(|| trainer_bin().with_file_name("blade-fl-node"));
+	assert!(
+		path.exists(),
+		"{} missing: build the node first (cargo build --release -p blade-fl-node) or set BLADE_FL_NODE",
+		path.display()
+	);
+	path
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+	fn drop(&mut self) {
+		let _ = self.0.kill();
+		let _ = self.0.wait();
+	}
+}
+
+fn start_node(dir: &Path, rpc: u16, p2p: u16, log: &str) -> Proc {
+	let child = Command::new(node_bin())
+		.args(["--dev", "--no-mdns", "--no-telemetry", "--no-prometheus"])
+		.args(["--base-path", dir.join("node").to_str().unwrap()])
+		.args(["--rpc-port", &rpc.to_string()])
+		.args(["--listen-addr", &format!("/ip4/127.0.0.1/tcp/{p2p}")])
+		.stdout(Stdio::null())
+		.stderr(File::create(dir.join(log)).unwrap())
+		.spawn()
+		.unwrap();
+	Proc(child)
+}
+
+fn interrupt(proc: &mut Proc) {
+	let _ = Command::new("kill")
+		.args(["-INT", &proc.0.id().to_string()])
+		.status();
+	let deadline = Instant::now() + Duration::from_secs(60);
+	while proc.0.try_wait().unwrap().is_none() {
+		assert!(Instant::now() < deadline, "node did not stop");
+		std::thread::sleep(Duration::from_millis(100));
+	}
+}
+
+fn trainer(dir: &Path, url: &str, who: &str, shard: usize, extra: &[&str]) -> Proc {
+	let log = File::create(dir.join(format!("{who}.log"))).unwrap();
+	let out = File::options()
+		.create(true)
+		.append(true)
+		.open(dir.join(format!("{who}.out")))
+		.unwrap();
+	let child = Command::new(trainer_bin())
+		.args(["run", "--url", url, "--confirmations", "2", "--task", "0"])
+		.args(["--suri", &format!("//{who}")])
+		.args(["--shard", &format!("{shard}/4"), "--max-samples", "3000"])
+		.args([
+			"--state-dir",
+			dir.join(format!("state-{who}")).to_str().unwrap(),
+		])
+		.args(["--threads", "1", "--quiet", "--eval-samples", "2000"])
+		.args(extra)
+		.env("RUST_LOG", "info")
+		.stdout(out)
+		.stderr(log)
+		.spawn()
+		.unwrap();
+	Proc(child)
+}
+
+fn account(who: &str) -> blade_trainer::chain::AccountId {
+	sr25519::Pair::from_string(&format!("//{who}"), None)
+		.unwrap()
+		.public()
+		.into()
+}
+
+fn wait_exit(proc: &mut Proc, dir: &Path, who: &str, deadline: Instant) {
+	loop {
+		if let Some(status) = proc.0.try_wait().unwrap() {
+			let log = std::fs::read_to_string(dir.join(format!("{who}.log"))).unwrap();
+			assert!(status.success(), "{who} failed: {status}\n{log}");
+			return;
+		}
+		assert!(
+			Instant::now() < deadline,
+			"{who} still running at the deadline; log:\n{}",
+			std::fs::read_to_string(dir.join(format!("{who}.log"))).unwrap()
+		);
+		std::thread::sleep(Duration::from_millis(500));
+	}
+}
+
+#[test]
+fn trainers_finish_a_task_through_a_kill_and_a_node_restart() {
+	let dir = tempfile::tempdir().unwrap();
+	let dir = dir.path();
+	let (rpc, p2p) = (free_port(), free_port());
+	let url = format!("ws://127.0.0.1:{rpc}");
+	let mut node = start_node(dir, rpc, p2p, "node.log");
+	let backoff = Backoff {
+		give_up_after: Duration::from_secs(120),
+		..Backoff::default()
+	};
+	let client = Client::read_only(&url, backoff).unwrap();
+	let balance = |who: &str| client.account_info(&account(who), None).unwrap().free;
+	let before: Vec<u128> = ["Bob", "Charlie", "Dave", "Eve"]
+		.iter()
+		.map(|w| balance(w))
+		.collect();
+
+	let published = Command::new(trainer_bin())
+		.args([
+			"publish-task",
+			"--url",
+			&url,
+			"--suri",
+			"//Alice",
+			"--confirmations",
+			"2",
+		])
+		.args(["--rounds", "2", "--trainers", "4", "--min-trainers", "2"])
+		.args([
+			"--bidding",
+			"12",
+			"--submit",
+			"40",
+			"--reveal",
+			"20",
+			"--aggregate",
+			"20",
+		])
+		.args([
+			"--snr-db",
+			"6",
+			"--max-epsilon",
+			"5000",
+			"--reward",
+			"100",
+			"--stake",
+			"10",
+		])
+		.output()
+		.unwrap();
+	assert!(
+		published.status.success(),
+		"{}",
+		String::from_utf8_lossy(&published.stderr)
+	);
+	assert_eq!(String::from_utf8_lossy(&published.stdout).trim(), "0");
+
+	let off = ["--noise", "off"];
+	let mut bob = trainer(dir, &url, "Bob", 0, &off);
+	let mut charlie = trainer(dir, &url, "Charlie", 1, &off);
+	// Dave protects his updates with the Gaussian mechanism at the task's epsilon cap.
+	let mut dave = trainer(
+		dir,
+		&url,
+		"Dave",
+		2,
+		&["--noise", "gaussian", "--clip", "2"],
+	);
+	let mut eve = trainer(dir, &url, "Eve", 3, &["--behaviour", "lazy"]);
+
+	// Kill Charlie as soon as his first update is on chain, before he can reveal it.
+	let deadline = Instant::now() + Duration::from_secs(300);
+	loop {
+		let updates = client.updates(0, None).unwrap();
+		if updates.iter().any(|(a, _)| *a == account("Charlie")) {
+			break;
+		}
+		assert!(Instant::now() < deadline, "Charlie never submitted");
+		std::thread::sleep(Duration::from_millis(200));
+	}
+	charlie.0.kill().unwrap();
+	charlie.0.wait().unwrap();
+	let mut charlie = trainer(dir, &url, "Charlie", 1, &off);
+
+	// Restart the node once round 2 has begun: the trainers must ride it out.
+	loop {
+		let view = client.task(0, None).unwrap().expect("task alive");
+		if view.round == 1 {
+			break;
+		}
+		assert!(Instant::now() < deadline, "round 2 never started");
+		std::thread::sleep(Duration::from_millis(300));
+	}
+	interrupt(&mut node);
+	std::thread::sleep(Duration::from_secs(3));
+	let _node = start_node(dir, rpc, p2p, "node-restarted.log");
+
+	let deadline = Instant::now() + Duration::from_secs(600);
+	for (proc, who) in [
+		(&mut bob, "Bob"),
+		(&mut charlie, "Charlie"),
+		(&mut dave, "Dave"),
+		(&mut eve, "Eve"),
+	] {
+		wait_exit(proc, dir, who, deadline);
+	}
+	let out = |who: &str| std::fs::read_to_string(dir.join(format!("{who}.out"))).unwrap();
+	for who in ["Bob", "Charlie", "Dave", "Eve"] {
+		println!("--- {who}\n{}", out(who));
+		let log = std::fs::read_to_string(dir.join(format!("{who}.log"))).unwrap();
+		for line in log.lines().filter(|l| l.contains("WARN")) {
+			println!("  {line}");
+		}
+	}
+	assert!(out("Eve").contains("proven lazy true"), "{}", out("Eve"));
+	let upheld: u32 = ["Bob", "Charlie", "Dave"]
+		.iter()
+		.map(|w| {
+			let text = out(w);
+			assert!(
+				text.contains("selected true, proven lazy false"),
+				"{w}: {text}"
+			);
+			text.split("lazy reports upheld ")
+				.filter_map(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+				.sum::<u32>()
+		})
+		.sum();
+	assert_eq!(upheld, 1, "exactly one report proves Eve lazy");
+	assert!(
+		out("Dave").contains("privacy spent: epsilon"),
+		"{}",
+		out("Dave")
+	);
+	let charlie_log = std::fs::read_to_string(dir.join("Charlie.log")).unwrap();
+	assert!(charlie_log.contains("reveal_seed"), "{charlie_log}");
+
+	// Settled: nothing left in state, honest trainers earned, Eve lost half her stake.
+	assert!(client.task(0, None).unwrap().is_none());
+	for (i, who) in ["Bob", "Charlie", "Dave"].iter().enumerate() {
+		let gain = balance(who) as i128 - before[i] as i128;
+		assert!(gain > 10 * UNIT as i128, "{who} gained only {gain}");
+	}
+	let eve_loss = before[3] as i128 - balance("Eve") as i128;
+	assert!(eve_loss >= 5 * UNIT as i128, "Eve lost only {eve_loss}");
+
+	// The published global model, exported to safetensors, classifies well.
+	let path = dir.join("model.safetensors");
+	let exported = Command::new(trainer_bin())
+		.args(["export-model", "--url", &url, "--task", "0", "--out"])
+		.arg(&path)
+		.output()
+		.unwrap();
+	assert!(
+		exported.status.success(),
+		"{}",
+		String::from_utf8_lossy(&exported.stderr)
+	);
+	let mut model = model::Model::new(
+		registry::model(1).unwrap(),
+		registry::shape(1).unwrap(),
+		tch::Device::Cpu,
+		99,
+	)
+	.unwrap();
+	model.load_safetensors(&path).unwrap();
+	let (_, test) =
+		data::load_fashion_mnist(Path::new(data::DEBIAN_FASHION_MNIST_DIR), false).unwrap();
+	let test = train::to_tensors(&test, tch::Device::Cpu).unwrap();
+	let accuracy = train::evaluate(&model, &test, 500).unwrap().accuracy;
+	assert!(accuracy > 0.6, "exported model accuracy {accuracy}");
+	println!("exported model: test accuracy {accuracy:.4} on 10 000 images");
+}
