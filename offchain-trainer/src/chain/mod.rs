@@ -95,6 +95,10 @@ pub struct Confirmed {
 	pub index: u32,
 	/// The extrinsic's events (ending with `ExtrinsicSuccess`).
 	pub events: Vec<RuntimeEvent>,
+	/// How often a reorg moved the transaction out of the block it was seen in.
+	pub reorgs: u32,
+	/// How often it was sent again (after a reorg or a restart dropped it).
+	pub resent: u32,
 }
 
 /// Balances of an account.
@@ -566,11 +570,17 @@ impl Client {
 	/// block and events. Re-sends it when a reorg or a restart dropped it.
 	pub fn confirm(&mut self, mut pending: Pending) -> Result<Confirmed> {
 		let deadline = Instant::now() + self.timeout;
-		let mut included_at: Option<BlockNumber> = None;
+		let mut included: Option<(BlockNumber, H256)> = None;
+		let mut reorgs = 0;
 		loop {
 			let best = self.best_number()?;
 			match self.find(pending.hash, pending.from, best)? {
 				Some((number, block, index)) => {
+					if included.is_some_and(|(_, seen)| seen != block) {
+						reorgs += 1;
+						tracing::warn!(call = %call_name(&pending.call), block = number, "reorg moved the transaction to another block");
+					}
+					included = Some((number, block));
 					if best >= number.saturating_add(self.confirmations) {
 						let events = self
 							.event_records(block)?
@@ -583,12 +593,14 @@ impl Client {
 							block_number: number,
 							index,
 							events,
+							reorgs,
+							resent: pending.resent,
 						});
 					}
-					included_at = Some(number);
 				}
 				None => {
-					if let Some(number) = included_at.take() {
+					if let Some((number, _)) = included.take() {
+						reorgs += 1;
 						tracing::warn!(call = %call_name(&pending.call), block = number, "reorg dropped the transaction; sending it again");
 						self.resend(&mut pending, best)?;
 					} else if best >= pending.sent_at.saturating_add(self.patience)
