@@ -25,6 +25,8 @@ pub mod codec;
 pub mod data;
 mod error;
 #[cfg(feature = "torch")]
+pub mod experiment;
+#[cfg(feature = "torch")]
 pub mod model;
 pub mod partition;
 pub mod privacy;

@@ -18,7 +18,7 @@
 //! 3. **Verify** (reveal and aggregate phases): download every other update from its block,
 //!    correlate it with every revealed seed, and report a copy when both the detector (at
 //!    its false-positive rate) and the runtime's own fixed-point verdict (at the governed
-//!    `LazyThreshold`) say so: a report the runtime would reject costs a penalty.
+//!    `LazyZScore`) say so: a report the runtime would reject costs a penalty.
 //! 4. **Aggregate**: strip every eligible update's watermark (least-squares amplitude),
 //!    aggregate with the task's rule and weights `samples x reputation`, add to the global
 //!    model, and vote for the blob's hash with the included set.
@@ -31,11 +31,14 @@ use std::{
 	time::{Duration, Instant},
 };
 
-use blade_fl_primitives::{blob::Codec, pn::Seed};
+use blade_fl_primitives::{
+	blob::Codec,
+	correlation::{proves_copy, Correlation},
+	pn::Seed,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use sp_core::H256;
-use sp_runtime::Perbill;
 use tch::Device;
 
 use crate::{
@@ -223,25 +226,26 @@ fn seed_from_hex(text: &str) -> Result<Seed> {
 		.map_err(|_| invalid("seed in state is not 32 bytes"))
 }
 
-/// The governed `Fl.LazyThreshold`: the stored value, or the runtime's default.
-pub fn lazy_threshold(client: &Client, at: Option<H256>) -> Result<Perbill> {
+/// The governed `Fl.LazyZScore` (hundredths of a standard deviation): the stored value,
+/// or the runtime's default.
+pub fn lazy_z_score(client: &Client, at: Option<H256>) -> Result<u32> {
 	use ::codec::Decode;
-	use blade_fl_runtime::dynamic_params::fl;
+	use blade_fl_runtime::{
+		configs::{RuntimeParametersKey, RuntimeParametersValue},
+		dynamic_params::fl,
+	};
 	let key = pallet_parameters::Parameters::<blade_fl_runtime::Runtime>::hashed_key_for(
-		blade_fl_runtime::configs::RuntimeParametersKey::Fl(fl::ParametersKey::LazyThreshold(
-			fl::LazyThreshold,
-		)),
+		RuntimeParametersKey::Fl(fl::ParametersKey::LazyZScore(fl::LazyZScore)),
 	);
 	if let Some(raw) = client.storage(&key, at)? {
-		if let Ok(blade_fl_runtime::configs::RuntimeParametersValue::Fl(
-			fl::ParametersValue::LazyThreshold(value),
-		)) = Decode::decode(&mut &raw[..])
+		if let Ok(RuntimeParametersValue::Fl(fl::ParametersValue::LazyZScore(value))) =
+			Decode::decode(&mut &raw[..])
 		{
 			return Ok(value);
 		}
 	}
 	Ok(sp_io::TestExternalities::default()
-		.execute_with(<fl::LazyThreshold as frame_support::traits::Get<Perbill>>::get))
+		.execute_with(<fl::LazyZScore as frame_support::traits::Get<u32>>::get))
 }
 
 impl<'a> Runner<'a> {
@@ -774,7 +778,7 @@ impl<'a> Runner<'a> {
 		}
 		let detector =
 			Detector::for_false_positive_rate(view.spec.param_count as usize, self.cfg.fpr)?;
-		let threshold = lazy_threshold(self.client, Some(head))?;
+		let z_centi = lazy_z_score(self.client, Some(head))?;
 		for (accused, record) in &updates {
 			let position = view.trainers.iter().position(|a| a == accused);
 			let excluded = position.is_none_or(|p| view.lazy & (1u64 << p) != 0);
@@ -796,7 +800,8 @@ impl<'a> Runner<'a> {
 				// Only what the runtime will uphold: its fixed-point verdict at the
 				// governed threshold (a rejected report costs a penalty).
 				let chain_ppb = signature::chain_correlation(&blob, &seed)?;
-				if chain_ppb < threshold.deconstruct() {
+				let n = u64::from(view.spec.param_count);
+				if !proves_copy(Correlation(chain_ppb), n, z_centi) {
 					tracing::info!(%accused, %victim, rho, chain_ppb, "correlation above the detector's threshold but below the chain's; not reporting");
 					continue;
 				}

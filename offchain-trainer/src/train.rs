@@ -211,6 +211,55 @@ mod tests {
 		assert!(after.accuracy > 0.70, "{after:?} after {stats:?}");
 		assert!(after.loss < before.loss);
 	}
+
+	/// Feature `cuda` (a CUDA build of libtorch and a GPU): the same training on the GPU
+	/// learns as well as on the CPU, and parameters move between devices exactly (updates
+	/// and aggregates are always flattened to host `f32`).
+	#[cfg(feature = "cuda")]
+	#[test]
+	fn cuda_training_matches_cpu() {
+		assert!(
+			tch::Cuda::is_available(),
+			"feature `cuda` is for machines with a CUDA GPU and a CUDA build of libtorch"
+		);
+		let cuda = Device::Cuda(0);
+		let (train_set, test_set) =
+			load_fashion_mnist(std::path::Path::new(DEBIAN_FASHION_MNIST_DIR), true).unwrap();
+		let subset = train_set
+			.subset(&(0..6_000).collect::<Vec<_>>())
+			.unwrap();
+		let test = test_set.subset(&(0..2_000).collect::<Vec<_>>()).unwrap();
+		let shape = Shape {
+			channels: 1,
+			height: 28,
+			width: 28,
+			classes: 10,
+		};
+		let mut accuracies = Vec::new();
+		for device in [Device::Cpu, cuda] {
+			let mut model = Model::new(Arch::Cnn, shape, device, 3).unwrap();
+			let init = model.flatten().unwrap();
+			let cpu_init = Model::new(Arch::Cnn, shape, Device::Cpu, 3)
+				.unwrap()
+				.flatten()
+				.unwrap();
+			assert_eq!(init, cpu_init, "initialisation is device-independent");
+			let stats = train(
+				&mut model,
+				&to_tensors(&subset, device).unwrap(),
+				&TrainConfig::default(),
+			)
+			.unwrap();
+			let eval = evaluate(&model, &to_tensors(&test, device).unwrap(), 500).unwrap();
+			println!("{device:?}: {eval:?}, {:.0} samples/s", stats.samples_per_sec);
+			let flat = model.flatten().unwrap();
+			model.load_flat(&flat).unwrap();
+			assert_eq!(model.flatten().unwrap(), flat);
+			accuracies.push(eval.accuracy);
+		}
+		assert!(accuracies[1] > 0.7, "{accuracies:?}");
+		assert!((accuracies[0] - accuracies[1]).abs() < 0.05, "{accuracies:?}");
+	}
 }
 
 #[cfg(test)]
@@ -231,7 +280,7 @@ mod lazy_detection {
 	/// client copies a victim's published (watermarked) update, adds Gaussian noise as
 	/// strong as the update and its own watermark. Detection by the trainer's detector
 	/// (false-positive rate 1e-6) and by the runtime's fixed-point verdict at the default
-	/// 10 % `LazyThreshold`, at the paper's SNRs; honest updates are never flagged.
+	/// default 6-sigma `LazyZScore`, at the paper's SNRs; honest updates are never flagged.
 	#[test]
 	fn copies_of_real_updates_are_caught_at_9_6_3_db() {
 		let (train_set, _) =
@@ -271,7 +320,12 @@ mod lazy_detection {
 			.collect();
 		let n = updates[0].len();
 		let detector = Detector::for_false_positive_rate(n, 1e-6).unwrap();
-		let chain_threshold = 100_000_000u32; // 10 % in parts per billion
+		let proven = |blob: &[u8], seed: &[u8; 32]| {
+			let rho = blade_fl_primitives::correlation::Correlation(
+				chain_correlation(blob, seed).unwrap(),
+			);
+			blade_fl_primitives::correlation::proves_copy(rho, n as u64, 600)
+		};
 		let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
 		let trials = 8 * 7;
 		for snr in [9.0, 6.0, 3.0] {
@@ -302,9 +356,7 @@ mod lazy_detection {
 					);
 					caught += usize::from(!detector.detect(&copy, &[seeds[victim]]).is_empty());
 					let blob = codec::encode(0, 0, Codec::F32, &copy).unwrap();
-					chain_caught += usize::from(
-						chain_correlation(&blob, &seeds[victim]).unwrap() >= chain_threshold,
-					);
+					chain_caught += usize::from(proven(&blob, &seeds[victim]));
 					// The copier's honest counterpart: its own update never matches the victim.
 					false_alarms += usize::from(
 						!detector
@@ -312,9 +364,7 @@ mod lazy_detection {
 							.is_empty(),
 					);
 					let honest = codec::encode(0, 0, Codec::F32, &published[copier]).unwrap();
-					false_alarms += usize::from(
-						chain_correlation(&honest, &seeds[victim]).unwrap() >= chain_threshold,
-					);
+					false_alarms += usize::from(proven(&honest, &seeds[victim]));
 					tests += 1;
 				}
 			}

@@ -4,8 +4,14 @@
 //! `rho = sum(c_i * x_i) / (sqrt(sum(x_i^2)) * sqrt(n))`, the cosine between the update and
 //! the chip sequence. An update carrying the chips at amplitude `a` on top of an
 //! independent signal of power `P` has `rho ~ a / sqrt(P + a^2)`; an unrelated update has
-//! `rho ~ N(0, 1/n)`. The result is reported in parts per billion so the runtime can
-//! compare it with a `Perbill` threshold; negative correlations count as zero.
+//! `rho ~ N(0, 1/n)`. The result is reported in parts per billion; negative correlations
+//! count as zero.
+//!
+//! The verdict ([`proves_copy`]) is a z-test: `rho * sqrt(n) >= z`. For an unrelated update
+//! `rho * sqrt(n)` is standard normal whatever the model size, so `z` fixes the false-proof
+//! rate (6 sigma: about 1e-9 per test) while the correlation a copy needs shrinks as
+//! `1 / sqrt(n)` (3.8 % at 25 450 parameters). A fixed correlation threshold would be
+//! unsound for small models and needlessly blind for large ones.
 
 use crate::pn::{Chips, Seed};
 
@@ -27,6 +33,16 @@ pub fn isqrt(value: u128) -> u128 {
 		}
 		x = y;
 	}
+}
+
+/// Whether `correlation` over `n` values proves a copy at `z_centi` hundredths of a
+/// standard deviation: `rho * sqrt(n) >= z`, evaluated exactly in integers as
+/// `rho_ppb^2 * n >= (z_centi * 1e7)^2`.
+pub fn proves_copy(correlation: Correlation, n: u64, z_centi: u32) -> bool {
+	let rho = u128::from(correlation.0);
+	let lhs = rho.saturating_mul(rho).saturating_mul(u128::from(n));
+	let z = u128::from(z_centi).saturating_mul(10_000_000);
+	lhs >= z.saturating_mul(z)
 }
 
 /// Correlation of `values` (Q24 fixed point) with the chips of `seed`.
@@ -67,6 +83,20 @@ pub fn correlate(values: impl Iterator<Item = i64>, seed: &Seed) -> Correlation 
 mod tests {
 	use super::*;
 	use proptest::prelude::*;
+
+	#[test]
+	fn z_test_verdict() {
+		// 6 sigma at n = 10 000: rho must reach 6 %.
+		assert!(proves_copy(Correlation(60_000_000), 10_000, 600));
+		assert!(!proves_copy(Correlation(59_999_999), 10_000, 600));
+		// At n = 25 450 the bar is 3.761 %.
+		assert!(proves_copy(Correlation(37_611_000), 25_450, 600));
+		assert!(!proves_copy(Correlation(37_600_000), 25_450, 600));
+		// Extremes do not overflow.
+		assert!(proves_copy(Correlation(1_000_000_000), u64::MAX, u32::MAX));
+		assert!(!proves_copy(Correlation(0), u64::MAX, 1));
+		assert!(proves_copy(Correlation(0), 0, 0));
+	}
 
 	#[test]
 	fn chips_correlate_perfectly_with_themselves() {

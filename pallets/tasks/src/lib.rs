@@ -74,7 +74,7 @@ pub mod pallet {
 	use super::*;
 	use blade_fl_primitives::{
 		blob::{blob_hash, Blob, BlobError, HEADER_LEN},
-		correlation::correlate,
+		correlation::{correlate, proves_copy},
 		pn::{seed_commitment, Seed},
 		traits::{Behaviour, Reputation},
 	};
@@ -136,8 +136,11 @@ pub mod pallet {
 		type AggregationFee: Get<Perbill>;
 		/// An aggregate is agreed when its votes exceed this share of the eligible trainers.
 		type Quorum: Get<Perbill>;
-		/// PN correlation at or above which an update is proven to carry a watermark.
-		type LazyThreshold: Get<Perbill>;
+		/// Z-score, in hundredths of a standard deviation, at or above which an update is
+		/// proven to carry another trainer's watermark: `rho * sqrt(n) >= z` (see
+		/// `blade_fl_primitives::correlation::proves_copy`; 600 = 6 sigma, about one false
+		/// proof in 10^9 tests).
+		type LazyZScore: Get<u32>;
 		/// Largest update or aggregate blob accepted, in bytes (at most [`Self::MaxBlobLen`]).
 		type MaxBlobSize: Get<u32>;
 		/// Shortest phase a task may ask for, in blocks.
@@ -864,7 +867,8 @@ pub mod pallet {
 		///
 		/// The runtime checks `accused_blob` against the accused's recorded hash, regenerates
 		/// the victim's chips from its revealed seed and computes the normalised correlation
-		/// in integer arithmetic. At or above `LazyThreshold` the accused loses `LazySlash`
+		/// in integer arithmetic. When `rho * sqrt(n)` reaches `LazyZScore` (a z-test whose
+		/// false-proof rate does not depend on the model size) the accused loses `LazySlash`
 		/// of its stake (`ReporterShare` of that to the reporter, the rest burnt), its accrued
 		/// rewards, its vote, and its place in the task. Below the threshold the reporter pays
 		/// `FalseReportPenalty` to the accused.
@@ -912,9 +916,10 @@ pub mod pallet {
 			// Validated at submission; parse again to read the values.
 			let blob = Blob::parse(&accused_blob, T::MaxBlobLen::get() as usize)
 				.map_err(Error::<T>::from)?;
-			let correlation = Perbill::from_parts(correlate(blob.fixed_values(), &seed).0);
-
-			if correlation < T::LazyThreshold::get() {
+			let raw = correlate(blob.fixed_values(), &seed);
+			let correlation = Perbill::from_parts(raw.0);
+			let n = u64::from(blob.header.param_count);
+			if !proves_copy(raw, n, T::LazyZScore::get()) {
 				let penalty = T::FalseReportPenalty::get();
 				T::Currency::transfer(&reporter, &accused, penalty, Preservation::Preserve)
 					.map_err(|_| Error::<T>::CannotPayPenalty)?;

@@ -85,7 +85,7 @@ parameter_types! {
 	pub static FalseReportPenalty: Balance = 50;
 	pub static AggregationFee: Perbill = Perbill::from_percent(10);
 	pub static Quorum: Perbill = Perbill::from_percent(50);
-	pub static LazyThreshold: Perbill = Perbill::from_percent(10);
+	pub static LazyZScore: u32 = 600;
 	pub static MaxBlobSize: u32 = 64 * 1024;
 	pub static MinPhaseLength: u64 = 2;
 	pub static MaxPhaseLength: u64 = 1_000;
@@ -106,7 +106,7 @@ impl pallet_fl_tasks::Config for Test {
 	type FalseReportPenalty = FalseReportPenalty;
 	type AggregationFee = AggregationFee;
 	type Quorum = Quorum;
-	type LazyThreshold = LazyThreshold;
+	type LazyZScore = LazyZScore;
 	type MaxBlobSize = MaxBlobSize;
 	type MinPhaseLength = MinPhaseLength;
 	type MaxPhaseLength = MaxPhaseLength;

@@ -222,9 +222,10 @@ pub mod dynamic_params {
 		/// Votes needed: more than this share of the eligible trainers.
 		#[codec(index = 6)]
 		pub static Quorum: Perbill = Perbill::from_percent(50);
-		/// PN correlation proving a watermark copy.
+		/// Z-score (hundredths of a standard deviation) of the PN correlation that proves a
+		/// watermark copy: `rho * sqrt(n) >= z`. 600 = 6 sigma, ~1e-9 false proofs per test.
 		#[codec(index = 7)]
-		pub static LazyThreshold: Perbill = Perbill::from_percent(10);
+		pub static LazyZScore: u32 = 600;
 		/// Largest update or aggregate blob, in bytes (hard bound: `MAX_BLOB_LEN`).
 		#[codec(index = 8)]
 		pub static MaxBlobSize: u32 = 1024 * 1024;
@@ -320,7 +321,7 @@ impl pallet_fl_tasks::Config for Runtime {
 	type FalseReportPenalty = dynamic_params::fl::FalseReportPenalty;
 	type AggregationFee = dynamic_params::fl::AggregationFee;
 	type Quorum = dynamic_params::fl::Quorum;
-	type LazyThreshold = dynamic_params::fl::LazyThreshold;
+	type LazyZScore = dynamic_params::fl::LazyZScore;
 	type MaxBlobSize = dynamic_params::fl::MaxBlobSize;
 	type MinPhaseLength = dynamic_params::fl::MinPhaseLength;
 	type MaxPhaseLength = dynamic_params::fl::MaxPhaseLength;
