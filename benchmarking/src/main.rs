@@ -114,6 +114,22 @@ enum Bench {
 		/// libtorch threads.
 		#[arg(long, default_value_t = 1)]
 		threads: usize,
+		/// Split of the training data: `iid`, `k-labels` (`--k` labels per client, the
+		/// classic pathological non-IID split) or `dirichlet` (`--alpha`).
+		#[arg(long, default_value = "iid")]
+		scheme: String,
+		/// Local learning rate.
+		#[arg(long, default_value_t = 0.05)]
+		lr: f64,
+		/// Local SGD momentum (0: plain SGD, steadier on non-IID splits).
+		#[arg(long, default_value_t = 0.9)]
+		momentum: f64,
+		/// Labels per client for `k-labels`.
+		#[arg(long, default_value_t = 2)]
+		k: usize,
+		/// Dirichlet concentration.
+		#[arg(long, default_value_t = 0.5)]
+		alpha: f64,
 		/// Where to write the accuracy plot.
 		#[arg(long, default_value = "docs/figures/lazy-accuracy.svg")]
 		svg: std::path::PathBuf,
@@ -191,6 +207,11 @@ fn main() {
 			lazy_noise,
 			snr_db,
 			threads,
+			scheme,
+			k,
+			alpha,
+			lr,
+			momentum,
 			svg,
 		} => lazy::report(&lazy::Options {
 			data_dir: &data_dir,
@@ -202,6 +223,14 @@ fn main() {
 			lazy_noise: &lazy_noise,
 			snr_db,
 			threads,
+			lr,
+			momentum,
+			scheme: match scheme.as_str() {
+				"iid" => blade_trainer::partition::Scheme::Iid,
+				"k-labels" => blade_trainer::partition::Scheme::KLabels { k },
+				"dirichlet" => blade_trainer::partition::Scheme::Dirichlet { alpha },
+				other => panic!("--scheme {other:?}: use iid, k-labels or dirichlet"),
+			},
 			svg: &svg,
 		}),
 		Bench::Pow {

@@ -40,8 +40,10 @@ use crate::{
 pub struct Setup {
 	/// Trainers.
 	pub clients: usize,
-	/// Samples per trainer (IID shards of the training split).
+	/// Samples per trainer (at most; shards of the training split).
 	pub samples: usize,
+	/// How the training split is cut into shards.
+	pub scheme: Scheme,
 	/// Local training per round.
 	pub train: TrainConfig,
 	/// Model.
@@ -82,7 +84,7 @@ fn shards(setup: &Setup, train_set: &Dataset, test: &Dataset) -> Result<Shards> 
 		&train_set.labels,
 		train_set.classes,
 		setup.clients,
-		Scheme::Iid,
+		setup.scheme,
 		setup.seed,
 	)?;
 	let data = parts
@@ -332,6 +334,7 @@ mod tests {
 		Setup {
 			clients: 5,
 			samples: 1000,
+			scheme: Scheme::Iid,
 			train: TrainConfig {
 				threads: 1,
 				..TrainConfig::default()

@@ -225,9 +225,7 @@ mod tests {
 		let cuda = Device::Cuda(0);
 		let (train_set, test_set) =
 			load_fashion_mnist(std::path::Path::new(DEBIAN_FASHION_MNIST_DIR), true).unwrap();
-		let subset = train_set
-			.subset(&(0..6_000).collect::<Vec<_>>())
-			.unwrap();
+		let subset = train_set.subset(&(0..6_000).collect::<Vec<_>>()).unwrap();
 		let test = test_set.subset(&(0..2_000).collect::<Vec<_>>()).unwrap();
 		let shape = Shape {
 			channels: 1,
@@ -251,14 +249,20 @@ mod tests {
 			)
 			.unwrap();
 			let eval = evaluate(&model, &to_tensors(&test, device).unwrap(), 500).unwrap();
-			println!("{device:?}: {eval:?}, {:.0} samples/s", stats.samples_per_sec);
+			println!(
+				"{device:?}: {eval:?}, {:.0} samples/s",
+				stats.samples_per_sec
+			);
 			let flat = model.flatten().unwrap();
 			model.load_flat(&flat).unwrap();
 			assert_eq!(model.flatten().unwrap(), flat);
 			accuracies.push(eval.accuracy);
 		}
 		assert!(accuracies[1] > 0.7, "{accuracies:?}");
-		assert!((accuracies[0] - accuracies[1]).abs() < 0.05, "{accuracies:?}");
+		assert!(
+			(accuracies[0] - accuracies[1]).abs() < 0.05,
+			"{accuracies:?}"
+		);
 	}
 }
 
