@@ -201,7 +201,7 @@ pub fn report(o: &Options) {
 		"round",
 		"test accuracy",
 		(1.0, o.rounds as f64),
-		((y_min - 0.05).max(0.0).min(0.9), 1.0),
+		((y_min - 0.05).clamp(0.0, 0.9), 1.0),
 		&series,
 	);
 	if let Some(parent) = o.svg.parent() {

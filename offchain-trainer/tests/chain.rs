@@ -8,11 +8,12 @@
 #![cfg(feature = "torch")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::{
 	fs::File,
-	net::TcpListener,
-	path::{Path, PathBuf},
-	process::{Child, Command, Stdio},
+	path::Path,
+	process::Command,
 	time::{Duration, Instant},
 };
 
@@ -20,66 +21,8 @@ use blade_trainer::{
 	chain::{Backoff, Client, UNIT},
 	data, model, registry, train,
 };
+use common::{free_port, start_node, trainer_bin, Proc};
 use sp_core::{crypto::Pair as _, sr25519};
-
-fn free_port() -> u16 {
-	TcpListener::bind("127.0.0.1:0")
-		.unwrap()
-		.local_addr()
-		.unwrap()
-		.port()
-}
-
-fn trainer_bin() -> PathBuf {
-	PathBuf::from(env!("CARGO_BIN_EXE_blade-trainer"))
-}
-
-/// The node binary beside the trainer's (`cargo build --release -p blade-fl-node`), or
-/// `BLADE_FL_NODE`.
-fn node_bin() -> PathBuf {
-	let path = std::env::var_os("BLADE_FL_NODE")
-		.map(PathBuf::from)
-		.unwrap_or_else(|| trainer_bin().with_file_name("blade-fl-node"));
-	assert!(
-		path.exists(),
-		"{} missing: build the node first (cargo build --release -p blade-fl-node) or set BLADE_FL_NODE",
-		path.display()
-	);
-	path
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-	fn drop(&mut self) {
-		let _ = self.0.kill();
-		let _ = self.0.wait();
-	}
-}
-
-fn start_node(dir: &Path, rpc: u16, p2p: u16, log: &str) -> Proc {
-	let child = Command::new(node_bin())
-		.args(["--dev", "--no-mdns", "--no-telemetry", "--no-prometheus"])
-		.args(["--base-path", dir.join("node").to_str().unwrap()])
-		.args(["--rpc-port", &rpc.to_string()])
-		.args(["--listen-addr", &format!("/ip4/127.0.0.1/tcp/{p2p}")])
-		.stdout(Stdio::null())
-		.stderr(File::create(dir.join(log)).unwrap())
-		.spawn()
-		.unwrap();
-	Proc(child)
-}
-
-fn interrupt(proc: &mut Proc) {
-	let _ = Command::new("kill")
-		.args(["-INT", &proc.0.id().to_string()])
-		.status();
-	let deadline = Instant::now() + Duration::from_secs(60);
-	while proc.0.try_wait().unwrap().is_none() {
-		assert!(Instant::now() < deadline, "node did not stop");
-		std::thread::sleep(Duration::from_millis(100));
-	}
-}
 
 fn trainer(dir: &Path, url: &str, who: &str, shard: usize, extra: &[&str]) -> Proc {
 	let log = File::create(dir.join(format!("{who}.log"))).unwrap();
@@ -135,7 +78,7 @@ fn trainers_finish_a_task_through_a_kill_and_a_node_restart() {
 	let dir = dir.path();
 	let (rpc, p2p) = (free_port(), free_port());
 	let url = format!("ws://127.0.0.1:{rpc}");
-	let mut node = start_node(dir, rpc, p2p, "node.log");
+	let mut node = start_node(dir, "node", rpc, p2p, "node.log");
 	let backoff = Backoff {
 		give_up_after: Duration::from_secs(120),
 		..Backoff::default()
@@ -223,9 +166,9 @@ fn trainers_finish_a_task_through_a_kill_and_a_node_restart() {
 		assert!(Instant::now() < deadline, "round 2 never started");
 		std::thread::sleep(Duration::from_millis(300));
 	}
-	interrupt(&mut node);
+	node.interrupt();
 	std::thread::sleep(Duration::from_secs(3));
-	let _node = start_node(dir, rpc, p2p, "node-restarted.log");
+	let _node = start_node(dir, "node", rpc, p2p, "node-restarted.log");
 
 	let deadline = Instant::now() + Duration::from_secs(600);
 	for (proc, who) in [

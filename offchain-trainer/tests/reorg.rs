@@ -5,66 +5,29 @@
 //! again), confirm it there, and the transfer must be applied exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-	fs::File,
-	net::TcpListener,
-	path::{Path, PathBuf},
-	process::{Child, Command, Stdio},
-	time::{Duration, Instant},
-};
+mod common;
+
+use std::time::{Duration, Instant};
 
 use blade_trainer::chain::{Backoff, Client, RuntimeCall, UNIT};
+use common::{free_port, start_node, Proc};
 use serde_json::json;
 use sp_core::{crypto::Pair as _, sr25519};
 
-fn free_port() -> u16 {
-	TcpListener::bind("127.0.0.1:0")
-		.unwrap()
-		.local_addr()
-		.unwrap()
-		.port()
-}
-
-fn node_bin() -> PathBuf {
-	let path = std::env::var_os("BLADE_FL_NODE")
-		.map(PathBuf::from)
-		.unwrap_or_else(|| {
-			PathBuf::from(env!("CARGO_BIN_EXE_blade-trainer")).with_file_name("blade-fl-node")
-		});
-	assert!(
-		path.exists(),
-		"{} missing: build the node first (cargo build --release -p blade-fl-node) or set BLADE_FL_NODE",
-		path.display()
-	);
-	path
-}
-
 struct Node {
-	child: Child,
+	_proc: Proc,
 	rpc: u16,
 	p2p: u16,
 }
 
-impl Drop for Node {
-	fn drop(&mut self) {
-		let _ = self.child.kill();
-		let _ = self.child.wait();
-	}
-}
-
-fn start(dir: &Path, name: &str) -> Node {
+fn start(dir: &std::path::Path, name: &str) -> Node {
 	let (rpc, p2p) = (free_port(), free_port());
-	let child = Command::new(node_bin())
-		.args(["--dev", "--no-mdns", "--no-telemetry", "--no-prometheus"])
-		.arg("--rpc-methods=unsafe")
-		.args(["--base-path", dir.join(name).to_str().unwrap()])
-		.args(["--rpc-port", &rpc.to_string()])
-		.args(["--listen-addr", &format!("/ip4/127.0.0.1/tcp/{p2p}")])
-		.stdout(Stdio::null())
-		.stderr(File::create(dir.join(format!("{name}.log"))).unwrap())
-		.spawn()
-		.unwrap();
-	Node { child, rpc, p2p }
+	let log = format!("{name}.log");
+	Node {
+		_proc: start_node(dir, name, rpc, p2p, &log),
+		rpc,
+		p2p,
+	}
 }
 
 fn url(node: &Node) -> String {

@@ -72,6 +72,40 @@ pub type UncheckedExtrinsic =
 	generic::UncheckedExtrinsic<Address, RuntimeCall, Signature, TxExtension>;
 /// The payload signed by a transaction's author.
 pub type SignedPayload = generic::SignedPayload<RuntimeCall, TxExtension>;
+
+/// An immortal signed extrinsic of `call` by `pair` with `nonce`, for a chain with
+/// `genesis` running `spec_version` / `tx_version` (clients and tests; no tip).
+#[cfg(feature = "std")]
+pub fn signed_extrinsic(
+	call: RuntimeCall,
+	pair: &sp_core::sr25519::Pair,
+	nonce: Nonce,
+	genesis: Hash,
+	spec_version: u32,
+	tx_version: u32,
+) -> UncheckedExtrinsic {
+	use codec::Encode;
+	use sp_core::Pair;
+	let tx_ext: TxExtension = (
+		frame_system::CheckNonZeroSender::new(),
+		frame_system::CheckSpecVersion::new(),
+		frame_system::CheckTxVersion::new(),
+		frame_system::CheckGenesis::new(),
+		frame_system::CheckEra::from(generic::Era::Immortal),
+		frame_system::CheckNonce::from(nonce),
+		frame_system::CheckWeight::new(),
+		pallet_transaction_payment::ChargeTransactionPayment::from(0),
+	);
+	let implicit = ((), spec_version, tx_version, genesis, genesis, (), (), ());
+	let payload = SignedPayload::from_raw(call.clone(), tx_ext.clone(), implicit);
+	let signature = payload.using_encoded(|bytes| pair.sign(bytes));
+	UncheckedExtrinsic::new_signed(
+		call,
+		MultiAddress::Id(AccountId::from(pair.public())),
+		MultiSignature::Sr25519(signature),
+		tx_ext,
+	)
+}
 /// Executive: dispatches to the pallets.
 pub type Executive = frame_executive::Executive<
 	Runtime,

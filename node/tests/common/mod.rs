@@ -11,14 +11,12 @@ use std::{
 };
 
 use blade_fl_runtime::{
-	AccountId, Balance, Nonce, Runtime, RuntimeCall, RuntimeEvent, SignedPayload, TxExtension,
-	UncheckedExtrinsic,
+	AccountId, Balance, Nonce, Runtime, RuntimeCall, RuntimeEvent, UncheckedExtrinsic,
 };
 use codec::{Decode, Encode};
 use serde_json::{json, Value};
-use sp_core::{crypto::Pair as _, H256};
+use sp_core::H256;
 use sp_keyring::Sr25519Keyring;
-use sp_runtime::{generic::Era, MultiAddress, MultiSignature};
 
 /// A free TCP port on 127.0.0.1 (the OS picks it; the listener is closed again).
 pub fn free_port() -> u16 {
@@ -272,26 +270,13 @@ impl Node {
 		});
 		let genesis = self.block_hash(0).unwrap();
 		let version = self.rpc("state_getRuntimeVersion", json!([])).unwrap();
-		let spec_version = version["specVersion"].as_u64().unwrap() as u32;
-		let tx_version = version["transactionVersion"].as_u64().unwrap() as u32;
-		let tx_ext: TxExtension = (
-			frame_system::CheckNonZeroSender::new(),
-			frame_system::CheckSpecVersion::new(),
-			frame_system::CheckTxVersion::new(),
-			frame_system::CheckGenesis::new(),
-			frame_system::CheckEra::from(Era::Immortal),
-			frame_system::CheckNonce::from(nonce),
-			frame_system::CheckWeight::new(),
-			pallet_transaction_payment::ChargeTransactionPayment::from(0),
-		);
-		let implicit = ((), spec_version, tx_version, genesis, genesis, (), (), ());
-		let payload = SignedPayload::from_raw(call.clone(), tx_ext.clone(), implicit);
-		let signature = payload.using_encoded(|bytes| signer.pair().sign(bytes));
-		UncheckedExtrinsic::new_signed(
+		blade_fl_runtime::signed_extrinsic(
 			call,
-			MultiAddress::Id(who),
-			MultiSignature::Sr25519(signature),
-			tx_ext,
+			&signer.pair(),
+			nonce,
+			genesis,
+			version["specVersion"].as_u64().unwrap() as u32,
+			version["transactionVersion"].as_u64().unwrap() as u32,
 		)
 	}
 

@@ -33,12 +33,11 @@ use blade_fl_primitives::pn::Seed;
 pub use blade_fl_runtime::{
 	AccountId, Balance, BlockNumber, Nonce, Runtime, RuntimeCall, RuntimeEvent, UncheckedExtrinsic,
 };
-use blade_fl_runtime::{SignedPayload, TxExtension};
 use codec::{Decode, Encode};
 pub use pallet_fl_tasks::{RoundIndex, TaskId, TrainerMask};
 use serde_json::{json, Value};
 use sp_core::{crypto::Pair as _, sr25519, H256};
-use sp_runtime::{generic::Era, MultiAddress, MultiSignature, Perbill};
+use sp_runtime::Perbill;
 
 use crate::error::{Error, Result};
 pub use rpc::{Backoff, Rpc};
@@ -410,33 +409,13 @@ impl Client {
 
 	/// Sign `call` with `nonce`.
 	pub fn sign(&self, call: RuntimeCall, nonce: Nonce) -> UncheckedExtrinsic {
-		let tx_ext: TxExtension = (
-			frame_system::CheckNonZeroSender::new(),
-			frame_system::CheckSpecVersion::new(),
-			frame_system::CheckTxVersion::new(),
-			frame_system::CheckGenesis::new(),
-			frame_system::CheckEra::from(Era::Immortal),
-			frame_system::CheckNonce::from(nonce),
-			frame_system::CheckWeight::new(),
-			pallet_transaction_payment::ChargeTransactionPayment::from(0),
-		);
-		let implicit = (
-			(),
+		blade_fl_runtime::signed_extrinsic(
+			call,
+			&self.pair,
+			nonce,
+			self.genesis,
 			self.spec_version,
 			self.tx_version,
-			self.genesis,
-			self.genesis,
-			(),
-			(),
-			(),
-		);
-		let payload = SignedPayload::from_raw(call.clone(), tx_ext.clone(), implicit);
-		let signature = payload.using_encoded(|bytes| self.pair.sign(bytes));
-		UncheckedExtrinsic::new_signed(
-			call,
-			MultiAddress::Id(self.account.clone()),
-			MultiSignature::Sr25519(signature),
-			tx_ext,
 		)
 	}
 

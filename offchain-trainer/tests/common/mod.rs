@@ -1,0 +1,78 @@
+//! Helpers for the trainer's tests against real `blade-fl-node` processes on loopback.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+	fs::File,
+	net::TcpListener,
+	path::{Path, PathBuf},
+	process::{Child, Command, Stdio},
+	time::{Duration, Instant},
+};
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+	TcpListener::bind("127.0.0.1:0")
+		.unwrap()
+		.local_addr()
+		.unwrap()
+		.port()
+}
+
+/// The `blade-trainer` binary under test.
+pub fn trainer_bin() -> PathBuf {
+	PathBuf::from(env!("CARGO_BIN_EXE_blade-trainer"))
+}
+
+/// The node binary beside the trainer's (`cargo build --release -p blade-fl-node`), or
+/// `BLADE_FL_NODE`.
+pub fn node_bin() -> PathBuf {
+	let path = std::env::var_os("BLADE_FL_NODE")
+		.map(PathBuf::from)
+		.unwrap_or_else(|| trainer_bin().with_file_name("blade-fl-node"));
+	assert!(
+		path.exists(),
+		"{} missing: build the node first (cargo build --release -p blade-fl-node) or set BLADE_FL_NODE",
+		path.display()
+	);
+	path
+}
+
+/// A child process, killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+	fn drop(&mut self) {
+		let _ = self.0.kill();
+		let _ = self.0.wait();
+	}
+}
+
+impl Proc {
+	/// Send SIGINT and wait (at most a minute) for the process to exit.
+	pub fn interrupt(&mut self) {
+		let _ = Command::new("kill")
+			.args(["-INT", &self.0.id().to_string()])
+			.status();
+		let deadline = Instant::now() + Duration::from_secs(60);
+		while self.0.try_wait().unwrap().is_none() {
+			assert!(Instant::now() < deadline, "process did not stop");
+			std::thread::sleep(Duration::from_millis(100));
+		}
+	}
+}
+
+/// A mining `--dev` node with its chain in `dir/name`, RPC on `rpc` (unsafe methods
+/// allowed, loopback only), p2p on `p2p`, log in `dir/log`.
+pub fn start_node(dir: &Path, name: &str, rpc: u16, p2p: u16, log: &str) -> Proc {
+	let child = Command::new(node_bin())
+		.args(["--dev", "--no-mdns", "--no-telemetry", "--no-prometheus"])
+		.arg("--rpc-methods=unsafe")
+		.args(["--base-path", dir.join(name).to_str().unwrap()])
+		.args(["--rpc-port", &rpc.to_string()])
+		.args(["--listen-addr", &format!("/ip4/127.0.0.1/tcp/{p2p}")])
+		.stdout(Stdio::null())
+		.stderr(File::create(dir.join(log)).unwrap())
+		.spawn()
+		.unwrap();
+	Proc(child)
+}
