@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use blade_trainer::chain::{Backoff, Client, RuntimeCall, UNIT};
+use blade_trainer::chain::{Backoff, Client, RuntimeCall, Watch, UNIT};
 use common::{free_port, start_node, Proc};
 use serde_json::json;
 use sp_core::{crypto::Pair as _, sr25519};
@@ -70,28 +70,21 @@ fn a_transaction_survives_a_reorg_and_is_applied_once() {
 		dest: sp_runtime::MultiAddress::Id(ferdie.clone()),
 		value: 7 * UNIT,
 	});
-	let pending = alice.submit(transfer).unwrap();
-	let tx = pending.hash;
-	let waiter = std::thread::spawn(move || alice.confirm(pending));
+	let mut watch = Watch::new(alice.submit(transfer).unwrap());
 
-	// Wait until A has the transfer in one of its own blocks.
+	// Follow the transfer until the client sees it in one of A's own blocks.
 	let deadline = Instant::now() + Duration::from_secs(120);
 	let first_block = loop {
-		let best = reader_a.best_number().unwrap();
-		let found = (1..=best).find_map(|n| {
-			let hash = reader_a.block_hash(n).unwrap()?;
-			let xts = reader_a.block_extrinsics(hash).unwrap();
-			xts.iter()
-				.any(|x| sp_core::H256(sp_crypto_hashing::blake2_256(x)) == tx)
-				.then_some((n, hash))
-		});
-		if let Some(found) = found {
-			break found;
+		assert!(
+			alice.poll(&mut watch).unwrap().is_none(),
+			"confirmed too early"
+		);
+		if let Some(included) = watch.included() {
+			break included;
 		}
 		assert!(Instant::now() < deadline, "A never included the transfer");
-		std::thread::sleep(Duration::from_millis(300));
+		std::thread::sleep(Duration::from_millis(200));
 	};
-	assert!(!waiter.is_finished(), "confirmed before the reorg");
 
 	// Connect A to B: B's heavier chain wins and A's block with the transfer is retracted.
 	let peer: String = serde_json::from_value(
@@ -109,7 +102,14 @@ fn a_transaction_survives_a_reorg_and_is_applied_once() {
 		)
 		.unwrap();
 
-	let confirmed = waiter.join().unwrap().expect("confirmed after the reorg");
+	let deadline = Instant::now() + Duration::from_secs(300);
+	let confirmed = loop {
+		if let Some(confirmed) = alice.poll(&mut watch).unwrap() {
+			break confirmed;
+		}
+		assert!(Instant::now() < deadline, "never confirmed after the reorg");
+		std::thread::sleep(Duration::from_millis(300));
+	};
 	assert!(confirmed.reorgs >= 1, "{confirmed:?}");
 	assert_ne!(
 		reader_a.block_hash(first_block.0).unwrap(),

@@ -83,6 +83,31 @@ pub struct Pending {
 	pub resent: u32,
 }
 
+/// A transaction being followed to its confirmation ([`Client::poll`]).
+#[derive(Clone, Debug)]
+pub struct Watch {
+	/// The transaction (as last sent).
+	pub pending: Pending,
+	included: Option<(BlockNumber, H256)>,
+	reorgs: u32,
+}
+
+impl Watch {
+	/// Follow `pending`.
+	pub fn new(pending: Pending) -> Watch {
+		Watch {
+			pending,
+			included: None,
+			reorgs: 0,
+		}
+	}
+
+	/// The best-chain block (number, hash) it was last seen in.
+	pub fn included(&self) -> Option<(BlockNumber, H256)> {
+		self.included
+	}
+}
+
 /// A transaction buried `confirmations` deep.
 #[derive(Clone, Debug)]
 pub struct Confirmed {
@@ -545,55 +570,69 @@ impl Client {
 		self.send_fresh(pending)
 	}
 
+	/// Look once at where `watch`'s transaction stands: `Some` once it is `confirmations`
+	/// deep on the best chain. Notices a reorg that moved or dropped it and re-sends it
+	/// when it is neither on chain nor in the pool (reorg, restarted node).
+	pub fn poll(&mut self, watch: &mut Watch) -> Result<Option<Confirmed>> {
+		let best = self.best_number()?;
+		let pending = &mut watch.pending;
+		match self.find(pending.hash, pending.from, best)? {
+			Some((number, block, index)) => {
+				if watch.included.is_some_and(|(_, seen)| seen != block) {
+					watch.reorgs += 1;
+					tracing::warn!(call = %call_name(&pending.call), block = number, "reorg moved the transaction to another block");
+				}
+				watch.included = Some((number, block));
+				if best >= number.saturating_add(self.confirmations) {
+					let events = self
+						.event_records(block)?
+						.into_iter()
+						.filter(|r| r.phase == frame_system::Phase::ApplyExtrinsic(index))
+						.map(|r| r.event)
+						.collect();
+					return Ok(Some(Confirmed {
+						block_hash: block,
+						block_number: number,
+						index,
+						events,
+						reorgs: watch.reorgs,
+						resent: pending.resent,
+					}));
+				}
+			}
+			None => {
+				if let Some((number, _)) = watch.included.take() {
+					watch.reorgs += 1;
+					tracing::warn!(call = %call_name(&pending.call), block = number, "reorg dropped the transaction; sending it again");
+					let mut pending = watch.pending.clone();
+					self.resend(&mut pending, best)?;
+					watch.pending = pending;
+				} else if best >= pending.sent_at.saturating_add(self.patience)
+					&& !self.in_pool(&pending.bytes)?
+				{
+					tracing::warn!(call = %call_name(&pending.call), "transaction neither on chain nor in the pool (node restarted?); sending it again");
+					let mut pending = watch.pending.clone();
+					self.resend(&mut pending, best)?;
+					watch.pending = pending;
+				}
+			}
+		}
+		Ok(None)
+	}
+
 	/// Wait until `pending` is `confirmations` deep on the best chain and return its
-	/// block and events. Re-sends it when a reorg or a restart dropped it.
-	pub fn confirm(&mut self, mut pending: Pending) -> Result<Confirmed> {
+	/// block and events; see [`Client::poll`].
+	pub fn confirm(&mut self, pending: Pending) -> Result<Confirmed> {
 		let deadline = Instant::now() + self.timeout;
-		let mut included: Option<(BlockNumber, H256)> = None;
-		let mut reorgs = 0;
+		let mut watch = Watch::new(pending);
 		loop {
-			let best = self.best_number()?;
-			match self.find(pending.hash, pending.from, best)? {
-				Some((number, block, index)) => {
-					if included.is_some_and(|(_, seen)| seen != block) {
-						reorgs += 1;
-						tracing::warn!(call = %call_name(&pending.call), block = number, "reorg moved the transaction to another block");
-					}
-					included = Some((number, block));
-					if best >= number.saturating_add(self.confirmations) {
-						let events = self
-							.event_records(block)?
-							.into_iter()
-							.filter(|r| r.phase == frame_system::Phase::ApplyExtrinsic(index))
-							.map(|r| r.event)
-							.collect();
-						return Ok(Confirmed {
-							block_hash: block,
-							block_number: number,
-							index,
-							events,
-							reorgs,
-							resent: pending.resent,
-						});
-					}
-				}
-				None => {
-					if let Some((number, _)) = included.take() {
-						reorgs += 1;
-						tracing::warn!(call = %call_name(&pending.call), block = number, "reorg dropped the transaction; sending it again");
-						self.resend(&mut pending, best)?;
-					} else if best >= pending.sent_at.saturating_add(self.patience)
-						&& !self.in_pool(&pending.bytes)?
-					{
-						tracing::warn!(call = %call_name(&pending.call), "transaction neither on chain nor in the pool (node restarted?); sending it again");
-						self.resend(&mut pending, best)?;
-					}
-				}
+			if let Some(confirmed) = self.poll(&mut watch)? {
+				return Ok(confirmed);
 			}
 			if Instant::now() > deadline {
 				return Err(Error::Timeout(format!(
 					"{} to be {} blocks deep",
-					call_name(&pending.call),
+					call_name(&watch.pending.call),
 					self.confirmations
 				)));
 			}
