@@ -270,8 +270,10 @@ mod benches {
 	}
 
 	/// Worst case: the proof succeeds (slash, reporter transfer, burn, release, vote removal).
+	/// From 64 parameters (284 bytes): a perfect copy proves itself only once
+	/// `sqrt(n) >= LazyZScore` (6 sigma needs n >= 36).
 	#[benchmark]
-	fn report_lazy(b: Linear<32, { T::MaxBlobSize::get().min(T::MaxBlobLen::get()) }>) {
+	fn report_lazy(b: Linear<284, { T::MaxBlobSize::get().min(T::MaxBlobLen::get()) }>) {
 		let params = params_for::<T>(b);
 		let t = T::MaxTrainers::get().max(2);
 		let (_, id, trainers) = selected::<T>(t, params);
