@@ -282,4 +282,54 @@ mod tests {
 		assert_eq!(a.flatten().unwrap(), b.flatten().unwrap());
 		assert!(a.save_safetensors(&dir.path().join("model.pt")).is_err());
 	}
+
+	/// A PyTorch user loads the file with `safetensors.torch.load_file` into plain
+	/// `nn.Linear` / `nn.Conv2d` modules (strict names and shapes) and gets the same
+	/// logits as libtorch here (PyTorch 2.13.0 from the venv `scripts/setup` makes).
+	#[test]
+	fn pytorch_loads_the_safetensors_and_agrees() {
+		let python = std::env::var("BLADE_VENV")
+			.map(|v| format!("{v}/bin/python"))
+			.unwrap_or_else(|_| "python3".into());
+		let script =
+			std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/check_safetensors.py");
+		let dir = tempfile::tempdir().unwrap();
+		for (arch, kind, shape) in [
+			(Arch::Mlp { hidden: 32 }, "mlp", FMNIST),
+			(Arch::Cnn, "cnn", FMNIST),
+			(Arch::Cnn, "cnn", CIFAR),
+		] {
+			let model = Model::new(arch, shape, Device::Cpu, 5).unwrap();
+			let path = dir
+				.path()
+				.join(format!("{kind}-{}.safetensors", shape.channels));
+			model.save_safetensors(&path).unwrap();
+			let n = (2 * shape.channels * shape.height * shape.width) as usize;
+			let x: Vec<f32> = (0..n)
+				.map(|i| ((0.001 * i as f64).sin() * 0.5 + 0.5) as f32)
+				.collect();
+			let input = Tensor::from_slice(&x).view([2, shape.channels, shape.height, shape.width]);
+			let ours = Vec::<f32>::try_from(model.forward(&input, false).flatten(0, -1)).unwrap();
+			let out = std::process::Command::new(&python)
+				.arg(&script)
+				.arg(&path)
+				.arg(kind)
+				.args([shape.channels, shape.height, shape.width].map(|v| v.to_string()))
+				.output()
+				.expect("python (scripts/setup installs torch and safetensors into BLADE_VENV)");
+			assert!(
+				out.status.success(),
+				"{}",
+				String::from_utf8_lossy(&out.stderr)
+			);
+			let theirs: Vec<f32> = serde_json::from_slice(&out.stdout).unwrap();
+			assert_eq!(theirs.len(), ours.len());
+			let diff = ours
+				.iter()
+				.zip(&theirs)
+				.map(|(a, b)| (a - b).abs())
+				.fold(0f32, f32::max);
+			assert!(diff < 1e-4, "{kind}: max |difference| {diff}");
+		}
+	}
 }

@@ -470,7 +470,9 @@ impl<'a> Runner<'a> {
 				if self.verify(view, head)? == Step::Again {
 					return Ok(Step::Again);
 				}
-				if view.eligible() & bit != 0 && !self.state.voted.contains(&view.round) {
+				if view.eligible() & bit != 0
+					&& !self.state.voted.contains(&(view.round, view.attempt))
+				{
 					return self.propose(view, head);
 				}
 				Ok(Step::Wait)
@@ -894,7 +896,7 @@ impl<'a> Runner<'a> {
 		let hash = H256(codec::hash(&blob));
 		self.store
 			.save_blob(self.cfg.task, &aggregate_name(round), &blob)?;
-		self.state.voted.push(round);
+		self.state.voted.push((round, view.attempt));
 		self.save()?;
 		tracing::info!(round, included = format!("{included:#b}"), hash = ?hash, "proposing the aggregate");
 		self.client.fl(FlCall::propose_aggregate {

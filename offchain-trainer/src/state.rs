@@ -27,8 +27,9 @@ pub struct TaskState {
 	pub submitted: BTreeMap<u32, String>,
 	/// Rounds whose seed was revealed.
 	pub revealed: Vec<u32>,
-	/// Rounds whose aggregate this trainer voted for.
-	pub voted: Vec<u32>,
+	/// (round, attempt) pairs in which this trainer voted (a retried round is voted on
+	/// again).
+	pub voted: Vec<(u32, u8)>,
 	/// Lazy reports sent, as `round/attempt/accused`.
 	pub reported: Vec<String>,
 	/// Rounds whose aggregate this trainer published.
@@ -161,10 +162,10 @@ mod tests {
 		// A state written by an older trainer (fewer fields) still loads.
 		std::fs::write(
 			dir.path().join("state/task-5.json"),
-			br#"{"task": 5, "seeds": {}, "submitted": {}, "revealed": [], "voted": [1]}"#,
+			br#"{"task": 5, "seeds": {}, "submitted": {}, "revealed": [], "voted": [[1, 0]]}"#,
 		)
 		.unwrap();
-		assert_eq!(again.load(5).unwrap().voted, vec![1]);
+		assert_eq!(again.load(5).unwrap().voted, vec![(1, 0)]);
 		std::fs::write(dir.path().join("state/task-4.json"), b"{ not json").unwrap();
 		let e = again.load(4).unwrap_err().to_string();
 		assert!(e.contains("corrupt trainer state"), "{e}");
