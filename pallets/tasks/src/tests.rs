@@ -101,8 +101,8 @@ fn selected_task(n: u32, rounds: u32) -> (TaskId, Vec<AccountId>) {
 	(id, trainers)
 }
 
-/// Everyone in `trainers` submits, reveals and votes for `hash` including all.
-fn honest_round(id: TaskId, trainers: &[AccountId], hash: H256) {
+/// Everyone in `trainers` submits, then reveals; the round reaches its aggregate phase.
+fn submit_and_reveal(id: TaskId, trainers: &[AccountId]) {
 	for who in trainers {
 		submit(id, *who);
 	}
@@ -113,6 +113,11 @@ fn honest_round(id: TaskId, trainers: &[AccountId], hash: H256) {
 	}
 	next_block();
 	assert_eq!(task(id).phase, Phase::Aggregate);
+}
+
+/// Everyone in `trainers` submits, reveals and votes for `hash` including all.
+fn honest_round(id: TaskId, trainers: &[AccountId], hash: H256) {
+	submit_and_reveal(id, trainers);
 	let all = task(id).eligible();
 	for who in trainers {
 		if task(id).decided.is_none() {
@@ -791,14 +796,7 @@ fn report_needs_a_revealed_victim_seed_and_the_right_phase() {
 fn quorum_finalises_and_pays_by_samples_times_reputation() {
 	build_and_execute(|| {
 		let (id, trainers) = selected_task(3, 1);
-		for who in &trainers {
-			submit(id, *who);
-		}
-		next_block();
-		for who in &trainers {
-			reveal(id, *who);
-		}
-		next_block();
+		submit_and_reveal(id, &trainers);
 		let good = H256::repeat_byte(1);
 		let bad = H256::repeat_byte(2);
 		assert_noop!(
@@ -910,14 +908,7 @@ fn aggregate_publication_pays_the_fee_and_settles() {
 fn no_quorum_retries_once_then_fails_without_stuck_funds() {
 	build_and_execute(|| {
 		let (id, trainers) = selected_task(2, 1);
-		for who in &trainers {
-			submit(id, *who);
-		}
-		next_block();
-		for who in &trainers {
-			reveal(id, *who);
-		}
-		next_block();
+		submit_and_reveal(id, &trainers);
 		// Split vote: never a quorum.
 		vote(id, 10, H256::repeat_byte(1), 0b11);
 		vote(id, 11, H256::repeat_byte(2), 0b11);
@@ -928,14 +919,7 @@ fn no_quorum_retries_once_then_fails_without_stuck_funds() {
 		);
 		System::assert_has_event(Event::RoundRetried { task: id, round: 0 }.into());
 		// The retry uses the commitments made with the first submissions.
-		for who in &trainers {
-			submit(id, *who);
-		}
-		next_block();
-		for who in &trainers {
-			reveal(id, *who);
-		}
-		next_block();
+		submit_and_reveal(id, &trainers);
 		run_to(task(id).phase_end);
 		assert_eq!(task(id).phase, Phase::Failing(Failure::NoQuorum));
 		next_block();
@@ -1313,14 +1297,7 @@ fn remaining_error_paths() {
 			E::BlobBadScale
 		);
 		// Once the aggregate is agreed, accusations for the round are closed.
-		for who in &trainers {
-			submit(id, *who);
-		}
-		next_block();
-		for who in &trainers {
-			reveal(id, *who);
-		}
-		next_block();
+		submit_and_reveal(id, &trainers);
 		vote(id, 10, H256::repeat_byte(1), 0b11);
 		vote(id, 11, H256::repeat_byte(1), 0b11);
 		let b = blob(id, 0, &honest_values(11, 0, &seed(11, 0, 0), 0.02));
