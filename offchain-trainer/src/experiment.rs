@@ -18,21 +18,19 @@
 //! (trials), and every honest update is tested against every other seed (false-alarm
 //! trials).
 
-use blade_fl_primitives::correlation::{proves_copy, Correlation};
 use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, Normal};
 use tch::Device;
 
 use crate::{
 	aggregation::{aggregate, Rule},
+	behaviour::{self, Behaviour},
 	codec,
 	data::Dataset,
 	error::{invalid, Result},
 	model::{Arch, Model, Shape},
 	partition::{partition, Scheme},
-	privacy::rms,
-	signature::{amplitude_for_snr, apply, chain_correlation, remove, Detector},
-	train::{evaluate, to_tensors, train, Tensors, TrainConfig},
+	signature::{amplitude_for_snr, apply, chain_proves, remove, Detector},
+	train::{self, evaluate, to_tensors, Tensors, TrainConfig},
 };
 
 /// Settings shared by both experiments.
@@ -115,26 +113,11 @@ fn local_update(
 	k: usize,
 	round: usize,
 ) -> Result<Vec<f32>> {
-	model.load_flat(global)?;
 	let config = TrainConfig {
 		seed: setup.seed ^ ((round as u64) << 20) ^ k as u64,
 		..setup.train
 	};
-	train(model, data, &config)?;
-	Ok(model
-		.flatten()?
-		.iter()
-		.zip(global)
-		.map(|(l, g)| l - g)
-		.collect())
-}
-
-fn lazy_copy(published: &[f32], noise: f64, rng: &mut impl Rng) -> Result<Vec<f32>> {
-	let normal = Normal::new(0.0, noise * rms(published)).map_err(|e| invalid(e.to_string()))?;
-	Ok(published
-		.iter()
-		.map(|v| v + normal.sample(rng) as f32)
-		.collect())
+	Ok(train::local_update(model, global, data, &config)?.0)
 }
 
 /// Whether `values` is flagged as a copy of `seed`'s owner: the detector and the chain's
@@ -144,8 +127,7 @@ fn flagged(setup: &Setup, detector: &Detector, values: &[f32], seed: &[u8; 32]) 
 		return Ok(false);
 	}
 	let blob = codec::encode(0, 0, blade_fl_primitives::blob::Codec::F32, values)?;
-	let rho = Correlation(chain_correlation(&blob, seed)?);
-	Ok(proves_copy(rho, values.len() as u64, setup.chain_z_centi))
+	Ok(chain_proves(&blob, seed, setup.chain_z_centi)?.0)
 }
 
 /// A federated run of `rounds` rounds with `lazy` of the clients lazy; see the module docs.
@@ -184,7 +166,15 @@ pub fn federate(
 		let mut lazy_now = 0;
 		for &k in active.iter().filter(|k| is_lazy(**k)) {
 			let victim = rng.gen_range(0..honest_count);
-			let mut copy = lazy_copy(&published[victim].1, setup.lazy_noise, &mut rng)?;
+			let copied = &published[victim].1;
+			let mut copy = behaviour::apply(
+				Behaviour::Lazy {
+					noise: setup.lazy_noise,
+				},
+				copied,
+				Some(copied),
+				&mut rng,
+			)?;
 			let a = amplitude_for_snr(&copy, setup.snr_db);
 			apply(&mut copy, &seeds[k], a, 1.0);
 			published.push((k, copy));
@@ -297,7 +287,15 @@ pub fn detection_rates(
 				.collect();
 			for victim in 0..n {
 				for copier in (0..n).filter(|c| *c != victim) {
-					let mut copy = lazy_copy(&published[victim], setup.lazy_noise, &mut rng)?;
+					let copied = &published[victim];
+					let mut copy = behaviour::apply(
+						Behaviour::Lazy {
+							noise: setup.lazy_noise,
+						},
+						copied,
+						Some(copied),
+						&mut rng,
+					)?;
 					let a = amplitude_for_snr(&copy, rate.snr_db);
 					apply(&mut copy, &seeds[copier], a, 1.0);
 					rate.trials += 1;

@@ -61,7 +61,7 @@ impl Model {
 			}
 			Arch::Cnn => {
 				let (c, h, w) = (shape.channels, shape.height, shape.width);
-				let flat = 64 * ((h - 4) / 2 - 4) / 2 * (((w - 4) / 2 - 4) / 2);
+				let flat = crate::registry::cnn_features(shape);
 				nn::seq_t()
 					.add_fn(move |x| x.view([-1, c, h, w]))
 					.add(nn::conv2d(&root / "conv1", c, 32, 5, Default::default()))

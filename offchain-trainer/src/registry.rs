@@ -58,8 +58,7 @@ impl Arch {
 					+ linear(hidden, shape.classes)
 			}
 			Arch::Cnn => {
-				let side = |s: i64| ((s - 4) / 2 - 4) / 2;
-				let flat = 64 * side(shape.height) * side(shape.width);
+				let flat = cnn_features(shape);
 				(32 * shape.channels * 25 + 32) as u64
 					+ (64 * 32 * 25 + 64) as u64
 					+ linear(flat, 128)
@@ -67,6 +66,12 @@ impl Arch {
 			}
 		}
 	}
+}
+
+/// Inputs of the CNN's `fc1`: 64 channels after two (5x5 valid conv, 2x2 max-pool) stages.
+pub fn cnn_features(shape: Shape) -> i64 {
+	let side = |s: i64| ((s - 4) / 2 - 4) / 2;
+	64 * side(shape.height) * side(shape.width)
 }
 
 /// The architecture of `model_id`.

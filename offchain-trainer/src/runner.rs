@@ -26,16 +26,12 @@
 //!    aggregate blob and earns the fee.
 
 use std::{
-	collections::HashMap,
+	collections::{HashMap, HashSet},
 	path::PathBuf,
 	time::{Duration, Instant},
 };
 
-use blade_fl_primitives::{
-	blob::Codec,
-	correlation::{proves_copy, Correlation},
-	pn::Seed,
-};
+use blade_fl_primitives::{blob::Codec, pn::Seed};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use sp_core::H256;
@@ -184,8 +180,12 @@ struct Runner<'a> {
 	adaptive: Option<AdaptiveNoise>,
 	/// Downloaded update blobs and their values, by blob hash.
 	updates: HashMap<H256, (Vec<u8>, Vec<f32>)>,
+	/// (update hash, seed) pairs already tested for a copy.
+	checked: HashSet<(H256, Seed)>,
 	/// The global model at the start of a round, by round.
 	globals: HashMap<u32, Vec<f32>>,
+	/// The round-0 model every trainer starts from.
+	init: Vec<f32>,
 	outcome: Outcome,
 	bar: ProgressBar,
 	last_phase: Option<(chain::RoundIndex, pallet_fl_tasks::Phase)>,
@@ -294,6 +294,7 @@ impl<'a> Runner<'a> {
 			"loaded local data"
 		);
 		let model = Model::new(arch, shape, cfg.device, init_seed(cfg.task))?;
+		let init = model.flatten()?;
 		let max_epsilon = f64::from(spec.max_epsilon_milli) / 1000.0;
 		let adaptive = match cfg.privacy.noise {
 			Noise::Off => None,
@@ -328,7 +329,9 @@ impl<'a> Runner<'a> {
 			accountant: Accountant::new(),
 			adaptive,
 			updates: HashMap::new(),
+			checked: HashSet::new(),
 			globals: HashMap::new(),
+			init,
 			outcome: Outcome {
 				balance: (balance, balance),
 				..Default::default()
@@ -543,9 +546,7 @@ impl<'a> Runner<'a> {
 			return Ok(Some(g.clone()));
 		}
 		let values = if round == 0 {
-			let arch = self.model.arch;
-			let shape = self.model.shape;
-			Model::new(arch, shape, Device::Cpu, init_seed(self.cfg.task))?.flatten()?
+			self.init.clone()
 		} else {
 			let Some(gm) = self
 				.client
@@ -684,7 +685,6 @@ impl<'a> Runner<'a> {
 			None
 		};
 		let mut update = if victim.is_none() {
-			self.model.load_flat(&global)?;
 			let config = TrainConfig {
 				seed: u64::from(round) ^ (self.cfg.shard.0 as u64) << 32,
 				..self.cfg.train
@@ -694,15 +694,15 @@ impl<'a> Runner<'a> {
 				round + 1,
 				self.samples
 			));
-			let stats = train::train(&mut self.model, &self.train, &config)?;
+			let (update, stats) =
+				train::local_update(&mut self.model, &global, &self.train, &config)?;
 			tracing::info!(
 				round,
 				loss = stats.loss,
 				samples_per_s = stats.samples_per_sec,
 				"trained"
 			);
-			let local = self.model.flatten()?;
-			local.iter().zip(&global).map(|(l, g)| l - g).collect()
+			update
 		} else {
 			vec![0.0; global.len()]
 		};
@@ -789,21 +789,18 @@ impl<'a> Runner<'a> {
 				continue;
 			}
 			let (blob, values) = self.update(record)?;
-			let candidates: Vec<Seed> = seeds
+			// Each (update, seed) pair is tested once: the verdict cannot change.
+			let candidates: Vec<&(AccountId, Seed)> = seeds
 				.iter()
-				.filter(|(victim, _)| victim != accused)
-				.map(|(_, s)| *s)
+				.filter(|(victim, s)| victim != accused && self.checked.insert((record.hash, *s)))
 				.collect();
-			for (k, rho) in detector.detect(&values, &candidates) {
-				let seed = candidates[k];
-				let Some((victim, _)) = seeds.iter().find(|(_, s)| *s == seed).cloned() else {
-					continue;
-				};
+			let candidate_seeds: Vec<Seed> = candidates.iter().map(|(_, s)| *s).collect();
+			for (k, rho) in detector.detect(&values, &candidate_seeds) {
+				let (victim, seed) = candidates[k].clone();
 				// Only what the runtime will uphold: its fixed-point verdict at the
-				// governed threshold (a rejected report costs a penalty).
-				let chain_ppb = signature::chain_correlation(&blob, &seed)?;
-				let n = u64::from(view.spec.param_count);
-				if !proves_copy(Correlation(chain_ppb), n, z_centi) {
+				// governed z-score (a rejected report costs a penalty).
+				let (proven, chain_ppb) = signature::chain_proves(&blob, &seed, z_centi)?;
+				if !proven {
 					tracing::info!(%accused, %victim, rho, chain_ppb, "correlation above the detector's threshold but below the chain's; not reporting");
 					continue;
 				}

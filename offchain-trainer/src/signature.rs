@@ -11,7 +11,7 @@
 
 use blade_fl_primitives::{
 	blob::Blob,
-	correlation::correlate,
+	correlation::{correlate, proves_copy, Correlation},
 	pn::{Chips, Seed},
 };
 
@@ -62,11 +62,27 @@ pub fn correlation(values: &[f32], seed: &Seed) -> f64 {
 	dot / (energy.sqrt() * (values.len() as f64).sqrt())
 }
 
+/// A blob's fixed-point correlation with `seed`'s chips and its parameter count.
+fn blob_correlation(blob: &[u8], seed: &Seed) -> Result<(Correlation, u64)> {
+	let parsed = Blob::parse(blob, blob.len()).map_err(Error::Blob)?;
+	Ok((
+		correlate(parsed.fixed_values(), seed),
+		u64::from(parsed.header.param_count),
+	))
+}
+
 /// The runtime's verdict input: correlation of a blob with a seed in parts per billion,
 /// computed in the shared fixed-point code (bit-exact with `report_lazy`).
 pub fn chain_correlation(blob: &[u8], seed: &Seed) -> Result<u32> {
-	let parsed = Blob::parse(blob, blob.len()).map_err(Error::Blob)?;
-	Ok(correlate(parsed.fixed_values(), seed).0)
+	Ok(blob_correlation(blob, seed)?.0 .0)
+}
+
+/// The runtime's verdict on `blob` as a copy of `seed`'s owner, exactly as `report_lazy`
+/// computes it: the fixed-point correlation (returned, in parts per billion) and the
+/// z-test `rho * sqrt(n) >= z_centi / 100` over the blob's `n` parameters.
+pub fn chain_proves(blob: &[u8], seed: &Seed, z_centi: u32) -> Result<(bool, u32)> {
+	let (rho, n) = blob_correlation(blob, seed)?;
+	Ok((proves_copy(rho, n, z_centi), rho.0))
 }
 
 /// Inverse of the standard normal CDF (Acklam's rational approximation, relative error

@@ -136,6 +136,25 @@ pub fn train(model: &mut Model, data: &Tensors, config: &TrainConfig) -> Result<
 	})
 }
 
+/// One local round: load `global` into `model`, train on `data`, and return the update
+/// (trained parameters minus `global`) with the run's statistics.
+pub fn local_update(
+	model: &mut Model,
+	global: &[f32],
+	data: &Tensors,
+	config: &TrainConfig,
+) -> Result<(Vec<f32>, TrainStats)> {
+	model.load_flat(global)?;
+	let stats = train(model, data, config)?;
+	let update = model
+		.flatten()?
+		.iter()
+		.zip(global)
+		.map(|(l, g)| l - g)
+		.collect();
+	Ok((update, stats))
+}
+
 /// Loss and accuracy of `model` on `data`.
 pub fn evaluate(model: &Model, data: &Tensors, batch_size: usize) -> Result<Evaluation> {
 	let n = data.labels.size()[0];
@@ -275,7 +294,7 @@ mod lazy_detection {
 		data::{load_fashion_mnist, DEBIAN_FASHION_MNIST_DIR},
 		model::{Arch, Shape},
 		partition::{partition, Scheme},
-		signature::{amplitude_for_snr, apply, chain_correlation, Detector},
+		signature::{amplitude_for_snr, apply, chain_proves, Detector},
 	};
 	use blade_fl_primitives::blob::Codec;
 	use rand_distr::{Distribution, Normal};
@@ -324,12 +343,7 @@ mod lazy_detection {
 			.collect();
 		let n = updates[0].len();
 		let detector = Detector::for_false_positive_rate(n, 1e-6).unwrap();
-		let proven = |blob: &[u8], seed: &[u8; 32]| {
-			let rho = blade_fl_primitives::correlation::Correlation(
-				chain_correlation(blob, seed).unwrap(),
-			);
-			blade_fl_primitives::correlation::proves_copy(rho, n as u64, 600)
-		};
+		let proven = |blob: &[u8], seed: &[u8; 32]| chain_proves(blob, seed, 600).unwrap().0;
 		let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
 		let trials = 8 * 7;
 		for snr in [9.0, 6.0, 3.0] {

@@ -601,19 +601,20 @@ impl Client {
 				}
 			}
 			None => {
-				if let Some((number, _)) = watch.included.take() {
+				let resend = if let Some((number, _)) = watch.included.take() {
 					watch.reorgs += 1;
 					tracing::warn!(call = %call_name(&pending.call), block = number, "reorg dropped the transaction; sending it again");
-					let mut pending = watch.pending.clone();
-					self.resend(&mut pending, best)?;
-					watch.pending = pending;
+					true
 				} else if best >= pending.sent_at.saturating_add(self.patience)
 					&& !self.in_pool(&pending.bytes)?
 				{
 					tracing::warn!(call = %call_name(&pending.call), "transaction neither on chain nor in the pool (node restarted?); sending it again");
-					let mut pending = watch.pending.clone();
-					self.resend(&mut pending, best)?;
-					watch.pending = pending;
+					true
+				} else {
+					false
+				};
+				if resend {
+					self.resend(&mut watch.pending, best)?;
 				}
 			}
 		}
