@@ -10,6 +10,9 @@
 //!   mode, and the seed commitment published before the seed is revealed;
 //! - [`correlation`]: normalised correlation of fixed-point values with PN chips, in
 //!   integer arithmetic, as a [`correlation::Correlation`] in parts per billion;
+//! - [`verdict`]: the runtime's verdicts on an update (copy proof after removing the
+//!   accused's own watermark, with a sign statistic no large value can sway; watermark
+//!   strength; the task's norm bound) and the sub-linear contribution weight;
 //! - [`traits`]: the [`traits::Reputation`] interface between the task and reputation
 //!   pallets.
 
@@ -21,3 +24,4 @@ pub mod blob;
 pub mod correlation;
 pub mod pn;
 pub mod traits;
+pub mod verdict;

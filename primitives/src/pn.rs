@@ -11,6 +11,8 @@
 pub const CHIP_DOMAIN: &[u8; 16] = b"blade-fl/pn/v1\0\0";
 /// Domain separator of seed commitments.
 pub const COMMIT_DOMAIN: &[u8; 16] = b"blade-fl/commit1";
+/// Domain separator of round keys.
+pub const ROUND_KEY_DOMAIN: &[u8; 16] = b"blade-fl/rkey/v1";
 
 /// A 256-bit PN seed.
 pub type Seed = [u8; 32];
@@ -24,6 +26,23 @@ pub fn seed_commitment(owner: &[u8], seed: &Seed) -> [u8; 32] {
 	let mut input = alloc::vec::Vec::with_capacity(16 + owner.len() + 32);
 	input.extend_from_slice(COMMIT_DOMAIN);
 	input.extend_from_slice(owner);
+	input.extend_from_slice(seed);
+	sp_crypto_hashing::blake2_256(&input)
+}
+
+/// The key whose chips a trainer adds in one round: `Blake2b-256(ROUND_KEY_DOMAIN || owner
+/// || task LE || round LE || seed)`.
+///
+/// Binding the chips to the owner, the task and the round means a seed used twice (by
+/// mistake, or across tasks) never repeats a watermark that an earlier reveal made public,
+/// so the chain need not remember every commitment it ever accepted. The runtime stores
+/// this key when the seed is revealed; every verifier regenerates the chips from it.
+pub fn round_key(owner: &[u8], task: u64, round: u32, seed: &Seed) -> Seed {
+	let mut input = alloc::vec::Vec::with_capacity(16 + owner.len() + 12 + 32);
+	input.extend_from_slice(ROUND_KEY_DOMAIN);
+	input.extend_from_slice(owner);
+	input.extend_from_slice(&task.to_le_bytes());
+	input.extend_from_slice(&round.to_le_bytes());
 	input.extend_from_slice(seed);
 	sp_crypto_hashing::blake2_256(&input)
 }
@@ -89,6 +108,20 @@ mod tests {
 		// Both are ~N(0, n): 5 sigma = 5 * sqrt(1e5) ~ 1581.
 		assert!(sum.abs() < 1_600, "chip sum {sum}");
 		assert!(cross.abs() < 1_600, "cross-correlation {cross}");
+	}
+
+	#[test]
+	fn round_keys_differ_by_owner_task_and_round() {
+		let base = round_key(b"alice", 1, 2, &[7; 32]);
+		assert_eq!(base, round_key(b"alice", 1, 2, &[7; 32]));
+		for other in [
+			round_key(b"bob", 1, 2, &[7; 32]),
+			round_key(b"alice", 2, 2, &[7; 32]),
+			round_key(b"alice", 1, 3, &[7; 32]),
+			round_key(b"alice", 1, 2, &[8; 32]),
+		] {
+			assert_ne!(base, other);
+		}
 	}
 
 	#[test]

@@ -54,6 +54,7 @@ pub use types::*;
 #[allow(clippy::unwrap_used, clippy::expect_used)] // set-up failures abort the benchmark
 mod benchmarking;
 mod lifecycle;
+mod reports;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod mock;
@@ -74,8 +75,8 @@ pub mod pallet {
 	use super::*;
 	use blade_fl_primitives::{
 		blob::{blob_hash, Blob, BlobError, HEADER_LEN},
-		correlation::{correlate, proves_copy},
-		pn::{seed_commitment, Seed},
+		pn::{round_key, seed_commitment, Seed},
+		verdict::{energy, energy_bound},
 		traits::{Behaviour, Reputation},
 	};
 	use codec::Encode;
@@ -89,7 +90,7 @@ pub mod pallet {
 	use frame_system::pallet_prelude::*;
 	use sp_core::H256;
 	use sp_runtime::{
-		traits::{Saturating, Zero},
+		traits::{Saturating, UniqueSaturatedInto, Zero},
 		Perbill,
 	};
 
@@ -143,7 +144,10 @@ pub mod pallet {
 		type LazyZScore: Get<u32>;
 		/// Largest update or aggregate blob accepted, in bytes (at most [`Self::MaxBlobLen`]).
 		type MaxBlobSize: Get<u32>;
-		/// Shortest phase a task may ask for, in blocks.
+		/// Shortest phase a task may ask for, in blocks. Trainers act on blocks a few
+		/// confirmations deep: a phase shorter than their confirmation depth plus inclusion
+		/// would make honest trainers miss deadlines (the runtime sets it above the default
+		/// depth of the reference trainer).
 		type MinPhaseLength: Get<BlockNumberFor<Self>>;
 		/// Longest phase a task may ask for, in blocks.
 		type MaxPhaseLength: Get<BlockNumberFor<Self>>;
@@ -155,6 +159,15 @@ pub mod pallet {
 		type ScoreCapability: Get<Perbill>;
 		/// Weight of (low) price in the bid score.
 		type ScorePrice: Get<Perbill>;
+		/// Smallest reward per trainer and round a task may offer: `reward >= this *
+		/// trainers_wanted * rounds`. Keeps tasks that pay nothing out of the market.
+		type MinRewardPerTrainerRound: Get<BalanceOf<Self>>;
+		/// Listing fee burnt at publication per block of the bidding phase: holding a market
+		/// slot open costs in proportion to how long it is held.
+		type ListingFeePerBlock: Get<BalanceOf<Self>>;
+		/// Slack, in hundredths of a decibel, below the task's watermark power before an
+		/// update's watermark is proven too weak.
+		type WatermarkTolerance: Get<u32>;
 
 		/// Hard bound on blob length: the `BoundedVec` bound of the calls.
 		#[pallet::constant]
@@ -171,6 +184,9 @@ pub mod pallet {
 		/// Most tasks alive at once.
 		#[pallet::constant]
 		type MaxActiveTasks: Get<u32>;
+		/// Most live tasks one publisher may have at once.
+		#[pallet::constant]
+		type MaxTasksPerPublisher: Get<u32>;
 		/// Most phase transitions the hook performs per block.
 		#[pallet::constant]
 		type MaxTransitionsPerBlock: Get<u32>;
@@ -236,10 +252,10 @@ pub mod pallet {
 		UpdateRecord<BlockNumberFor<T>>,
 	>;
 
-	/// Every seed commitment a task has accepted: a commitment is never accepted twice.
+	/// Number of live tasks of each publisher (at most `MaxTasksPerPublisher`).
 	#[pallet::storage]
-	pub type SpentCommitments<T: Config> =
-		StorageDoubleMap<_, Twox64Concat, TaskId, Identity, H256, ()>;
+	pub type PublisherTasks<T: Config> =
+		StorageMap<_, Blake2_128Concat, T::AccountId, u32, ValueQuery>;
 
 	/// This round's aggregate proposals (one per distinct hash and included set).
 	#[pallet::storage]
@@ -272,6 +288,8 @@ pub mod pallet {
 			publisher: T::AccountId,
 			/// Escrowed reward.
 			reward: BalanceOf<T>,
+			/// Listing fee burnt for the bidding phase.
+			listing_fee: BalanceOf<T>,
 			/// Block at which bidding closes.
 			bidding_end: BlockNumberFor<T>,
 		},
@@ -338,6 +356,8 @@ pub mod pallet {
 			trainer: T::AccountId,
 			/// The seed.
 			seed: Seed,
+			/// The round key derived from it, whose chips the update carries.
+			key: Seed,
 		},
 		/// A trainer was proven lazy and slashed.
 		LazyProven {
@@ -347,16 +367,50 @@ pub mod pallet {
 			round: RoundIndex,
 			/// The lazy trainer.
 			accused: T::AccountId,
-			/// The trainer whose watermark the update carries.
-			victim: T::AccountId,
+			/// The trainer whose watermark the update carries; `None`: the watermarks of all
+			/// other revealed trainers together (an averaging copier).
+			victim: Option<T::AccountId>,
 			/// Who proved it.
 			reporter: T::AccountId,
-			/// Measured correlation.
-			correlation: Perbill,
+			/// Copy statistic in hundredths of a standard deviation.
+			z_centi: i64,
 			/// Stake slashed.
 			slashed: BalanceOf<T>,
 			/// Part of it paid to the reporter.
 			reporter_reward: BalanceOf<T>,
+		},
+		/// An update was proven to carry its owner's watermark too weakly (or not at all); its
+		/// owner was slashed and excluded like a lazy trainer.
+		WeakWatermarkProven {
+			/// The task.
+			task: TaskId,
+			/// The round.
+			round: RoundIndex,
+			/// The trainer.
+			accused: T::AccountId,
+			/// Who proved it.
+			reporter: T::AccountId,
+			/// Measured update-to-watermark power ratio, hundredths of a dB.
+			snr_centi_db: i64,
+			/// Stake slashed.
+			slashed: BalanceOf<T>,
+			/// Part of it paid to the reporter.
+			reporter_reward: BalanceOf<T>,
+		},
+		/// A watermark report failed: the accused's watermark is strong enough.
+		FalseWatermarkReport {
+			/// The task.
+			task: TaskId,
+			/// The round.
+			round: RoundIndex,
+			/// The reporter.
+			reporter: T::AccountId,
+			/// The wrongly accused trainer, who received the penalty.
+			accused: T::AccountId,
+			/// Measured update-to-watermark power ratio, hundredths of a dB.
+			snr_centi_db: i64,
+			/// Paid by the reporter to the accused.
+			penalty: BalanceOf<T>,
 		},
 		/// An accusation failed: the correlation stayed below the threshold.
 		FalseAccusation {
@@ -368,10 +422,10 @@ pub mod pallet {
 			reporter: T::AccountId,
 			/// The wrongly accused trainer, who received the penalty.
 			accused: T::AccountId,
-			/// The claimed victim.
-			victim: T::AccountId,
-			/// Measured correlation.
-			correlation: Perbill,
+			/// The claimed victim (`None`: all other revealed trainers).
+			victim: Option<T::AccountId>,
+			/// Copy statistic in hundredths of a standard deviation.
+			z_centi: i64,
 			/// Paid by the reporter to the accused.
 			penalty: BalanceOf<T>,
 		},
@@ -432,20 +486,32 @@ pub mod pallet {
 			/// The round.
 			round: RoundIndex,
 		},
-		/// The aggregator published the global model and was paid its fee.
+		/// A global model was published and its publisher paid the fee.
 		AggregatePublished {
+			/// The task.
+			task: TaskId,
+			/// The round.
+			round: RoundIndex,
+			/// The round's aggregator.
+			aggregator: T::AccountId,
+			/// Who published (the aggregator, or anyone after its exclusive window).
+			by: T::AccountId,
+			/// Fee paid to `by`.
+			fee: BalanceOf<T>,
+			/// Block holding the blob.
+			block: BlockNumberFor<T>,
+			/// Extrinsic index within the block.
+			extrinsic_index: u32,
+		},
+		/// A round's aggregator did not publish the agreed model in its exclusive window (or
+		/// at all): it lost the fee and recorded a miss.
+		PublicationMissed {
 			/// The task.
 			task: TaskId,
 			/// The round.
 			round: RoundIndex,
 			/// The aggregator.
 			aggregator: T::AccountId,
-			/// Fee paid.
-			fee: BalanceOf<T>,
-			/// Block holding the blob.
-			block: BlockNumberFor<T>,
-			/// Extrinsic index within the block.
-			extrinsic_index: u32,
 		},
 		/// A task ended and was removed from storage.
 		TaskSettled {
@@ -477,8 +543,13 @@ pub mod pallet {
 		/// The update size implied by `param_count` and the codec is zero or above the
 		/// maximum blob size.
 		BadParamCount,
-		/// The reward must be positive and at least one unit per round.
+		/// The reward must be at least `MinRewardPerTrainerRound * trainers_wanted * rounds`
+		/// (and positive).
 		BadReward,
+		/// `max_samples` must be at least `min_samples`, and `min_samples` positive.
+		BadSampleRange,
+		/// The update norm bound `max_norm_milli` must be positive.
+		BadNormBound,
 		/// The task's stake is below the chain's `MinStake`.
 		StakeTooLow,
 		/// The aggregation rule's parameters are impossible (trim >= 50 %, or Multi-Krum with
@@ -488,6 +559,9 @@ pub mod pallet {
 		BadPrivacy,
 		/// `MaxActiveTasks` tasks are live; wait for one to settle.
 		TooManyTasks,
+		/// This publisher already has `MaxTasksPerPublisher` live tasks; wait for one to
+		/// settle.
+		PublisherBusy,
 		/// Only the publisher may do this.
 		NotPublisher,
 		/// Publishers cannot bid on their own tasks.
@@ -498,6 +572,8 @@ pub mod pallet {
 		TooManyBids,
 		/// Declared samples are below the task's minimum.
 		TooFewSamples,
+		/// Declared samples are above the task's cap `max_samples`; declare at most the cap.
+		TooManySamples,
 		/// The account has no bid on this task.
 		NoBid,
 		/// The account is not a selected trainer of this task.
@@ -506,8 +582,6 @@ pub mod pallet {
 		Excluded,
 		/// The trainer already submitted this round.
 		AlreadySubmitted,
-		/// This seed commitment was already used in this task; commit to a fresh seed.
-		CommitmentReused,
 		/// The blob is longer than `MaxBlobSize`.
 		BlobTooLarge,
 		/// The blob is shorter than its header.
@@ -528,6 +602,8 @@ pub mod pallet {
 		BlobBadScale,
 		/// The blob's header names another task, round, parameter count or codec.
 		BlobHeaderMismatch,
+		/// The update's L2 norm is above the task's `max_norm_milli`; clip it first.
+		UpdateNormTooLarge,
 		/// The trainer has no update this round.
 		NoUpdate,
 		/// The seed was already revealed.
@@ -538,6 +614,14 @@ pub mod pallet {
 		SelfReport,
 		/// The victim has not revealed this round's seed yet.
 		VictimSeedUnknown,
+		/// The accused has not revealed this round's seed yet (needed to measure its own
+		/// watermark); wait for the reveal.
+		AccusedSeedUnknown,
+		/// A report against every other trainer at once is only accepted in the aggregate
+		/// phase (when the set of revealed seeds is final).
+		AllVictimsTooEarly,
+		/// No other trainer has revealed a seed to test against.
+		NoVictims,
 		/// The blob's hash differs from the accused's recorded update.
 		BlobHashMismatch,
 		/// The reporter cannot pay the false-report penalty.
@@ -552,7 +636,8 @@ pub mod pallet {
 		BadIncludedSet,
 		/// That round has no finalised global model.
 		NoGlobalModel,
-		/// Only the aggregator of the round publishes its global model.
+		/// Only the aggregator of the round publishes its global model during its exclusive
+		/// window; anyone may after `exclusive_until`.
 		NotAggregator,
 		/// The global model was already published.
 		AlreadyPublished,
@@ -601,12 +686,15 @@ pub mod pallet {
 		/// Publish a task and put its reward in escrow.
 		///
 		/// - Origin: signed; the publisher.
-		/// - Holds `spec.reward` on the publisher (`HoldReason::Escrow`).
+		/// - Holds `spec.reward` on the publisher (`HoldReason::Escrow`) and burns the listing
+		///   fee, `ListingFeePerBlock * spec.phases.bidding`.
 		/// - Emits [`Event::TaskPublished`].
 		/// - Errors: [`Error::BadRounds`], [`Error::BadTrainerCounts`],
 		///   [`Error::BadPhaseLength`], [`Error::BadParamCount`], [`Error::BadReward`],
-		///   [`Error::StakeTooLow`], [`Error::BadRule`], [`Error::BadPrivacy`],
-		///   [`Error::TooManyTasks`], or a token error if the reward cannot be held.
+		///   [`Error::BadSampleRange`], [`Error::BadNormBound`], [`Error::StakeTooLow`],
+		///   [`Error::BadRule`], [`Error::BadPrivacy`], [`Error::TooManyTasks`],
+		///   [`Error::PublisherBusy`], or a token error if the reward cannot be held or the
+		///   fee paid.
 		#[pallet::call_index(0)]
 		#[pallet::weight(T::WeightInfo::publish_task())]
 		pub fn publish_task(origin: OriginFor<T>, spec: SpecOf<T>) -> DispatchResult {
@@ -616,9 +704,23 @@ pub mod pallet {
 			let bidding_end = now.saturating_add(spec.phases.bidding);
 			let task = NextTaskId::<T>::get();
 			let next = task.checked_add(1).ok_or(Error::<T>::Overflow)?;
+			let live = PublisherTasks::<T>::get(&publisher);
+			ensure!(
+				live < T::MaxTasksPerPublisher::get(),
+				Error::<T>::PublisherBusy
+			);
 			ActiveTasks::<T>::try_mutate(|active| active.try_push((task, bidding_end)))
 				.map_err(|_| Error::<T>::TooManyTasks)?;
+			let listing_fee = Self::listing_fee(&spec);
+			T::Currency::burn_from(
+				&publisher,
+				listing_fee,
+				Preservation::Preserve,
+				Precision::Exact,
+				Fortitude::Polite,
+			)?;
 			T::Currency::hold(&HoldReason::Escrow.into(), &publisher, spec.reward)?;
+			PublisherTasks::<T>::insert(&publisher, live.saturating_add(1));
 			NextTaskId::<T>::put(next);
 			Tasks::<T>::insert(
 				task,
@@ -631,7 +733,7 @@ pub mod pallet {
 					attempt: 0,
 					escrow: spec.reward,
 					bids: 0,
-					commitments: 0,
+					bid_seq: 0,
 					trainers: BoundedVec::new(),
 					submitted: 0,
 					revealed: 0,
@@ -643,6 +745,7 @@ pub mod pallet {
 				task,
 				publisher,
 				reward: spec.reward,
+				listing_fee,
 				bidding_end,
 			});
 			Ok(())
@@ -675,8 +778,10 @@ pub mod pallet {
 			Ok(())
 		}
 
-		/// Bid on a task: put the task's stake on hold and commit to the PN seed of round 0.
+		/// Bid on a task: put the stake on hold and commit to the PN seed of round 0.
 		///
+		/// `samples` must lie in `[min_samples, max_samples]`; the stake grows with it (see
+		/// [`Pallet::bid_stake`]: from `min_stake` to twice that at the cap).
 		/// `commitment` is `seed_commitment(bidder.encode(), seed)` from
 		/// `blade_fl_primitives::pn`; keep the seed secret until the first reveal phase.
 		///
@@ -684,7 +789,7 @@ pub mod pallet {
 		/// - Emits [`Event::BidPlaced`].
 		/// - Errors: [`Error::UnknownTask`], [`Error::WrongPhase`],
 		///   [`Error::PublisherCannotBid`], [`Error::AlreadyBid`], [`Error::TooManyBids`],
-		///   [`Error::TooFewSamples`], [`Error::CommitmentReused`], or a token error if the
+		///   [`Error::TooFewSamples`], [`Error::TooManySamples`], or a token error if the
 		///   stake cannot be held.
 		#[pallet::call_index(2)]
 		#[pallet::weight(T::WeightInfo::bid())]
@@ -705,10 +810,11 @@ pub mod pallet {
 			);
 			ensure!(info.bids < T::MaxBids::get(), Error::<T>::TooManyBids);
 			ensure!(samples >= info.spec.min_samples, Error::<T>::TooFewSamples);
-			Self::spend_commitment(task, &mut info, commitment)?;
-			let stake = info.spec.min_stake;
+			ensure!(samples <= info.spec.max_samples, Error::<T>::TooManySamples);
+			let stake = Self::bid_stake(&info.spec, samples);
 			T::Currency::hold(&HoldReason::Stake.into(), &bidder, stake)?;
-			let seq = info.commitments;
+			let seq = info.bid_seq;
+			info.bid_seq = info.bid_seq.saturating_add(1);
 			info.bids = info.bids.saturating_add(1);
 			Bids::<T>::insert(
 				task,
@@ -718,6 +824,7 @@ pub mod pallet {
 					price,
 					capability,
 					commitment,
+					stake,
 					seq,
 				},
 			);
@@ -741,11 +848,11 @@ pub mod pallet {
 		pub fn withdraw_bid(origin: OriginFor<T>, task: TaskId) -> DispatchResult {
 			let bidder = ensure_signed(origin)?;
 			let mut info = Self::open_task(task, &[Phase::Bidding])?;
-			ensure!(Bids::<T>::contains_key(task, &bidder), Error::<T>::NoBid);
+			let bid = Bids::<T>::get(task, &bidder).ok_or(Error::<T>::NoBid)?;
 			T::Currency::release(
 				&HoldReason::Stake.into(),
 				&bidder,
-				info.spec.min_stake,
+				bid.stake,
 				Precision::Exact,
 			)?;
 			Bids::<T>::remove(task, &bidder);
@@ -759,15 +866,16 @@ pub mod pallet {
 		///
 		/// The blob travels in this extrinsic (so it lives in the block body); state keeps
 		/// its Blake2-256 hash, size and location. Its header must name this task and round,
-		/// the task's parameter count and codec, and every value must be finite.
-		/// `next_commitment` commits to the PN seed of the trainer's next round.
+		/// the task's parameter count and codec, every value must be finite, and the L2 norm
+		/// at most the task's `max_norm_milli`. `next_commitment` commits to the PN seed of
+		/// the trainer's next round.
 		///
 		/// - Origin: signed; a selected trainer.
 		/// - Emits [`Event::UpdateSubmitted`] (with block and extrinsic index).
 		/// - Errors: [`Error::UnknownTask`], [`Error::WrongPhase`], [`Error::WrongRound`],
 		///   [`Error::NotTrainer`], [`Error::Excluded`], [`Error::AlreadySubmitted`],
-		///   [`Error::CommitmentReused`], [`Error::BlobTooLarge`] and the other `Blob*`
-		///   errors, [`Error::BlobHeaderMismatch`].
+		///   [`Error::BlobTooLarge`] and the other `Blob*` errors,
+		///   [`Error::BlobHeaderMismatch`], [`Error::UpdateNormTooLarge`].
 		#[pallet::call_index(4)]
 		#[pallet::weight(T::WeightInfo::submit_update(blob.len() as u32))]
 		pub fn submit_update(
@@ -784,8 +892,7 @@ pub mod pallet {
 			let bit = 1u64 << participant.index;
 			ensure!(info.lazy & bit == 0, Error::<T>::Excluded);
 			ensure!(info.submitted & bit == 0, Error::<T>::AlreadySubmitted);
-			Self::check_blob(&info, task, round, &blob)?;
-			Self::spend_commitment(task, &mut info, next_commitment)?;
+			Self::check_update(&info, task, round, &blob)?;
 
 			let hash = H256(blob_hash(&blob));
 			let size = blob.len() as u32;
@@ -822,6 +929,9 @@ pub mod pallet {
 
 		/// Reveal the PN seed of this round, opening the trainer's commitment.
 		///
+		/// The update's chips are those of the round key
+		/// `round_key(trainer, task, round, seed)`, which the runtime stores for verifiers.
+		///
 		/// - Origin: signed; a trainer who submitted this round.
 		/// - Emits [`Event::SeedRevealed`].
 		/// - Errors: [`Error::UnknownTask`], [`Error::WrongPhase`], [`Error::WrongRound`],
@@ -847,7 +957,8 @@ pub mod pallet {
 				H256(seed_commitment(&trainer.encode(), &seed)) == participant.commitment,
 				Error::<T>::SeedMismatch
 			);
-			update.seed = Some(seed);
+			let key = round_key(&trainer.encode(), task, round, &seed);
+			update.seed = Some(key);
 			Updates::<T>::insert(task, &trainer, update);
 			info.revealed |= bit;
 			if info.awaiting_reveal() == 0 {
@@ -859,134 +970,73 @@ pub mod pallet {
 				round,
 				trainer,
 				seed,
+				key,
 			});
 			Ok(())
 		}
 
-		/// Prove that `accused` is lazy: its update carries `victim`'s PN watermark.
+		/// Prove that `accused` is lazy: its update carries `victim`'s PN watermark, or, with
+		/// `victim = None`, the watermarks of all other revealed trainers together (an
+		/// averaging copier).
 		///
-		/// The runtime checks `accused_blob` against the accused's recorded hash, regenerates
-		/// the victim's chips from its revealed seed and computes the normalised correlation
-		/// in integer arithmetic. When `rho * sqrt(n)` reaches `LazyZScore` (a z-test whose
-		/// false-proof rate does not depend on the model size) the accused loses `LazySlash`
-		/// of its stake (`ReporterShare` of that to the reporter, the rest burnt), its accrued
-		/// rewards, its vote, and its place in the task. Below the threshold the reporter pays
-		/// `FalseReportPenalty` to the accused.
+		/// The runtime checks `accused_blob` against the accused's recorded hash, removes the
+		/// accused's own watermark when its seed is revealed (so energy piled on its own chips
+		/// hides nothing), and computes the sign statistic of the residual against the
+		/// victims' chips (no single value, however large, moves it by more than one; see
+		/// `blade_fl_primitives::verdict`). When it reaches `LazyZScore` standard deviations
+		/// the accused loses `LazySlash` of its stake (`ReporterShare` of that to the
+		/// reporter, the rest burnt), its accrued rewards, its vote, and its place in the task.
+		/// Otherwise the reporter pays `FalseReportPenalty` to the accused.
 		///
 		/// - Origin: signed; anyone but the accused.
-		/// - Emits [`Event::LazyProven`] or [`Event::FalseAccusation`].
+		/// - Emits [`Event::LazyProven`] or [`Event::FalseAccusation`]; [`Event::AggregateAgreed`]
+		///   when the smaller eligible set now has a quorum.
 		/// - Errors: [`Error::UnknownTask`], [`Error::WrongPhase`] (only in reveal and
 		///   aggregate), [`Error::WrongRound`], [`Error::AlreadyDecided`], [`Error::SelfReport`],
 		///   [`Error::NotTrainer`], [`Error::Excluded`] (already proven), [`Error::NoUpdate`],
-		///   [`Error::VictimSeedUnknown`], [`Error::BlobHashMismatch`],
-		///   [`Error::CannotPayPenalty`].
+		///   [`Error::VictimSeedUnknown`], [`Error::AllVictimsTooEarly`], [`Error::NoVictims`],
+		///   [`Error::BlobHashMismatch`], [`Error::CannotPayPenalty`].
 		#[pallet::call_index(6)]
-		#[pallet::weight(T::WeightInfo::report_lazy(accused_blob.len() as u32))]
+		#[pallet::weight(T::WeightInfo::report_lazy(
+			Self::blob_work(&accused_blob),
+			if victim.is_some() { 1 } else { T::MaxTrainers::get() },
+		))]
 		pub fn report_lazy(
 			origin: OriginFor<T>,
 			task: TaskId,
 			round: RoundIndex,
 			accused: T::AccountId,
-			victim: T::AccountId,
+			victim: Option<T::AccountId>,
+			accused_blob: BoundedVec<u8, T::MaxBlobLen>,
+		) -> DispatchResultWithPostInfo {
+			let reporter = ensure_signed(origin)?;
+			Self::do_report_lazy(task, round, reporter, accused, victim, &accused_blob)
+		}
+
+		/// Prove that `accused`'s update carries its own watermark more weakly than the task's
+		/// `pn_snr_centi_db` allows (by more than `WatermarkTolerance`, allowing for the
+		/// estimate's error at `LazyZScore`), or not at all. An update without its owner's
+		/// watermark could be copied by an accomplice without trace, so it is punished like a
+		/// lazy copy.
+		///
+		/// - Origin: signed; anyone but the accused.
+		/// - Emits [`Event::WeakWatermarkProven`] or [`Event::FalseWatermarkReport`].
+		/// - Errors: [`Error::UnknownTask`], [`Error::WrongPhase`] (only in reveal and
+		///   aggregate), [`Error::WrongRound`], [`Error::AlreadyDecided`], [`Error::SelfReport`],
+		///   [`Error::NotTrainer`], [`Error::Excluded`], [`Error::NoUpdate`],
+		///   [`Error::AccusedSeedUnknown`], [`Error::BlobHashMismatch`],
+		///   [`Error::CannotPayPenalty`].
+		#[pallet::call_index(9)]
+		#[pallet::weight(T::WeightInfo::report_weak_watermark(Self::blob_work(&accused_blob)))]
+		pub fn report_weak_watermark(
+			origin: OriginFor<T>,
+			task: TaskId,
+			round: RoundIndex,
+			accused: T::AccountId,
 			accused_blob: BoundedVec<u8, T::MaxBlobLen>,
 		) -> DispatchResult {
 			let reporter = ensure_signed(origin)?;
-			let mut info = Self::open_round(task, round, &[Phase::Reveal, Phase::Aggregate])?;
-			ensure!(info.decided.is_none(), Error::<T>::AlreadyDecided);
-			ensure!(
-				accused != victim && reporter != accused,
-				Error::<T>::SelfReport
-			);
-			let mut participant =
-				Participants::<T>::get(task, &accused).ok_or(Error::<T>::NotTrainer)?;
-			let bit = 1u64 << participant.index;
-			ensure!(info.lazy & bit == 0, Error::<T>::Excluded);
-			ensure!(
-				Participants::<T>::contains_key(task, &victim),
-				Error::<T>::NotTrainer
-			);
-			let update = Updates::<T>::get(task, &accused).ok_or(Error::<T>::NoUpdate)?;
-			let seed = Updates::<T>::get(task, &victim)
-				.and_then(|u| u.seed)
-				.ok_or(Error::<T>::VictimSeedUnknown)?;
-			ensure!(
-				H256(blob_hash(&accused_blob)) == update.hash,
-				Error::<T>::BlobHashMismatch
-			);
-			// Validated at submission; parse again to read the values.
-			let blob = Blob::parse(&accused_blob, T::MaxBlobLen::get() as usize)
-				.map_err(Error::<T>::from)?;
-			let raw = correlate(blob.fixed_values(), &seed);
-			let correlation = Perbill::from_parts(raw.0);
-			let n = u64::from(blob.header.param_count);
-			if !proves_copy(raw, n, T::LazyZScore::get()) {
-				let penalty = T::FalseReportPenalty::get();
-				T::Currency::transfer(&reporter, &accused, penalty, Preservation::Preserve)
-					.map_err(|_| Error::<T>::CannotPayPenalty)?;
-				Self::deposit_event(Event::FalseAccusation {
-					task,
-					round,
-					reporter,
-					accused,
-					victim,
-					correlation,
-					penalty,
-				});
-				return Ok(());
-			}
-
-			let slash = T::LazySlash::get().mul_floor(participant.stake);
-			let reporter_reward = T::ReporterShare::get().mul_floor(slash);
-			let stake_reason = HoldReason::Stake.into();
-			let to_reporter = T::Currency::transfer_on_hold(
-				&stake_reason,
-				&accused,
-				&reporter,
-				reporter_reward,
-				Precision::Exact,
-				Restriction::Free,
-				Fortitude::Force,
-			)?;
-			let burnt = T::Currency::burn_held(
-				&stake_reason,
-				&accused,
-				slash.saturating_sub(to_reporter),
-				Precision::Exact,
-				Fortitude::Force,
-			)?;
-			let rest = participant
-				.stake
-				.saturating_sub(to_reporter)
-				.saturating_sub(burnt);
-			T::Currency::release(&stake_reason, &accused, rest, Precision::Exact)?;
-			participant.stake = Zero::zero();
-			participant.earned = Zero::zero();
-			Participants::<T>::insert(task, &accused, participant);
-			info.lazy |= bit;
-			if let Some(vote) = Votes::<T>::take(task, &accused) {
-				Tallies::<T>::mutate(task, |tallies| {
-					if let Some(tally) = tallies.get_mut(vote as usize) {
-						tally.votes = tally.votes.saturating_sub(1);
-					}
-				});
-			}
-			T::Reputation::record(&accused, Behaviour::Lazy);
-			// The lazy trainer may have been the last one whose reveal was awaited.
-			if info.phase == Phase::Reveal && info.awaiting_reveal() == 0 {
-				Self::end_phase_early(task, &mut info, frame_system::Pallet::<T>::block_number());
-			}
-			Tasks::<T>::insert(task, info);
-			Self::deposit_event(Event::LazyProven {
-				task,
-				round,
-				accused,
-				victim,
-				reporter,
-				correlation,
-				slashed: to_reporter.saturating_add(burnt),
-				reporter_reward: to_reporter,
-			});
-			Ok(())
+			Self::do_report_weak_watermark(task, round, reporter, accused, &accused_blob)
 		}
 
 		/// Vote for this round's aggregate: its Blake2-256 hash and the set of trainers whose
@@ -1042,13 +1092,8 @@ pub mod pallet {
 					tallies.len().saturating_sub(1)
 				}
 			};
-			let votes = match tallies.get_mut(index) {
-				Some(tally) => {
-					tally.votes = tally.votes.saturating_add(1);
-					tally.votes
-				}
-				None => return Err(Error::<T>::Overflow.into()),
-			};
+			let tally = tallies.get_mut(index).ok_or(Error::<T>::Overflow)?;
+			tally.votes = tally.votes.saturating_add(1);
 			Tallies::<T>::insert(task, tallies);
 			Votes::<T>::insert(task, &trainer, index as u32);
 			Self::deposit_event(Event::AggregateProposed {
@@ -1059,17 +1104,7 @@ pub mod pallet {
 				included,
 			});
 
-			let needed = T::Quorum::get().mul_floor(eligible.count_ones());
-			if votes > needed {
-				info.decided = Some(index as u32);
-				Self::end_phase_early(task, &mut info, frame_system::Pallet::<T>::block_number());
-				Self::deposit_event(Event::AggregateAgreed {
-					task,
-					round,
-					hash,
-					votes,
-				});
-			}
+			Self::check_quorum(task, &mut info, frame_system::Pallet::<T>::block_number());
 			Tasks::<T>::insert(task, info);
 			Ok(())
 		}
@@ -1080,8 +1115,14 @@ pub mod pallet {
 		/// round and parameter count. Publishing the last round's model settles the task at
 		/// the next block.
 		///
-		/// - Origin: signed; the round's aggregator (first proposer of the agreed aggregate).
-		/// - Emits [`Event::AggregatePublished`].
+		/// Until the model's `exclusive_until` only its aggregator may publish (unless it was
+		/// proven lazy since); after that anyone holding the agreed blob (every trainer who
+		/// computed the aggregate does) may, and takes the fee, while the aggregator records a
+		/// miss. A withheld aggregate therefore stalls nobody and pays the withholder nothing.
+		///
+		/// - Origin: signed; the round's aggregator, or anyone after its window.
+		/// - Emits [`Event::AggregatePublished`], and [`Event::PublicationMissed`] when someone
+		///   other than the aggregator publishes.
 		/// - Errors: [`Error::UnknownTask`], [`Error::NoGlobalModel`], [`Error::NotAggregator`],
 		///   [`Error::AlreadyPublished`], [`Error::AggregateHashMismatch`],
 		///   [`Error::BlobTooLarge`] and the other `Blob*` errors.
@@ -1096,7 +1137,13 @@ pub mod pallet {
 			let who = ensure_signed(origin)?;
 			let mut info = Tasks::<T>::get(task).ok_or(Error::<T>::UnknownTask)?;
 			let mut model = GlobalModels::<T>::get(task, round).ok_or(Error::<T>::NoGlobalModel)?;
-			ensure!(model.aggregator == who, Error::<T>::NotAggregator);
+			let now = frame_system::Pallet::<T>::block_number();
+			let aggregator_lazy = Participants::<T>::get(task, &model.aggregator)
+				.is_some_and(|p| info.lazy & (1u64 << p.index) != 0);
+			ensure!(
+				model.aggregator == who || now >= model.exclusive_until || aggregator_lazy,
+				Error::<T>::NotAggregator
+			);
 			ensure!(model.published.is_none(), Error::<T>::AlreadyPublished);
 			ensure!(
 				H256(blob_hash(&blob)) == model.hash,
@@ -1120,10 +1167,19 @@ pub mod pallet {
 				Fortitude::Force,
 			)?;
 			info.escrow = info.escrow.saturating_sub(paid);
-			let block = frame_system::Pallet::<T>::block_number();
+			let block = now;
 			let extrinsic_index = frame_system::Pallet::<T>::extrinsic_index().unwrap_or_default();
 			model.published = Some((block, extrinsic_index));
+			let aggregator = model.aggregator.clone();
 			GlobalModels::<T>::insert(task, round, model);
+			if aggregator != who {
+				T::Reputation::record(&aggregator, Behaviour::Missed);
+				Self::deposit_event(Event::PublicationMissed {
+					task,
+					round,
+					aggregator: aggregator.clone(),
+				});
+			}
 			if info.phase == Phase::Publishing {
 				Self::end_phase_early(task, &mut info, block);
 			}
@@ -1131,7 +1187,8 @@ pub mod pallet {
 			Self::deposit_event(Event::AggregatePublished {
 				task,
 				round,
-				aggregator: who,
+				aggregator,
+				by: who,
 				fee: paid,
 				block,
 				extrinsic_index,
@@ -1165,10 +1222,20 @@ pub mod pallet {
 				Error::<T>::BadParamCount
 			);
 			let rounds: BalanceOf<T> = spec.rounds.into();
+			let seats: BalanceOf<T> = spec.trainers_wanted.into();
+			let floor = T::MinRewardPerTrainerRound::get()
+				.saturating_mul(seats)
+				.saturating_mul(rounds)
+				.max(rounds);
 			ensure!(
-				spec.reward >= rounds && !spec.reward.is_zero(),
+				spec.reward >= floor && !spec.reward.is_zero(),
 				Error::<T>::BadReward
 			);
+			ensure!(
+				spec.min_samples >= 1 && spec.max_samples >= spec.min_samples,
+				Error::<T>::BadSampleRange
+			);
+			ensure!(spec.max_norm_milli > 0, Error::<T>::BadNormBound);
 			ensure!(
 				spec.min_stake >= T::MinStake::get(),
 				Error::<T>::StakeTooLow
@@ -1190,7 +1257,7 @@ pub mod pallet {
 
 		/// The live task `task`, in one of `phases` and before the phase's deadline (calls
 		/// are refused from `phase_end` on, even when the busy hook ends the phase later).
-		fn open_task(task: TaskId, phases: &[Phase]) -> Result<TaskOf<T>, DispatchError> {
+		pub(crate) fn open_task(task: TaskId, phases: &[Phase]) -> Result<TaskOf<T>, DispatchError> {
 			let info = Tasks::<T>::get(task).ok_or(Error::<T>::UnknownTask)?;
 			ensure!(
 				phases.contains(&info.phase)
@@ -1201,7 +1268,7 @@ pub mod pallet {
 		}
 
 		/// [`Self::open_task`] whose current round is `round`.
-		fn open_round(
+		pub(crate) fn open_round(
 			task: TaskId,
 			round: RoundIndex,
 			phases: &[Phase],
@@ -1216,21 +1283,9 @@ pub mod pallet {
 			T::MaxBlobSize::get().min(T::MaxBlobLen::get()) as usize
 		}
 
-		fn spend_commitment(
-			task: TaskId,
-			info: &mut TaskOf<T>,
-			commitment: H256,
-		) -> DispatchResult {
-			ensure!(
-				!SpentCommitments::<T>::contains_key(task, commitment),
-				Error::<T>::CommitmentReused
-			);
-			SpentCommitments::<T>::insert(task, commitment, ());
-			info.commitments = info.commitments.saturating_add(1);
-			Ok(())
-		}
-
-		fn check_blob(
+		/// A valid update of `task` in `round`: well-formed, the task's shape and codec, and
+		/// within its norm bound (so every decoded value is bounded too).
+		fn check_update(
 			info: &TaskOf<T>,
 			task: TaskId,
 			round: RoundIndex,
@@ -1245,12 +1300,29 @@ pub mod pallet {
 					&& header.codec == info.spec.codec,
 				Error::<T>::BlobHeaderMismatch
 			);
+			ensure!(
+				energy(parsed.fixed_values()) <= energy_bound(info.spec.max_norm_milli),
+				Error::<T>::UpdateNormTooLarge
+			);
 			Ok(())
 		}
 
+		/// Stake a bid declaring `samples` must hold: `min_stake * (1 + samples /
+		/// max_samples)`, so a claim at the cap puts twice the minimum at risk.
+		pub fn bid_stake(spec: &SpecOf<T>, samples: u64) -> BalanceOf<T> {
+			let extra = Perbill::from_rational(samples, spec.max_samples.max(1));
+			spec.min_stake.saturating_add(extra.mul_floor(spec.min_stake))
+		}
+
+		/// Listing fee of a task: `ListingFeePerBlock` per block of bidding.
+		pub fn listing_fee(spec: &SpecOf<T>) -> BalanceOf<T> {
+			let blocks: u32 = spec.phases.bidding.unique_saturated_into();
+			T::ListingFeePerBlock::get().saturating_mul(blocks.into())
+		}
+
 		/// Score of a bid in parts per billion of the best possible score: the weighted sum
-		/// of reputation, samples / max samples, capability / max capability and
-		/// (1 - price / max price) over the task's bids.
+		/// of reputation, sqrt(samples / max samples) (sub-linear, like the reward weight),
+		/// capability / max capability and (1 - price / max price) over the task's bids.
 		pub fn bid_score(
 			reputation: Perbill,
 			bid: &Bid<BalanceOf<T>>,
@@ -1261,7 +1333,8 @@ pub mod pallet {
 			let part = |weight: Perbill, value: Perbill| -> u64 {
 				u64::from(weight.deconstruct()).saturating_mul(u64::from(value.deconstruct()))
 			};
-			let samples = Perbill::from_rational(bid.samples, max_samples.max(1));
+			let root = |v: u64| blade_fl_primitives::correlation::isqrt(u128::from(v)) as u64;
+			let samples = Perbill::from_rational(root(bid.samples), root(max_samples).max(1));
 			let capability = Perbill::from_rational(bid.capability, max_capability.max(1));
 			let price = if max_price.is_zero() {
 				Perbill::one()
@@ -1295,7 +1368,7 @@ pub mod pallet {
 		}
 
 		/// Everybody acted: end the phase at the next block.
-		fn end_phase_early(task: TaskId, info: &mut TaskOf<T>, now: BlockNumberFor<T>) {
+		pub(crate) fn end_phase_early(task: TaskId, info: &mut TaskOf<T>, now: BlockNumberFor<T>) {
 			let next = now.saturating_add(1u32.into());
 			if next < info.phase_end {
 				info.phase_end = next;
@@ -1351,6 +1424,7 @@ pub mod pallet {
 			use frame_support::traits::fungible::InspectHold;
 			let mut escrow: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
 			let mut stake: BTreeMap<T::AccountId, BalanceOf<T>> = BTreeMap::new();
+			let mut publishers: BTreeMap<T::AccountId, u32> = BTreeMap::new();
 			let active = ActiveTasks::<T>::get();
 			ensure!(
 				active.len() == Tasks::<T>::iter_keys().count(),
@@ -1371,15 +1445,24 @@ pub mod pallet {
 				ensure!(info.attempt <= 1, "a round tried more than twice");
 				let e = escrow.entry(info.publisher.clone()).or_default();
 				*e = e.saturating_add(info.escrow);
+				*publishers.entry(info.publisher.clone()).or_default() += 1;
 				let bids: Vec<_> = Bids::<T>::iter_prefix(id).collect();
 				ensure!(
 					bids.len() as u32 == info.bids,
 					"bid count differs from bids"
 				);
 				ensure!(info.bids <= T::MaxBids::get(), "too many bids");
-				for (who, _) in &bids {
+				for (who, bid) in &bids {
+					ensure!(
+						bid.samples >= info.spec.min_samples && bid.samples <= info.spec.max_samples,
+						"bid outside the task's sample range"
+					);
+					ensure!(
+						bid.stake == Self::bid_stake(&info.spec, bid.samples),
+						"bid stake differs from its claim's"
+					);
 					let s = stake.entry(who.clone()).or_default();
-					*s = s.saturating_add(info.spec.min_stake);
+					*s = s.saturating_add(bid.stake);
 				}
 				let participants: Vec<_> = Participants::<T>::iter_prefix(id).collect();
 				ensure!(
@@ -1433,10 +1516,6 @@ pub mod pallet {
 					"tallies and votes disagree"
 				);
 				ensure!(
-					SpentCommitments::<T>::iter_prefix(id).count() as u32 == info.commitments,
-					"commitment count differs"
-				);
-				ensure!(
 					GlobalModels::<T>::iter_prefix(id).count() as u32 <= info.spec.rounds,
 					"more global models than rounds"
 				);
@@ -1453,6 +1532,17 @@ pub mod pallet {
 			}
 			for (id, _) in Updates::<T>::iter_keys() {
 				ensure!(Tasks::<T>::contains_key(id), "update of a settled task");
+			}
+			ensure!(
+				PublisherTasks::<T>::iter().count() == publishers.len(),
+				"publisher counts for publishers without tasks"
+			);
+			for (who, live) in publishers {
+				ensure!(
+					PublisherTasks::<T>::get(&who) == live
+						&& live <= T::MaxTasksPerPublisher::get(),
+					"publisher task count differs"
+				);
 			}
 			for (who, amount) in escrow {
 				ensure!(

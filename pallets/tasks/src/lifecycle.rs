@@ -4,7 +4,10 @@
 
 use crate::{pallet::*, types::*, weights::WeightInfo, LOG_TARGET};
 use alloc::vec::Vec;
-use blade_fl_primitives::traits::{Behaviour, Reputation};
+use blade_fl_primitives::{
+	traits::{Behaviour, Reputation},
+	verdict::contribution_weight,
+};
 use frame_support::{
 	pallet_prelude::*,
 	traits::{
@@ -24,15 +27,21 @@ type Ranked<T> = (
 );
 
 impl<T: Config> Pallet<T> {
-	/// Advance up to `MaxTransitionsPerBlock` tasks whose phase ends at or before `now`.
+	/// Advance up to `MaxTransitionsPerBlock` tasks whose phase ends at or before `now`,
+	/// the most overdue first (ties by task id): a publisher who lists many tasks early
+	/// cannot push other tasks' deadlines back.
 	pub(crate) fn process_deadlines(now: BlockNumberFor<T>) -> Weight {
 		let mut weight = T::DbWeight::get().reads(1);
-		let due: Vec<TaskId> = ActiveTasks::<T>::get()
+		let mut due: Vec<(BlockNumberFor<T>, TaskId)> = ActiveTasks::<T>::get()
 			.iter()
 			.filter(|(_, end)| *end <= now)
-			.map(|(id, _)| *id)
-			.take(T::MaxTransitionsPerBlock::get() as usize)
+			.map(|(id, end)| (*end, *id))
 			.collect();
+		due.sort_unstable();
+		let due = due
+			.into_iter()
+			.map(|(_, id)| id)
+			.take(T::MaxTransitionsPerBlock::get() as usize);
 		for task in due {
 			weight.saturating_accrue(Self::advance(task, now));
 		}
@@ -66,14 +75,14 @@ impl<T: Config> Pallet<T> {
 				T::WeightInfo::close_round(trainers)
 			}
 			Phase::Publishing => {
-				let commitments = info.commitments;
+				let rounds = info.spec.rounds;
 				Self::settle(task, info, None);
-				T::WeightInfo::settle(trainers, commitments)
+				T::WeightInfo::settle(trainers, rounds)
 			}
 			Phase::Failing(failure) => {
-				let (bids, commitments) = (info.bids, info.commitments);
+				let (bids, rounds) = (info.bids, info.spec.rounds);
 				Self::settle(task, info, Some(failure));
-				T::WeightInfo::settle(trainers.max(bids), commitments)
+				T::WeightInfo::settle(trainers.max(bids), rounds)
 			}
 		}
 	}
@@ -122,14 +131,14 @@ impl<T: Config> Pallet<T> {
 					&who,
 					Participant {
 						index: rank as u32,
-						stake: info.spec.min_stake,
+						stake: bid.stake,
 						samples: bid.samples,
 						commitment: bid.commitment,
 						earned: Zero::zero(),
 					},
 				);
 			} else {
-				Self::release_stake(&who, info.spec.min_stake);
+				Self::release_stake(&who, bid.stake);
 				Self::deposit_event(Event::BidReleased { task, bidder: who });
 			}
 		}
@@ -181,6 +190,7 @@ impl<T: Config> Pallet<T> {
 		};
 		let eligible = info.eligible();
 		let included = tally.included & eligible;
+		let aggregator = Self::aggregator_of(task, info, &tally, decided);
 
 		// This round's budget: reward / K, of which the aggregation fee.
 		let rounds: BalanceOf<T> = info.spec.rounds.into();
@@ -211,8 +221,10 @@ impl<T: Config> Pallet<T> {
 			};
 			if included & bit != 0 {
 				if let Some(participant) = Participants::<T>::get(task, who) {
-					let quality = u128::from(T::Reputation::score(who).deconstruct());
-					let weight = u128::from(participant.samples).saturating_mul(quality);
+					let weight = contribution_weight(
+						participant.samples,
+						T::Reputation::score(who).deconstruct(),
+					);
 					total_weight = total_weight.saturating_add(weight);
 					shares.push((who.clone(), participant, weight));
 				}
@@ -230,14 +242,24 @@ impl<T: Config> Pallet<T> {
 			rewarded = rewarded.saturating_add(share);
 			Participants::<T>::insert(task, &who, participant);
 		}
+		let next = round.saturating_add(1);
+		let last = next >= info.spec.rounds;
+		// The aggregator alone may publish for the length of the following phase (the next
+		// submission, or the first half of the publishing phase); then anyone may.
+		let window = if last {
+			info.spec.phases.aggregate
+		} else {
+			info.spec.phases.submit
+		};
 		GlobalModels::<T>::insert(
 			task,
 			round,
 			GlobalModel {
 				hash: tally.hash,
 				included,
-				aggregator: tally.first.clone(),
+				aggregator: aggregator.clone(),
 				fee,
+				exclusive_until: now.saturating_add(window),
 				published: None,
 			},
 		);
@@ -245,19 +267,46 @@ impl<T: Config> Pallet<T> {
 			task,
 			round,
 			hash: tally.hash,
-			aggregator: tally.first,
+			aggregator,
 			rewarded,
 		});
-		let next = round.saturating_add(1);
-		if next < info.spec.rounds {
+		if !last {
 			info.attempt = 0;
 			Self::start_round(task, info, now, next);
 		} else {
 			Self::clear_round(task, info);
-			let length = info.spec.phases.aggregate;
+			let length = info.spec.phases.aggregate.saturating_mul(2u32.into());
 			Self::enter_phase(task, info, Phase::Publishing, now, length);
 			Tasks::<T>::insert(task, &*info);
 		}
+	}
+
+	/// Who publishes the decided tally's aggregate: its first proposer, unless that trainer
+	/// was proven lazy since; then the first trainer (in selection order) who voted for it.
+	fn aggregator_of(
+		task: TaskId,
+		info: &TaskOf<T>,
+		tally: &Tally<T::AccountId>,
+		decided: u32,
+	) -> T::AccountId {
+		let lazy = |who: &T::AccountId| {
+			info.trainers
+				.iter()
+				.position(|t| t == who)
+				.is_some_and(|i| info.lazy & (1u64 << i) != 0)
+		};
+		if !lazy(&tally.first) {
+			return tally.first.clone();
+		}
+		info.trainers
+			.iter()
+			.enumerate()
+			.find(|(i, who)| {
+				info.lazy & (1u64 << i) == 0 && Votes::<T>::get(task, *who) == Some(decided)
+			})
+			.map(|(_, who)| who.clone())
+			// The quorum needs at least one honest vote for the tally.
+			.unwrap_or_else(|| tally.first.clone())
 	}
 
 	/// Roll commitments forward and clear the round's updates and votes.
@@ -332,9 +381,21 @@ impl<T: Config> Pallet<T> {
 	/// Pay accrued rewards, release stakes and the remaining escrow, and remove the task.
 	pub(crate) fn settle(task: TaskId, mut info: TaskOf<T>, failure: Option<Failure>) {
 		let escrow_reason = HoldReason::Escrow.into();
-		for (who, _) in Bids::<T>::drain_prefix(task) {
-			Self::release_stake(&who, info.spec.min_stake);
+		for (who, bid) in Bids::<T>::drain_prefix(task) {
+			Self::release_stake(&who, bid.stake);
 			Self::deposit_event(Event::BidReleased { task, bidder: who });
+		}
+		// Aggregators who never published lose the fee (it stays in the escrow) and record
+		// a miss.
+		for (round, model) in GlobalModels::<T>::drain_prefix(task) {
+			if model.published.is_none() {
+				T::Reputation::record(&model.aggregator, Behaviour::Missed);
+				Self::deposit_event(Event::PublicationMissed {
+					task,
+					round,
+					aggregator: model.aggregator,
+				});
+			}
 		}
 		let mut paid = BalanceOf::<T>::zero();
 		for who in info.trainers.iter() {
@@ -370,9 +431,9 @@ impl<T: Config> Pallet<T> {
 		)
 		.unwrap_or_default();
 		Tallies::<T>::remove(task);
-		// Bounded: one entry per bid and per trainer per round attempt.
-		let _ = SpentCommitments::<T>::clear_prefix(task, info.commitments, None);
-		let _ = GlobalModels::<T>::clear_prefix(task, info.spec.rounds, None);
+		PublisherTasks::<T>::mutate_exists(&info.publisher, |live| {
+			*live = live.map(|n| n.saturating_sub(1)).filter(|n| *n > 0);
+		});
 		Tasks::<T>::remove(task);
 		ActiveTasks::<T>::mutate(|active| active.retain(|(id, _)| *id != task));
 		Self::deposit_event(Event::TaskSettled {

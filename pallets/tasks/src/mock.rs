@@ -4,7 +4,7 @@
 use crate::{self as pallet_fl_tasks, *};
 use blade_fl_primitives::{
 	blob::{encode_f32, Codec},
-	pn::{seed_commitment, Chips, Seed},
+	pn::{round_key, seed_commitment, Chips, Seed},
 };
 use codec::Encode;
 use frame_support::{
@@ -93,6 +93,9 @@ parameter_types! {
 	pub static ScoreSamples: Perbill = Perbill::from_percent(30);
 	pub static ScoreCapability: Perbill = Perbill::from_percent(10);
 	pub static ScorePrice: Perbill = Perbill::from_percent(20);
+	pub static MinRewardPerTrainerRound: Balance = 1;
+	pub static ListingFeePerBlock: Balance = 0;
+	pub static WatermarkTolerance: u32 = 300;
 }
 
 impl pallet_fl_tasks::Config for Test {
@@ -114,11 +117,15 @@ impl pallet_fl_tasks::Config for Test {
 	type ScoreSamples = ScoreSamples;
 	type ScoreCapability = ScoreCapability;
 	type ScorePrice = ScorePrice;
+	type MinRewardPerTrainerRound = MinRewardPerTrainerRound;
+	type ListingFeePerBlock = ListingFeePerBlock;
+	type WatermarkTolerance = WatermarkTolerance;
 	type MaxBlobLen = ConstU32<{ 128 * 1024 }>;
 	type MaxBids = ConstU32<16>;
 	type MaxTrainers = ConstU32<8>;
 	type MaxRounds = ConstU32<8>;
 	type MaxActiveTasks = ConstU32<4>;
+	type MaxTasksPerPublisher = ConstU32<3>;
 	type MaxTransitionsPerBlock = ConstU32<2>;
 	type WeightInfo = ();
 }
@@ -163,7 +170,8 @@ pub fn run_to(n: u64) {
 	}
 }
 
-/// A valid spec: `trainers` wanted (min 2), `rounds`, reward 10_000, stake 100.
+/// A valid spec: `trainers` wanted (min 2), `rounds`, reward 10_000, stake 100; samples
+/// from 10 to a cap so high that the stake stays 100 for the tests' claims; norm bound 100.
 pub fn spec(trainers: u32, rounds: u32) -> SpecOf<Test> {
 	TaskSpec {
 		model_id: 1,
@@ -174,12 +182,14 @@ pub fn spec(trainers: u32, rounds: u32) -> SpecOf<Test> {
 		trainers_wanted: trainers,
 		trainers_min: 2.min(trainers),
 		min_samples: 10,
+		max_samples: 1_000_000_000,
 		codec: Codec::F32,
 		rule: AggregationRule::TrimmedMean {
 			trim: Percent::from_percent(10),
 		},
 		max_epsilon_milli: 8_000,
 		pn_snr_centi_db: 600,
+		max_norm_milli: 100_000,
 		phases: PhaseLengths {
 			bidding: 5,
 			submit: 5,
@@ -206,11 +216,22 @@ pub fn commit(who: AccountId, seed: &Seed) -> H256 {
 	H256(seed_commitment(&who.encode(), seed))
 }
 
-/// A pseudo-random "trained" update of `who` (deterministic), plus its own watermark at
-/// amplitude `wm` (0 for none).
-pub fn honest_values(who: AccountId, round: u32, own_seed: &Seed, wm: f32) -> Vec<f32> {
+/// The chip key `who` watermarks with in `round` of `task` when its seed is `seed`.
+pub fn key(task: TaskId, who: AccountId, round: u32, seed: &Seed) -> Seed {
+	round_key(&who.encode(), task, round, seed)
+}
+
+/// A pseudo-random "trained" update of `who` (deterministic), plus its own watermark for
+/// `task` at amplitude `wm` (0 for none).
+pub fn honest_values(
+	task: TaskId,
+	who: AccountId,
+	round: u32,
+	own_seed: &Seed,
+	wm: f32,
+) -> Vec<f32> {
 	let mut state = who.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(round);
-	Chips::new(own_seed)
+	Chips::new(&key(task, who, round, own_seed))
 		.take(PARAMS as usize)
 		.map(|chip| {
 			state ^= state << 13;

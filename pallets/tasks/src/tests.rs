@@ -54,7 +54,7 @@ fn current_seed(id: TaskId, who: AccountId) -> Seed {
 /// Submit an honest watermarked update for `who`, committing to `seed(who, round + 1, 0)`.
 fn submit(id: TaskId, who: AccountId) {
 	let round = task(id).round;
-	let values = honest_values(who, round, &current_seed(id, who), 0.02);
+	let values = honest_values(id, who, round, &current_seed(id, who), 0.02);
 	let attempt = task(id).attempt;
 	assert_ok!(FlTasks::submit_update(
 		signed(who),
@@ -147,6 +147,7 @@ fn publish_holds_the_reward_and_emits() {
 				task: 0,
 				publisher: PUBLISHER,
 				reward: 10_000,
+				listing_fee: 0,
 				bidding_end: 6,
 			}
 			.into(),
@@ -173,6 +174,9 @@ fn publish_rejects_bad_specs() {
 		check(|s| s.param_count = 0, E::BadParamCount);
 		check(|s| s.param_count = 20_000, E::BadParamCount);
 		check(|s| s.reward = 1, E::BadReward);
+		check(|s| s.min_samples = 0, E::BadSampleRange);
+		check(|s| s.max_samples = 9, E::BadSampleRange);
+		check(|s| s.max_norm_milli = 0, E::BadNormBound);
 		check(|s| s.min_stake = 99, E::StakeTooLow);
 		check(
 			|s| {
@@ -205,11 +209,17 @@ fn publish_needs_funds_and_a_free_slot() {
 			FlTasks::publish_task(signed(PUBLISHER), rich),
 			DispatchError::Token(TokenError::FundsUnavailable)
 		);
-		for _ in 0..4 {
+		for _ in 0..3 {
 			publish(spec(3, 1));
 		}
+		// MaxTasksPerPublisher = 3, MaxActiveTasks = 4.
 		assert_noop!(
 			FlTasks::publish_task(signed(PUBLISHER), spec(3, 1)),
+			E::PublisherBusy
+		);
+		assert_ok!(FlTasks::publish_task(signed(2), spec(3, 1)));
+		assert_noop!(
+			FlTasks::publish_task(signed(3), spec(3, 1)),
 			E::TooManyTasks
 		);
 	});
@@ -285,8 +295,8 @@ fn bid_holds_stake_and_checks_everything() {
 			E::AlreadyBid
 		);
 		assert_noop!(
-			FlTasks::bid(signed(11), id, 100, 1, 1, c),
-			E::CommitmentReused
+			FlTasks::bid(signed(11), id, 1_000_000_001, 1, 1, c),
+			E::TooManySamples
 		);
 		// An account without funds for the stake.
 		assert_noop!(
@@ -329,18 +339,15 @@ fn withdraw_releases_the_stake() {
 			}
 			.into(),
 		);
-		// The commitment stays spent: bid again with a fresh one.
-		assert_noop!(
-			FlTasks::bid(signed(10), id, 100, 1, 1, commit(10, &seed(10, 0, 0))),
-			E::CommitmentReused
-		);
+		// Bidding again leaves nothing behind but the bid itself (no spent-commitment set
+		// grows: chips are bound to the round key, so a repeated seed repeats no watermark).
 		assert_ok!(FlTasks::bid(
 			signed(10),
 			id,
 			100,
 			1,
 			1,
-			commit(10, &seed(10, 0, 1))
+			commit(10, &seed(10, 0, 0))
 		));
 	});
 }
@@ -424,7 +431,7 @@ fn too_few_bids_fail_and_refund() {
 fn submit_records_hash_size_and_location() {
 	build_and_execute(|| {
 		let (id, trainers) = selected_task(2, 1);
-		let values = honest_values(10, 0, &seed(10, 0, 0), 0.02);
+		let values = honest_values(id, 10, 0, &seed(10, 0, 0), 0.02);
 		let b = blob(id, 0, &values);
 		let hash = H256(blade_fl_primitives::blob::blob_hash(&b));
 		assert_ok!(FlTasks::submit_update(
@@ -466,7 +473,7 @@ fn submit_records_hash_size_and_location() {
 fn submit_rejects_bad_callers_and_replays() {
 	build_and_execute(|| {
 		let (id, _) = selected_task(2, 2);
-		let values = honest_values(10, 0, &seed(10, 0, 0), 0.0);
+		let values = honest_values(id, 10, 0, &seed(10, 0, 0), 0.0);
 		let b = blob(id, 0, &values);
 		let fresh = commit(10, &seed(10, 1, 0));
 		assert_noop!(
@@ -481,17 +488,6 @@ fn submit_rejects_bad_callers_and_replays() {
 			FlTasks::submit_update(signed(12), id, 0, b.clone(), fresh),
 			E::NotTrainer
 		);
-		// Replaying the bid's commitment, or another trainer's, is refused.
-		let replay = commit(10, &seed(10, 0, 0));
-		assert_noop!(
-			FlTasks::submit_update(signed(10), id, 0, b.clone(), replay),
-			E::CommitmentReused
-		);
-		let theirs = commit(11, &seed(11, 0, 0));
-		assert_noop!(
-			FlTasks::submit_update(signed(10), id, 0, b.clone(), theirs),
-			E::CommitmentReused
-		);
 		assert_noop!(
 			FlTasks::reveal_seed(signed(10), id, 0, seed(10, 0, 0)),
 			E::WrongPhase
@@ -503,7 +499,7 @@ fn submit_rejects_bad_callers_and_replays() {
 fn submit_rejects_malformed_blobs() {
 	build_and_execute(|| {
 		let (id, _) = selected_task(2, 1);
-		let values = honest_values(10, 0, &seed(10, 0, 0), 0.0);
+		let values = honest_values(id, 10, 0, &seed(10, 0, 0), 0.0);
 		let good = crate::mock::blob(id, 0, &values).into_inner();
 		let c = commit(10, &seed(10, 1, 0));
 		let try_blob = |bytes: Vec<u8>, err: E| {
@@ -646,7 +642,7 @@ fn lazy_setup() -> (TaskId, BoundedVec<u8, ConstU32<{ 128 * 1024 }>>) {
 	submit(id, 10);
 	submit(id, 11);
 	submit(id, 12);
-	let victim_values = honest_values(10, 0, &seed(10, 0, 0), 0.02);
+	let victim_values = honest_values(id, 10, 0, &seed(10, 0, 0), 0.02);
 	let copied = blob(id, 0, &victim_values);
 	assert_ok!(FlTasks::submit_update(
 		signed(13),
@@ -668,25 +664,25 @@ fn lazy_copier_is_proven_and_slashed() {
 		let (id, copied) = lazy_setup();
 		let reporter = 20;
 		assert_noop!(
-			FlTasks::report_lazy(signed(reporter), id, 0, 13, 13, copied.clone()),
+			FlTasks::report_lazy(signed(reporter), id, 0, 13, Some(13), copied.clone()),
 			E::SelfReport
 		);
 		assert_noop!(
-			FlTasks::report_lazy(signed(13), id, 0, 13, 10, copied.clone()),
+			FlTasks::report_lazy(signed(13), id, 0, 13, Some(10), copied.clone()),
 			E::SelfReport
 		);
 		assert_noop!(
-			FlTasks::report_lazy(signed(reporter), id, 1, 13, 10, copied.clone()),
+			FlTasks::report_lazy(signed(reporter), id, 1, 13, Some(10), copied.clone()),
 			E::WrongRound
 		);
 		assert_noop!(
-			FlTasks::report_lazy(signed(reporter), id, 0, 13, 5, copied.clone()),
+			FlTasks::report_lazy(signed(reporter), id, 0, 13, Some(5), copied.clone()),
 			E::NotTrainer
 		);
 		let mut tampered = copied.clone();
 		tampered[HEADER_LEN] ^= 1;
 		assert_noop!(
-			FlTasks::report_lazy(signed(reporter), id, 0, 13, 10, tampered),
+			FlTasks::report_lazy(signed(reporter), id, 0, 13, Some(10), tampered),
 			E::BlobHashMismatch
 		);
 		assert_ok!(FlTasks::report_lazy(
@@ -694,7 +690,7 @@ fn lazy_copier_is_proven_and_slashed() {
 			id,
 			0,
 			13,
-			10,
+			Some(10),
 			copied.clone()
 		));
 		// Stake 100: 50 slashed, 10 to the reporter, 40 burnt, 50 released.
@@ -702,7 +698,7 @@ fn lazy_copier_is_proven_and_slashed() {
 		assert_eq!(free(13), ENDOWMENT - 50);
 		assert_eq!(free(reporter), ENDOWMENT + 10);
 		let Some(Event::LazyProven {
-			correlation,
+			z_centi,
 			slashed,
 			reporter_reward,
 			..
@@ -713,12 +709,12 @@ fn lazy_copier_is_proven_and_slashed() {
 		else {
 			panic!("no LazyProven event");
 		};
-		assert!(correlation > Perbill::from_percent(40), "{correlation:?}");
+		assert!(z_centi > 2_000, "{z_centi}");
 		assert_eq!((slashed, reporter_reward), (50, 10));
 		assert_eq!(task(id).lazy, 1 << 3);
 		assert!(Reputation::score(&13) < Perbill::from_percent(30));
 		assert_noop!(
-			FlTasks::report_lazy(signed(reporter), id, 0, 13, 10, copied.clone()),
+			FlTasks::report_lazy(signed(reporter), id, 0, 13, Some(10), copied.clone()),
 			E::Excluded
 		);
 		// The lazy trainer cannot vote and is never paid.
@@ -740,13 +736,13 @@ fn false_accusation_costs_the_reporter() {
 	build_and_execute(|| {
 		let (id, _) = lazy_setup();
 		// 11's honest blob against 10's seed: no watermark of 10 in it.
-		let honest = blob(id, 0, &honest_values(11, 0, &seed(11, 0, 0), 0.02));
+		let honest = blob(id, 0, &honest_values(id, 11, 0, &seed(11, 0, 0), 0.02));
 		assert_ok!(FlTasks::report_lazy(
 			signed(20),
 			id,
 			0,
 			11,
-			10,
+			Some(10),
 			honest.clone()
 		));
 		assert_eq!(free(20), ENDOWMENT - 50);
@@ -754,18 +750,18 @@ fn false_accusation_costs_the_reporter() {
 		assert_eq!(held_stake(11), 100);
 		assert_eq!(task(id).lazy, 0);
 		let Some(Event::FalseAccusation {
-			correlation,
+			z_centi,
 			penalty,
 			..
 		}) = task_events().pop()
 		else {
 			panic!("no FalseAccusation event");
 		};
-		assert!(correlation < Perbill::from_percent(10), "{correlation:?}");
+		assert!(z_centi < 400, "{z_centi}");
 		assert_eq!(penalty, 50);
 		// A reporter who cannot pay the penalty is refused outright.
 		assert_noop!(
-			FlTasks::report_lazy(signed(99), id, 0, 11, 10, honest),
+			FlTasks::report_lazy(signed(99), id, 0, 11, Some(10), honest),
 			E::CannotPayPenalty
 		);
 	});
@@ -775,16 +771,16 @@ fn false_accusation_costs_the_reporter() {
 fn report_needs_a_revealed_victim_seed_and_the_right_phase() {
 	build_and_execute(|| {
 		let (id, _) = selected_task(2, 1);
-		let b10 = blob(id, 0, &honest_values(10, 0, &seed(10, 0, 0), 0.02));
+		let b10 = blob(id, 0, &honest_values(id, 10, 0, &seed(10, 0, 0), 0.02));
 		assert_noop!(
-			FlTasks::report_lazy(signed(20), id, 0, 10, 11, b10.clone()),
+			FlTasks::report_lazy(signed(20), id, 0, 10, Some(11), b10.clone()),
 			E::WrongPhase
 		);
 		submit(id, 10);
 		submit(id, 11);
 		next_block();
 		assert_noop!(
-			FlTasks::report_lazy(signed(20), id, 0, 10, 11, b10.clone()),
+			FlTasks::report_lazy(signed(20), id, 0, 10, Some(11), b10.clone()),
 			E::VictimSeedUnknown
 		);
 	});
@@ -829,11 +825,12 @@ fn quorum_finalises_and_pays_by_samples_times_reputation() {
 		let rep_before: Vec<Perbill> = trainers.iter().map(Reputation::score).collect();
 		next_block();
 		assert_eq!(task(id).phase, Phase::Publishing);
-		// Budget 10_000, fee 1_000, pool 9_000 split by samples (1000, 999, 998) x 0.5.
-		let weights: Vec<u128> = [1_000u128, 999, 998]
+		// Budget 10_000, fee 1_000, pool 9_000 split by sqrt(samples) (1000, 999, 998) x
+		// reputation.
+		let weights: Vec<u128> = [1_000u64, 999, 998]
 			.iter()
 			.zip(&rep_before)
-			.map(|(s, r)| s * u128::from(r.deconstruct()))
+			.map(|(s, r)| blade_fl_primitives::verdict::contribution_weight(*s, r.deconstruct()))
 			.collect();
 		let total: u128 = weights.iter().sum();
 		for (who, w) in trainers.iter().zip(&weights) {
@@ -855,7 +852,7 @@ fn quorum_finalises_and_pays_by_samples_times_reputation() {
 fn aggregate_publication_pays_the_fee_and_settles() {
 	build_and_execute(|| {
 		let (id, trainers) = selected_task(2, 1);
-		let aggregate = blob(id, 0, &honest_values(1, 0, &seed(1, 0, 0), 0.0));
+		let aggregate = blob(id, 0, &honest_values(id, 1, 0, &seed(1, 0, 0), 0.0));
 		let hash = H256(blade_fl_primitives::blob::blob_hash(&aggregate));
 		assert_noop!(
 			FlTasks::publish_aggregate(signed(10), id, 0, aggregate.clone()),
@@ -867,7 +864,7 @@ fn aggregate_publication_pays_the_fee_and_settles() {
 			FlTasks::publish_aggregate(signed(11), id, 0, aggregate.clone()),
 			E::NotAggregator
 		);
-		let wrong = blob(id, 0, &honest_values(2, 0, &seed(2, 0, 0), 0.0));
+		let wrong = blob(id, 0, &honest_values(id, 2, 0, &seed(2, 0, 0), 0.0));
 		assert_noop!(
 			FlTasks::publish_aggregate(signed(10), id, 0, wrong),
 			E::AggregateHashMismatch
@@ -945,7 +942,7 @@ fn five_trainers_three_rounds_lazy_noshow_dissent() {
 		for who in [10, 11, 12] {
 			submit(id, who);
 		}
-		let copied = blob(id, 1, &honest_values(10, 1, &current_seed(id, 10), 0.02));
+		let copied = blob(id, 1, &honest_values(id, 10, 1, &current_seed(id, 10), 0.02));
 		assert_ok!(FlTasks::submit_update(
 			signed(13),
 			id,
@@ -958,7 +955,7 @@ fn five_trainers_three_rounds_lazy_noshow_dissent() {
 		for who in [10, 11, 12, 13] {
 			reveal(id, who);
 		}
-		assert_ok!(FlTasks::report_lazy(signed(11), id, 1, 13, 10, copied));
+		assert_ok!(FlTasks::report_lazy(signed(11), id, 1, 13, Some(10), copied));
 		next_block();
 		let included = 0b0111; // 10, 11, 12
 		vote(id, 12, H256::repeat_byte(0xee), included);
@@ -972,7 +969,7 @@ fn five_trainers_three_rounds_lazy_noshow_dissent() {
 				signed(13),
 				id,
 				2,
-				blob(id, 2, &honest_values(13, 2, &seed(13, 2, 0), 0.02)),
+				blob(id, 2, &honest_values(id, 13, 2, &seed(13, 2, 0), 0.02)),
 				commit(13, &seed(13, 3, 0))
 			),
 			E::Excluded
@@ -1026,7 +1023,11 @@ enum Action {
 	Report {
 		reporter: u64,
 		accused: u64,
-		victim: u64,
+		victim: Option<u64>,
+	},
+	ReportWeak {
+		reporter: u64,
+		accused: u64,
 	},
 	Vote {
 		who: u64,
@@ -1053,8 +1054,10 @@ fn action() -> impl proptest::strategy::Strategy<Value = Action> {
 		8 => (who.clone(), proptest::option::weighted(0.2, 10u64..15))
 			.prop_map(|(who, copy_of)| Action::Submit { who, copy_of }),
 		8 => who.clone().prop_map(|who| Action::Reveal { who }),
-		3 => (1u64..15, who.clone(), who.clone())
+		3 => (1u64..15, who.clone(), proptest::option::weighted(0.8, who.clone()))
 			.prop_map(|(reporter, accused, victim)| Action::Report { reporter, accused, victim }),
+		1 => (1u64..15, who.clone())
+			.prop_map(|(reporter, accused)| Action::ReportWeak { reporter, accused }),
 		8 => (who.clone(), proptest::bool::weighted(0.2), any::<bool>())
 			.prop_map(|(who, other, drop_last)| Action::Vote { who, hash: u8::from(other), drop_last }),
 		2 => who.clone().prop_map(|who| Action::Publish_ { who }),
@@ -1067,7 +1070,7 @@ fn agg_blob(id: TaskId, round: u32, hash: u8) -> BoundedVec<u8, ConstU32<{ 128 *
 	blob(
 		id,
 		round,
-		&honest_values(100 + u64::from(hash), round, &seed(1, 0, 0), 0.0),
+		&honest_values(id, 100 + u64::from(hash), round, &seed(1, 0, 0), 0.0),
 	)
 }
 
@@ -1106,7 +1109,7 @@ fn apply(action: &Action, commitments: &mut u32) {
 			}
 			let source = copy_of.unwrap_or(who);
 			let s = find_seed(source, last_commitment(id, source)).unwrap_or([0; 32]);
-			let b = blob(id, round, &honest_values(source, round, &s, 0.02));
+			let b = blob(id, round, &honest_values(id, source, round, &s, 0.02));
 			let next = fresh(who, commitments);
 			FlTasks::submit_update(signed(who), id, round, b, next)
 		}
@@ -1125,19 +1128,18 @@ fn apply(action: &Action, commitments: &mut u32) {
 			accused,
 			victim,
 		} => {
-			let (accused, victim) = (pick(accused), pick(victim));
-			let Some(u) = Updates::<Test>::get(id, accused) else {
-				return;
-			};
-			// Rebuild the accused's blob: it is one of the honest_values variants.
-			let Some(b) = (10u64..15).find_map(|source| {
-				let s = find_seed(source, last_commitment(id, source))?;
-				let b = blob(id, round, &honest_values(source, round, &s, 0.02));
-				(H256(blade_fl_primitives::blob::blob_hash(&b)) == u.hash).then_some(b)
-			}) else {
+			let (accused, victim) = (pick(accused), victim.map(pick));
+			let Some(b) = accused_blob(id, round, accused) else {
 				return;
 			};
 			FlTasks::report_lazy(signed(reporter), id, round, accused, victim, b)
+		}
+		Action::ReportWeak { reporter, accused } => {
+			let accused = pick(accused);
+			let Some(b) = accused_blob(id, round, accused) else {
+				return;
+			};
+			FlTasks::report_weak_watermark(signed(reporter), id, round, accused, b)
 		}
 		Action::Vote {
 			who,
@@ -1171,6 +1173,20 @@ fn apply(action: &Action, commitments: &mut u32) {
 	};
 }
 
+/// The accused's blob this round, rebuilt: it is one of the `honest_values` variants.
+fn accused_blob(
+	id: TaskId,
+	round: u32,
+	accused: u64,
+) -> Option<BoundedVec<u8, ConstU32<{ 128 * 1024 }>>> {
+	let u = Updates::<Test>::get(id, accused)?;
+	(10u64..15).find_map(|source| {
+		let s = find_seed(source, last_commitment(id, source))?;
+		let b = blob(id, round, &honest_values(id, source, round, &s, 0.02));
+		(H256(blade_fl_primitives::blob::blob_hash(&b)) == u.hash).then_some(b)
+	})
+}
+
 /// The commitment the current update was made under: before the round closes the
 /// participant's commitment is still this round's.
 fn last_commitment(id: TaskId, who: u64) -> Option<H256> {
@@ -1196,7 +1212,13 @@ fn burnt_so_far() -> Balance {
 				slashed,
 				reporter_reward,
 				..
+			}
+			| Event::WeakWatermarkProven {
+				slashed,
+				reporter_reward,
+				..
 			} => slashed - reporter_reward,
+			Event::TaskPublished { listing_fee, .. } => listing_fee,
 			_ => 0,
 		})
 		.sum()
@@ -1251,7 +1273,7 @@ fn proving_the_last_unrevealed_trainer_lazy_ends_the_reveal_early() {
 		let (id, _) = selected_task(3, 1);
 		submit(id, 10);
 		submit(id, 11);
-		let copied = blob(id, 0, &honest_values(10, 0, &seed(10, 0, 0), 0.02));
+		let copied = blob(id, 0, &honest_values(id, 10, 0, &seed(10, 0, 0), 0.02));
 		assert_ok!(FlTasks::submit_update(
 			signed(12),
 			id,
@@ -1264,7 +1286,7 @@ fn proving_the_last_unrevealed_trainer_lazy_ends_the_reveal_early() {
 		reveal(id, 11);
 		let end = task(id).phase_end;
 		assert!(end > System::block_number() + 1);
-		assert_ok!(FlTasks::report_lazy(signed(20), id, 0, 12, 10, copied));
+		assert_ok!(FlTasks::report_lazy(signed(20), id, 0, 12, Some(10), copied));
 		assert_eq!(task(id).phase_end, System::block_number() + 1);
 		next_block();
 		assert_eq!(task(id).phase, Phase::Aggregate);
@@ -1288,7 +1310,7 @@ fn remaining_error_paths() {
 
 		let (id, trainers) = selected_task(2, 1);
 		// An f32 blob must not carry an int8 scale.
-		let values = honest_values(10, 0, &seed(10, 0, 0), 0.02);
+		let values = honest_values(id, 10, 0, &seed(10, 0, 0), 0.02);
 		let mut scaled = blob(id, 0, &values).into_inner();
 		scaled[24..28].copy_from_slice(&1.0f32.to_bits().to_le_bytes());
 		let scaled: BoundedVec<u8, ConstU32<{ 128 * 1024 }>> = scaled.try_into().unwrap();
@@ -1300,9 +1322,9 @@ fn remaining_error_paths() {
 		submit_and_reveal(id, &trainers);
 		vote(id, 10, H256::repeat_byte(1), 0b11);
 		vote(id, 11, H256::repeat_byte(1), 0b11);
-		let b = blob(id, 0, &honest_values(11, 0, &seed(11, 0, 0), 0.02));
+		let b = blob(id, 0, &honest_values(id, 11, 0, &seed(11, 0, 0), 0.02));
 		assert_noop!(
-			FlTasks::report_lazy(signed(20), id, 0, 11, 10, b),
+			FlTasks::report_lazy(signed(20), id, 0, 11, Some(10), b),
 			E::AlreadyDecided
 		);
 	});

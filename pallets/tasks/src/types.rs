@@ -101,14 +101,22 @@ pub struct TaskSpec<Balance, BlockNumber> {
 	pub trainers_min: u32,
 	/// Fewest samples a bidder must declare.
 	pub min_samples: u64,
+	/// Most samples a bidder may declare (and be paid for): the cap on a claim the chain
+	/// cannot check. `max_samples == min_samples` pays every included trainer alike.
+	pub max_samples: u64,
 	/// Codec of the update blobs.
 	pub codec: Codec,
 	/// Aggregation rule.
 	pub rule: AggregationRule,
 	/// Largest local-DP epsilon a trainer may use, in thousandths.
 	pub max_epsilon_milli: u32,
-	/// Power ratio of update to PN watermark, in hundredths of a decibel.
+	/// Power ratio of update to PN watermark, in hundredths of a decibel; every update must
+	/// carry its owner's watermark at least this strong (see `report_weak_watermark`).
 	pub pn_snr_centi_db: u32,
+	/// Largest L2 norm of an update (watermark included), in thousandths: the runtime
+	/// refuses larger updates, so no update can drown others' watermarks in energy or
+	/// carry values that overflow a trainer's arithmetic.
+	pub max_norm_milli: u32,
 	/// Phase lengths in blocks.
 	pub phases: PhaseLengths<BlockNumber>,
 	/// Total reward escrowed by the publisher.
@@ -195,8 +203,8 @@ where
 	pub escrow: Balance,
 	/// Bids received and not withdrawn (bidding phase only).
 	pub bids: u32,
-	/// Commitments recorded in [`crate::SpentCommitments`] for this task.
-	pub commitments: u32,
+	/// Bids ever placed on this task: the arrival order of the next bid.
+	pub bid_seq: u32,
 	/// Selected trainers, best score first.
 	pub trainers: BoundedVec<AccountId, MaxTrainers>,
 	/// Trainers who submitted this round.
@@ -264,6 +272,9 @@ pub struct Bid<Balance> {
 	pub capability: u32,
 	/// Commitment to the PN seed of the first round.
 	pub commitment: H256,
+	/// Stake held for this bid: grows with the declared samples (see
+	/// `Pallet::bid_stake`).
+	pub stake: Balance,
 	/// Arrival order, the tie-breaker of equal scores.
 	pub seq: u32,
 }
@@ -300,7 +311,9 @@ pub struct UpdateRecord<BlockNumber> {
 	pub extrinsic_index: u32,
 	/// Commitment to the seed of the trainer's next round.
 	pub next_commitment: H256,
-	/// This round's seed, once revealed.
+	/// This round's chip key, once the seed is revealed:
+	/// `blade_fl_primitives::pn::round_key(trainer, task, round, seed)`; the watermark's
+	/// chips are `Chips::new(key)`.
 	pub seed: Option<Seed>,
 }
 
@@ -328,10 +341,14 @@ pub struct GlobalModel<AccountId, Balance, BlockNumber> {
 	pub hash: H256,
 	/// Trainers included.
 	pub included: TrainerMask,
-	/// Who must publish the blob, and earns `fee` for it.
+	/// Who should publish the blob (the first proposer of the agreed aggregate who was not
+	/// proven lazy), and alone may until `exclusive_until`.
 	pub aggregator: AccountId,
-	/// Aggregation fee, paid on publication.
+	/// Aggregation fee, paid on publication to whoever publishes.
 	pub fee: Balance,
+	/// From this block on anyone holding the agreed blob may publish it and take the fee
+	/// (the aggregator then records a miss).
+	pub exclusive_until: BlockNumber,
 	/// Block and extrinsic index of the publication.
 	pub published: Option<(BlockNumber, u32)>,
 }
