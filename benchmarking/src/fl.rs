@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use blade_fl_primitives::{
 	blob::{blob_hash, encode_f32, Codec},
-	pn::{seed_commitment, Chips, Seed},
+	pn::{round_key, seed_commitment, Chips, Seed},
 };
 use blade_fl_runtime::{
 	configs::{RuntimeBlockLength, RuntimeBlockWeights, RuntimeParameters, MAX_BLOB_LEN},
@@ -15,7 +15,7 @@ use blade_fl_runtime::{
 use codec::Encode;
 use frame_support::{
 	dispatch::{DispatchClass, GetDispatchInfo},
-	traits::{BuildGenesisConfig, Hooks},
+	traits::{BuildGenesisConfig, Get, Hooks},
 	weights::Weight,
 };
 use pallet_fl_tasks::{weights::WeightInfo, AggregationRule, Call, PhaseLengths, TaskSpec};
@@ -86,15 +86,17 @@ fn measure(bytes: u32, repeats: u32) -> (f64, f64) {
 				trainers_wanted: 2,
 				trainers_min: 2,
 				min_samples: 1,
+				max_samples: 1_000,
 				codec: Codec::F32,
 				rule: AggregationRule::FedAvg,
 				max_epsilon_milli: 1_000,
 				pn_snr_centi_db: 600,
+				max_norm_milli: u32::MAX,
 				phases: PhaseLengths {
-					bidding: 2,
-					submit: 2,
-					reveal: 2,
-					aggregate: 2,
+					bidding: 6,
+					submit: 6,
+					reveal: 6,
+					aggregate: 6,
 				},
 				reward: 1_000 * UNIT,
 				min_stake: 10 * UNIT,
@@ -114,7 +116,8 @@ fn measure(bytes: u32, repeats: u32) -> (f64, f64) {
 				);
 			}
 			run_hook();
-			let values: Vec<f32> = Chips::new(&seed(&victim, 0))
+			let victim_key = round_key(&victim.encode(), 0, 0, &seed(&victim, 0));
+			let values: Vec<f32> = Chips::new(&victim_key)
 				.take(params as usize)
 				.map(|c| 0.1 * f32::from(c))
 				.collect();
@@ -145,7 +148,7 @@ fn measure(bytes: u32, repeats: u32) -> (f64, f64) {
 				task: 0,
 				round: 0,
 				accused: copier.clone(),
-				victim: victim.clone(),
+				victim: Some(victim.clone()),
 				accused_blob: blob.try_into().expect("fits"),
 			};
 			let start = Instant::now();
@@ -222,6 +225,7 @@ pub fn report(sizes: &[u32], repeats: u32) {
 		let bytes = bytes.min(MAX_BLOB_LEN);
 		let (submit_us, report_us) = measure(bytes, repeats);
 		let dummy: Vec<u8> = vec![0; bytes as usize];
+		let max_trainers = <Runtime as pallet_fl_tasks::Config>::MaxTrainers::get();
 		let rows = [
 			(
 				"submit_update",
@@ -236,13 +240,38 @@ pub fn report(sizes: &[u32], repeats: u32) {
 			),
 			(
 				"report_lazy",
-				Weights::report_lazy(bytes),
+				Weights::report_lazy(bytes, 1),
 				report_us,
 				RuntimeCall::FlTasks(Call::report_lazy {
 					task: 0,
 					round: 0,
 					accused: K::Bob.to_account_id(),
-					victim: K::Charlie.to_account_id(),
+					victim: Some(K::Charlie.to_account_id()),
+					accused_blob: dummy.clone().try_into().expect("fits"),
+				}),
+			),
+			// Against every revealed trainer at once (victim `None`): charged for the
+			// largest task, refunded down to the victims actually checked.
+			(
+				"report_lazy*",
+				Weights::report_lazy(bytes, max_trainers),
+				f64::NAN,
+				RuntimeCall::FlTasks(Call::report_lazy {
+					task: 0,
+					round: 0,
+					accused: K::Bob.to_account_id(),
+					victim: None,
+					accused_blob: dummy.clone().try_into().expect("fits"),
+				}),
+			),
+			(
+				"report_weak",
+				Weights::report_weak_watermark(bytes),
+				f64::NAN,
+				RuntimeCall::FlTasks(Call::report_weak_watermark {
+					task: 0,
+					round: 0,
+					accused: K::Bob.to_account_id(),
 					accused_blob: dummy.try_into().expect("fits"),
 				}),
 			),

@@ -82,7 +82,7 @@ enum Bench {
 		threads: usize,
 	},
 	/// The paper's lazy-client figures on real Fashion-MNIST training: detection rates
-	/// at 9/6/3 dB with 95 % intervals, and FedAvg accuracy with no lazy clients, lazy
+	/// at 3-20 dB with 95 % intervals for plain, noisy and energy-inflating copiers, and FedAvg accuracy with no lazy clients, lazy
 	/// clients undetected, and lazy clients caught by PN signatures. Writes an SVG.
 	/// Needs the `torch` feature.
 	#[cfg(feature = "torch")]
@@ -105,9 +105,20 @@ enum Bench {
 		/// Share of lazy clients.
 		#[arg(long, default_value_t = 0.3)]
 		lazy_fraction: f64,
-		/// Noise levels a lazy client adds, relative to the copied update's RMS.
-		#[arg(long, value_delimiter = ',', default_values_t = [1.0, 3.0, 10.0])]
+		/// Noise levels a lazy client adds, relative to the copied update's RMS (0: a plain
+		/// copy).
+		#[arg(long, value_delimiter = ',', default_values_t = [0.0, 1.0, 3.0, 10.0])]
 		lazy_noise: Vec<f64>,
+		/// The energy-inflating copier's own watermark, in multiples of the copy's RMS.
+		#[arg(long, default_value_t = 15.0)]
+		inflate: f64,
+		/// Watermark SNRs (dB) of the detection-rate run.
+		#[arg(long, value_delimiter = ',', default_values_t = [3.0, 6.0, 9.0, 12.0, 15.0, 20.0])]
+		snrs: Vec<f64>,
+		/// Random keys each honest update is tested against besides the other clients'
+		/// (false-alarm trials: 10 clients x 20 rounds x 50 = 10 000 per SNR).
+		#[arg(long, default_value_t = 50)]
+		extra_honest_keys: usize,
 		/// Watermark SNR (dB) of the accuracy runs.
 		#[arg(long, default_value_t = 6.0)]
 		snr_db: f64,
@@ -205,6 +216,9 @@ fn main() {
 			rate_rounds,
 			lazy_fraction,
 			lazy_noise,
+			inflate,
+			snrs,
+			extra_honest_keys,
 			snr_db,
 			threads,
 			scheme,
@@ -221,6 +235,9 @@ fn main() {
 			rate_rounds,
 			lazy_fraction,
 			lazy_noise: &lazy_noise,
+			inflate,
+			snrs: &snrs,
+			extra_honest_keys,
 			snr_db,
 			threads,
 			lr,

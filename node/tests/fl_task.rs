@@ -99,10 +99,12 @@ fn task_round_trip_on_a_real_node() {
 		trainers_wanted: 2,
 		trainers_min: 2,
 		min_samples: 1,
+		max_samples: 1_000_000,
 		codec: Codec::F32,
 		rule: AggregationRule::FedAvg,
 		max_epsilon_milli: 8_000,
 		pn_snr_centi_db: 600,
+		max_norm_milli: 1_000_000,
 		phases: PhaseLengths {
 			bidding: 8,
 			submit: 30,

@@ -1,5 +1,7 @@
 //! What a trainer publishes instead of its honest update, for experiments and tests
-//! (`--behaviour`): lazy copying, sign flipping, scaling, random noise.
+//! (`--behaviour`): lazy copying (plain, noisy or energy-inflating), sign flipping,
+//! scaling, random noise, and the protocol attacks the runner plays (a crafted blob that
+//! overflows decoders, a withheld aggregate).
 
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
@@ -29,6 +31,25 @@ pub enum Behaviour {
 	},
 	/// Publish Gaussian noise with the honest update's RMS.
 	Random,
+	/// Copy another trainer's published update and hide the copy under its own watermark
+	/// at `factor` times the update's RMS (the energy-inflating copier; the runner puts the
+	/// watermark on, then scales to the task's norm bound).
+	Inflate {
+		/// Own watermark amplitude relative to the copied update's RMS.
+		factor: f64,
+	},
+	/// Submit a blob whose decoded values overflow `f32` (int8 with scale 1e37), trying to
+	/// crash every trainer that decodes it (the runner crafts the blob).
+	CraftedBlob,
+	/// Train honestly but never publish the aggregate when chosen as aggregator.
+	Withhold,
+}
+
+impl Behaviour {
+	/// Whether this behaviour copies another trainer's update instead of training.
+	pub fn copies(&self) -> bool {
+		matches!(self, Behaviour::Lazy { .. } | Behaviour::Inflate { .. })
+	}
 }
 
 /// The update to publish. `honest` is this trainer's own update; `victim` is another
@@ -46,7 +67,14 @@ pub fn apply(
 			.collect())
 	};
 	Ok(match behaviour {
-		Behaviour::Honest => honest.to_vec(),
+		Behaviour::Honest | Behaviour::CraftedBlob | Behaviour::Withhold => honest.to_vec(),
+		Behaviour::Inflate { .. } => {
+			let victim = victim.ok_or_else(|| invalid("a copier needs an update to copy"))?;
+			if victim.len() != honest.len() {
+				return Err(invalid("the copied update has another size"));
+			}
+			victim.to_vec()
+		}
 		Behaviour::Lazy { noise: relative } => {
 			let victim = victim.ok_or_else(|| invalid("a lazy trainer needs an update to copy"))?;
 			if victim.len() != honest.len() {
@@ -59,6 +87,23 @@ pub fn apply(
 		Behaviour::Scale { factor } => honest.iter().map(|v| v * factor).collect(),
 		Behaviour::Random => noise(rms(honest), rng)?,
 	})
+}
+
+/// The [`Behaviour::CraftedBlob`] attack: a well-formed int8 blob of `params` values whose
+/// scale is 1e37, so every value decodes beyond `f32::MAX`. The chain refuses it (the
+/// task's norm bound); a trainer that decoded it naively would overflow to infinity.
+pub fn overflowing_blob(task: u64, round: u32, params: usize) -> Result<Vec<u8>> {
+	use blade_fl_primitives::blob::{BlobHeader, Codec};
+	let header = BlobHeader {
+		task,
+		round,
+		param_count: u32::try_from(params).map_err(|_| invalid("too many parameters"))?,
+		codec: Codec::Int8,
+		scale_bits: 1e37f32.to_bits(),
+	};
+	let mut blob = header.encode().to_vec();
+	blob.resize(blob.len() + params, 127);
+	Ok(blob)
 }
 
 #[cfg(test)]
@@ -96,6 +141,16 @@ mod tests {
 		let random = apply(Behaviour::Random, &honest, None, &mut rng).unwrap();
 		assert!((rms(&random) / rms(&honest) - 1.0).abs() < 0.03);
 		assert!(apply(Behaviour::Lazy { noise: 0.5 }, &honest, None, &mut rng).is_err());
+		let inflating = Behaviour::Inflate { factor: 15.0 };
+		assert!(inflating.copies() && !Behaviour::Withhold.copies());
+		assert_eq!(
+			apply(inflating, &honest, Some(&victim), &mut rng).unwrap(),
+			victim
+		);
+		// The crafted blob parses (the codec is valid) but decodes to infinities.
+		let crafted = overflowing_blob(1, 0, 100).unwrap();
+		let (_, values) = crate::codec::decode(&crafted, crafted.len()).unwrap();
+		assert!(values.iter().all(|v| v.is_infinite()));
 		assert!(apply(
 			Behaviour::Lazy { noise: 0.5 },
 			&honest,

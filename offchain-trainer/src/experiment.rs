@@ -7,16 +7,19 @@
 //! **Federated run** ([`federate`]): `clients` trainers, a `lazy_fraction` of which are lazy:
 //! each round a lazy client copies a random honest client's *published* (watermarked)
 //! update, adds Gaussian noise of `lazy_noise` times its RMS and its own watermark. With
-//! `detect`, every update is tested against every other client's revealed seed (detector
-//! at `fpr` **and** the runtime's z-test at `chain_z_centi`, as the runner does before
-//! reporting); a proven lazy client is excluded for the rest of the run, as on chain.
+//! `detect`, every update is tested against every other client's revealed seed with the
+//! runtime's verdict at `chain_z_centi` (own watermark removed, sign statistic), as the
+//! runner does before reporting; a proven lazy client is excluded for the rest of the run,
+//! as on chain.
 //! Watermarks are removed (least-squares) and FedAvg (equal samples) gives the next
 //! global model. Local DP is off: the experiment isolates the lazy clients' effect.
 //!
 //! **Detection rates** ([`detection_rates`]): honest clients train round after round; in
 //! each round every ordered (victim, copier) pair yields one lazy copy at every SNR
-//! (trials), and every honest update is tested against every other seed (false-alarm
-//! trials).
+//! (trials), and every honest update is tested against every other seed and
+//! `extra_honest_keys` further random keys (false-alarm trials). With `inflate`, the
+//! copier puts its own watermark at that many times the copy's RMS (the energy-inflating
+//! copier) instead of at the task's SNR.
 
 use rand::{Rng, SeedableRng};
 use tch::Device;
@@ -29,7 +32,7 @@ use crate::{
 	error::{invalid, Result},
 	model::{Arch, Model, Shape},
 	partition::{partition, Scheme},
-	signature::{amplitude_for_snr, apply, chain_proves, remove, Detector},
+	signature::{amplitude_for_snr, apply, chain_copy, remove, Detector},
 	train::{self, evaluate, to_tensors, Tensors, TrainConfig},
 };
 
@@ -54,6 +57,10 @@ pub struct Setup {
 	pub fpr: f64,
 	/// The runtime's `LazyZScore` (hundredths of a standard deviation).
 	pub chain_z_centi: u32,
+	/// Energy-inflating copier: its own watermark at this many times the copy's RMS.
+	pub inflate: Option<f64>,
+	/// Extra random keys each honest update is tested against (false-alarm trials).
+	pub extra_honest_keys: usize,
 	/// Seed of everything random.
 	pub seed: u64,
 }
@@ -120,14 +127,19 @@ fn local_update(
 	Ok(train::local_update(model, global, data, &config)?.0)
 }
 
-/// Whether `values` is flagged as a copy of `seed`'s owner: the detector and the chain's
-/// verdict must both agree (what the runner requires before reporting).
-fn flagged(setup: &Setup, detector: &Detector, values: &[f32], seed: &[u8; 32]) -> Result<bool> {
-	if detector.detect(values, &[*seed]).is_empty() {
-		return Ok(false);
-	}
+/// Whether `values`, watermarked with `own`, is proven a copy of `seed`'s owner by the
+/// chain's verdict (what the runner requires before reporting).
+fn flagged(setup: &Setup, values: &[f32], own: &[u8; 32], seed: &[u8; 32]) -> Result<bool> {
 	let blob = codec::encode(0, 0, blade_fl_primitives::blob::Codec::F32, values)?;
-	Ok(chain_proves(&blob, seed, setup.chain_z_centi)?.0)
+	Ok(chain_copy(&blob, Some(own), &[*seed], setup.chain_z_centi)?.0)
+}
+
+/// The copier's own watermark amplitude on `copy`: the task's SNR, or inflated.
+fn copier_amplitude(setup: &Setup, copy: &[f32], snr_db: f64) -> f64 {
+	match setup.inflate {
+		Some(factor) => factor * crate::privacy::rms(copy),
+		None => amplitude_for_snr(copy, snr_db),
+	}
 }
 
 /// A federated run of `rounds` rounds with `lazy` of the clients lazy; see the module docs.
@@ -147,7 +159,6 @@ pub fn federate(
 	let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(setup.seed);
 	let mut model = Model::new(setup.arch, shards.shape, Device::Cpu, setup.seed as i64)?;
 	let mut global = model.flatten()?;
-	let detector = Detector::for_false_positive_rate(global.len(), setup.fpr)?;
 	// The last `lazy` clients are lazy.
 	let is_lazy = |k: usize| k >= setup.clients - lazy;
 	let mut excluded = vec![false; setup.clients];
@@ -175,7 +186,7 @@ pub fn federate(
 				Some(copied),
 				&mut rng,
 			)?;
-			let a = amplitude_for_snr(&copy, setup.snr_db);
+			let a = copier_amplitude(setup, &copy, setup.snr_db);
 			apply(&mut copy, &seeds[k], a, 1.0);
 			published.push((k, copy));
 			lazy_now += 1;
@@ -186,7 +197,7 @@ pub fn federate(
 			let mut proven = false;
 			if detect {
 				for (j, _) in published.iter().filter(|(j, _)| j != k) {
-					if flagged(setup, &detector, values, &seeds[*j])? {
+					if flagged(setup, values, &seeds[*k], &seeds[*j])? {
 						proven = true;
 						break;
 					}
@@ -238,9 +249,9 @@ pub struct Rates {
 	pub snr_db: f64,
 	/// Lazy copies tested.
 	pub trials: usize,
-	/// Copies flagged by both the detector and the chain verdict.
+	/// Copies proven by the chain's verdict.
 	pub caught: usize,
-	/// Copies flagged by the detector alone.
+	/// Copies flagged by the plain correlation detector (at `fpr`), for comparison.
 	pub caught_detector: usize,
 	/// Honest (update, other seed) tests.
 	pub honest_tests: usize,
@@ -296,19 +307,29 @@ pub fn detection_rates(
 						Some(copied),
 						&mut rng,
 					)?;
-					let a = amplitude_for_snr(&copy, rate.snr_db);
+					let a = copier_amplitude(setup, &copy, rate.snr_db);
 					apply(&mut copy, &seeds[copier], a, 1.0);
 					rate.trials += 1;
 					rate.caught_detector +=
 						usize::from(!detector.detect(&copy, &[seeds[victim]]).is_empty());
-					rate.caught += usize::from(flagged(setup, &detector, &copy, &seeds[victim])?);
+					rate.caught +=
+						usize::from(flagged(setup, &copy, &seeds[copier], &seeds[victim])?);
 					rate.honest_tests += 1;
 					rate.false_alarms += usize::from(flagged(
 						setup,
-						&detector,
 						&published[copier],
+						&seeds[copier],
 						&seeds[victim],
 					)?);
+				}
+			}
+			// An honest update is independent of every key but its own: more false-alarm
+			// trials from fresh random keys.
+			for (k, update) in published.iter().enumerate() {
+				for _ in 0..setup.extra_honest_keys {
+					let key: [u8; 32] = rng.gen();
+					rate.honest_tests += 1;
+					rate.false_alarms += usize::from(flagged(setup, update, &seeds[k], &key)?);
 				}
 			}
 		}
@@ -342,6 +363,8 @@ mod tests {
 			lazy_noise: 1.0,
 			fpr: 1e-6,
 			chain_z_centi: 600,
+			inflate: None,
+			extra_honest_keys: 0,
 			seed: 4,
 		}
 	}
@@ -369,5 +392,17 @@ mod tests {
 			(20, 0),
 			"{rates:?}"
 		);
+		// The energy-inflating copier (own chips at 20x the copy's RMS) at 9 dB: the plain
+		// correlation mostly misses it, the chain's verdict does not.
+		let inflating = Setup {
+			inflate: Some(20.0),
+			lazy_noise: 0.0,
+			extra_honest_keys: 10,
+			..setup()
+		};
+		let rates = detection_rates(&inflating, &train_set, &test, 1, &[9.0], |_| {}).unwrap();
+		assert_eq!((rates[0].caught, rates[0].false_alarms), (20, 0), "{rates:?}");
+		assert!(rates[0].caught_detector <= 5, "{rates:?}");
+		assert_eq!(rates[0].honest_tests, 20 + 50);
 	}
 }

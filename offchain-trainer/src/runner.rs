@@ -12,18 +12,28 @@
 //! 1. **Submit**: start from the global model (round 0: the model initialised from the
 //!    task id; later rounds: the agreed aggregate, computed locally or downloaded from the
 //!    aggregator's publication), train `tau` local epochs, take the update (local - global),
-//!    apply the behaviour under test, clip and add local-DP noise, add the PN watermark at the
-//!    task's SNR, and submit it with the commitment to the next round's seed.
+//!    apply the behaviour under test, clip and add local-DP noise, scale into the task's
+//!    norm bound, add the PN watermark (chips of this round's key, derived from the
+//!    committed seed, the account, the task and the round) at the task's SNR, and submit it
+//!    with the commitment to the next round's seed.
 //! 2. **Reveal**: open this round's commitment.
-//! 3. **Verify** (reveal and aggregate phases): download every other update from its block,
-//!    correlate it with every revealed seed, and report a copy when both the detector (at
-//!    its false-positive rate) and the runtime's own fixed-point verdict (at the governed
-//!    `LazyZScore`) say so: a report the runtime would reject costs a penalty.
+//! 3. **Verify** (reveal and aggregate phases): download every other update from its block
+//!    and run the runtime's own verdicts on it (bit-exact, at the governed `LazyZScore` and
+//!    `WatermarkTolerance`): its own watermark too weak (`report_weak_watermark`), a copy
+//!    of one revealed trainer, or (aggregate phase) of all of them together
+//!    (`report_lazy`). Only what the runtime will uphold is reported: a rejected report
+//!    costs a penalty.
 //! 4. **Aggregate**: strip every eligible update's watermark (least-squares amplitude),
-//!    aggregate with the task's rule and weights `samples x reputation`, add to the global
-//!    model, and vote for the blob's hash with the included set.
+//!    aggregate with the task's rule and weights `sqrt(samples) x reputation`, add to the
+//!    global model, and vote for the blob's hash with the included set. An update whose
+//!    values are unusable (non-finite once decoded, or beyond the norm bound) is left out,
+//!    never a reason to stop.
 //! 5. **Publish**: the round's aggregator (first proposer of the winning pair) publishes the
-//!    aggregate blob and earns the fee.
+//!    aggregate blob and earns the fee. If it withholds it, every trainer that computed the
+//!    agreed blob publishes it once the aggregator's exclusive window has passed (staggered
+//!    by trainer index), so the next round can start.
+//!
+//! Memory: downloaded updates are cached for the current round only.
 
 use std::{
 	collections::{HashMap, HashSet},
@@ -31,7 +41,11 @@ use std::{
 	time::{Duration, Instant},
 };
 
-use blade_fl_primitives::{blob::Codec, pn::Seed};
+use blade_fl_primitives::{
+	blob::Codec,
+	pn::{round_key, Seed},
+	verdict::contribution_weight,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use sp_core::H256;
@@ -48,7 +62,7 @@ use crate::{
 	partition::{partition, Scheme},
 	privacy::{self, Accountant, AdaptiveNoise, Mechanism},
 	registry,
-	signature::{self, Detector},
+	signature,
 	state::{self, Store, TaskState},
 	train::{self, Tensors, TrainConfig},
 };
@@ -122,8 +136,6 @@ pub struct RunConfig {
 	pub capability: u32,
 	/// Local DP.
 	pub privacy: PrivacyConfig,
-	/// False-positive rate of the lazy detector per (update, seed) test.
-	pub fpr: f64,
 	/// Torch device.
 	pub device: Device,
 	/// Draw progress bars (on a terminal).
@@ -178,10 +190,15 @@ struct Runner<'a> {
 	rng: rand_chacha::ChaCha12Rng,
 	accountant: Accountant,
 	adaptive: Option<AdaptiveNoise>,
-	/// Downloaded update blobs and their values, by blob hash.
-	updates: HashMap<H256, (Vec<u8>, Vec<f32>)>,
-	/// (update hash, seed) pairs already tested for a copy.
+	/// This round's downloaded update blobs and their values (`None`: unusable), by hash.
+	updates: HashMap<H256, (Vec<u8>, Option<Vec<f32>>)>,
+	/// (update hash, key) pairs already tested this round (a key of `[0; 32]`: the test
+	/// against all victims together).
 	checked: HashSet<(H256, Seed)>,
+	/// (round, attempt) the caches above belong to.
+	cache_round: (u32, u8),
+	/// Block number of the confirmed head being acted on.
+	head_number: u32,
 	/// The global model at the start of a round, by round.
 	globals: HashMap<u32, Vec<f32>>,
 	/// The round-0 model every trainer starts from.
@@ -224,28 +241,6 @@ fn seed_from_hex(text: &str) -> Result<Seed> {
 	bytes
 		.try_into()
 		.map_err(|_| invalid("seed in state is not 32 bytes"))
-}
-
-/// The governed `Fl.LazyZScore` (hundredths of a standard deviation): the stored value,
-/// or the runtime's default.
-pub fn lazy_z_score(client: &Client, at: Option<H256>) -> Result<u32> {
-	use ::codec::Decode;
-	use blade_fl_runtime::{
-		configs::{RuntimeParametersKey, RuntimeParametersValue},
-		dynamic_params::fl,
-	};
-	let key = pallet_parameters::Parameters::<blade_fl_runtime::Runtime>::hashed_key_for(
-		RuntimeParametersKey::Fl(fl::ParametersKey::LazyZScore(fl::LazyZScore)),
-	);
-	if let Some(raw) = client.storage(&key, at)? {
-		if let Ok(RuntimeParametersValue::Fl(fl::ParametersValue::LazyZScore(value))) =
-			Decode::decode(&mut &raw[..])
-		{
-			return Ok(value);
-		}
-	}
-	Ok(sp_io::TestExternalities::default()
-		.execute_with(<fl::LazyZScore as frame_support::traits::Get<u32>>::get))
 }
 
 impl<'a> Runner<'a> {
@@ -330,6 +325,8 @@ impl<'a> Runner<'a> {
 			adaptive,
 			updates: HashMap::new(),
 			checked: HashSet::new(),
+			cache_round: (0, 0),
+			head_number: 0,
 			globals: HashMap::new(),
 			init,
 			outcome: Outcome {
@@ -358,6 +355,7 @@ impl<'a> Runner<'a> {
 			let step = match self.client.task(self.cfg.task, Some(head))? {
 				None => Step::Done,
 				Some(view) => {
+					self.head_number = number;
 					self.show(number, &view);
 					match self.step(&view, head) {
 						Ok(step) => step,
@@ -449,6 +447,11 @@ impl<'a> Runner<'a> {
 				}
 			};
 		};
+		if (view.round, view.attempt) != self.cache_round {
+			self.updates.clear();
+			self.checked.clear();
+			self.cache_round = (view.round, view.attempt);
+		}
 		let bit = 1u64 << i;
 		if view.lazy & bit != 0 {
 			tracing::warn!(
@@ -491,6 +494,15 @@ impl<'a> Runner<'a> {
 
 	fn bid(&mut self, view: &TaskView, head: H256) -> Result<Step> {
 		let me = self.me().clone();
+		let phases = view.spec.phases;
+		let shortest = phases.submit.min(phases.reveal).min(phases.aggregate);
+		let needed = self.client.confirmations.saturating_add(2);
+		if shortest < needed {
+			return Err(invalid(format!(
+				"not bidding on task {}: its shortest round phase is {shortest} blocks, but this trainer acts on blocks {} deep and needs at least {needed} blocks per phase to see a phase, act and have its transaction included; it would miss deadlines and be slashed",
+				self.cfg.task, self.client.confirmations
+			)));
+		}
 		if self
 			.client
 			.bids(self.cfg.task, Some(head))?
@@ -624,7 +636,11 @@ impl<'a> Runner<'a> {
 				let Some(values) = self.make_update(view, head)? else {
 					return Ok(Step::Wait);
 				};
-				let blob = codec::encode(self.cfg.task, round, self.spec.codec, &values)?;
+				let blob = if let Behaviour::CraftedBlob = self.cfg.behaviour {
+					behaviour::overflowing_blob(self.cfg.task, round, values.len())?
+				} else {
+					codec::encode(self.cfg.task, round, self.spec.codec, &values)?
+				};
 				self.store.save_blob(self.cfg.task, &name, &blob)?;
 				blob
 			}
@@ -662,9 +678,10 @@ impl<'a> Runner<'a> {
 			return Ok(None);
 		};
 		let seed = self.current_seed(head)?;
+		let key = round_key(&::codec::Encode::encode(self.me()), self.cfg.task, round, &seed);
 		// The lazy trainer copies someone's update of this round from the chain (the best
 		// block: it is in a hurry, not careful).
-		let victim = if let Behaviour::Lazy { .. } = self.cfg.behaviour {
+		let victim = if self.cfg.behaviour.copies() {
 			let me = self.me().clone();
 			let others: Vec<_> = self
 				.client
@@ -733,8 +750,17 @@ impl<'a> Runner<'a> {
 			}
 		}
 		let snr_db = f64::from(view.spec.pn_snr_centi_db) / 100.0;
-		let amplitude = signature::amplitude_for_snr(&update, snr_db);
-		signature::apply(&mut update, &seed, amplitude, 1.0);
+		let bound = f64::from(view.spec.max_norm_milli) / 1000.0;
+		signature::clip_norm(&mut update, signature::norm_before_watermark(bound, snr_db));
+		let amplitude = match self.cfg.behaviour {
+			Behaviour::Inflate { factor } => factor * privacy::rms(&update),
+			_ => signature::amplitude_for_snr(&update, snr_db),
+		};
+		signature::apply(&mut update, &key, amplitude, 1.0);
+		if let Behaviour::Inflate { .. } = self.cfg.behaviour {
+			// The inflating copier must still fit the norm bound the chain enforces.
+			signature::clip_norm(&mut update, 0.98 * bound);
+		}
 		Ok(Some(update))
 	}
 
@@ -753,88 +779,180 @@ impl<'a> Runner<'a> {
 		Ok(Step::Again)
 	}
 
-	/// Blob and decoded values of a recorded update (downloaded once).
-	fn update(&mut self, record: &chain::UpdateRecord) -> Result<(Vec<u8>, Vec<f32>)> {
+	/// Blob and decoded values of a recorded update (downloaded once per round). The values
+	/// are `None` when they are unusable: non-finite once decoded (an int8 scale near
+	/// `f32::MAX`), beyond the task's norm bound, or undecodable. Such an update is left out
+	/// of the aggregate (it is outside the included set), never a reason to stop.
+	fn update(
+		&mut self,
+		record: &chain::UpdateRecord,
+		bound: f64,
+	) -> Result<(Vec<u8>, Option<Vec<f32>>)> {
 		if let Some(known) = self.updates.get(&record.hash) {
 			return Ok(known.clone());
 		}
 		let blob = self
 			.client
 			.blob_at(record.block, record.extrinsic_index, record.hash)?;
-		let values = codec::decode(&blob, blob.len())?.1;
+		let values = match codec::decode(&blob, blob.len()) {
+			Ok((_, values)) => {
+				let norm = values
+					.iter()
+					.map(|v| f64::from(*v) * f64::from(*v))
+					.sum::<f64>()
+					.sqrt();
+				if norm.is_finite() && norm <= bound * 1.0001 {
+					Some(values)
+				} else {
+					tracing::warn!(hash = ?record.hash, norm, bound, "update unusable (non-finite or beyond the norm bound); leaving it out");
+					None
+				}
+			}
+			Err(e) => {
+				tracing::warn!(hash = ?record.hash, error = %e, "update undecodable; leaving it out");
+				None
+			}
+		};
 		self.updates
 			.insert(record.hash, (blob.clone(), values.clone()));
 		Ok((blob, values))
 	}
 
-	/// Check every other update against every revealed seed; report proven copies.
+	/// Run the runtime's verdicts on every other update of this round and report what the
+	/// runtime will uphold: a watermark too weak, a copy of one revealed trainer, or (in the
+	/// aggregate phase, when the reveals are final) a copy of all of them together.
 	fn verify(&mut self, view: &TaskView, head: H256) -> Result<Step> {
+		use pallet_fl_tasks::Phase;
 		let me = self.me().clone();
 		let updates = self.client.updates(self.cfg.task, Some(head))?;
-		let seeds: Vec<(AccountId, Seed)> = updates
-			.iter()
-			.filter_map(|(a, r)| r.seed.map(|s| (a.clone(), s)))
-			.collect();
-		if seeds.is_empty() {
+		if updates.iter().all(|(_, r)| r.seed.is_none()) {
 			return Ok(Step::Wait);
 		}
-		let detector =
-			Detector::for_false_positive_rate(view.spec.param_count as usize, self.cfg.fpr)?;
-		let z_centi = lazy_z_score(self.client, Some(head))?;
+		let params = FlParams::read(self.client, Some(head))?;
+		let bound = f64::from(view.spec.max_norm_milli) / 1000.0;
+		let eligible = view.eligible();
+		let key_of = |who: &AccountId| {
+			updates
+				.iter()
+				.find(|(a, _)| a == who)
+				.and_then(|(_, r)| r.seed)
+		};
 		for (accused, record) in &updates {
 			let position = view.trainers.iter().position(|a| a == accused);
 			let excluded = position.is_none_or(|p| view.lazy & (1u64 << p) != 0);
 			let key = format!("{}/{}/{accused}", view.round, view.attempt);
+			// The runtime removes the accused's own watermark once it is revealed: only
+			// then is the verdict final (an unrevealed update is excluded anyway).
+			let Some(own) = record.seed else { continue };
 			if *accused == me || excluded || self.state.reported.contains(&key) {
 				continue;
 			}
-			let (blob, values) = self.update(record)?;
-			// Each (update, seed) pair is tested once: the verdict cannot change.
-			let candidates: Vec<&(AccountId, Seed)> = seeds
-				.iter()
-				.filter(|(victim, s)| victim != accused && self.checked.insert((record.hash, *s)))
-				.collect();
-			let candidate_seeds: Vec<Seed> = candidates.iter().map(|(_, s)| *s).collect();
-			for (k, rho) in detector.detect(&values, &candidate_seeds) {
-				let (victim, seed) = candidates[k].clone();
-				// Only what the runtime will uphold: its fixed-point verdict at the
-				// governed z-score (a rejected report costs a penalty).
-				let (proven, chain_ppb) = signature::chain_proves(&blob, &seed, z_centi)?;
-				if !proven {
-					tracing::info!(%accused, %victim, rho, chain_ppb, "correlation above the detector's threshold but below the chain's; not reporting");
+			let blob = self.update(record, bound)?.0;
+			if self.checked.insert((record.hash, own)) {
+				let (weak, snr_centi_db) = signature::chain_weak_watermark(
+					&blob,
+					&own,
+					view.spec.pn_snr_centi_db,
+					params.watermark_tolerance,
+					params.lazy_z_score,
+				)?;
+				if weak {
+					tracing::warn!(%accused, snr_centi_db, "update without its watermark at the task's strength");
+					return self.report(view, accused, key, blob, Accusation::Weak);
+				}
+			}
+			// One named victim at a time, in trainer order.
+			for (i, victim) in view.trainers.iter().enumerate() {
+				let Some(victim_key) = key_of(victim) else { continue };
+				if victim == accused
+					|| view.lazy & (1u64 << i) != 0
+					|| !self.checked.insert((record.hash, victim_key))
+				{
 					continue;
 				}
-				// Someone may have proven it already above the confirmed head.
-				let best = self.client.task(self.cfg.task, None)?;
-				if best.as_ref().is_some_and(|b| {
-					position.is_some_and(|p| b.lazy & (1u64 << p) != 0) || b.decided.is_some()
-				}) {
-					tracing::info!(%accused, %victim, rho, "lazy copy detected, already proven (or the round is decided)");
-					self.state.reported.push(key.clone());
-					return Ok(Step::Wait);
+				let (proven, z_centi) =
+					signature::chain_copy(&blob, Some(&own), &[victim_key], params.lazy_z_score)?;
+				if proven {
+					tracing::warn!(%accused, %victim, z_centi, "lazy copy proven");
+					let victim = Some(victim.clone());
+					return self.report(view, accused, key, blob, Accusation::Copy(victim));
 				}
-				tracing::warn!(%accused, %victim, rho, "lazy copy detected; reporting");
-				self.state.reported.push(key.clone());
-				self.save()?;
-				let confirmed = self.client.fl(FlCall::report_lazy {
-					task: self.cfg.task,
-					round: view.round,
-					accused: accused.clone(),
-					victim,
-					accused_blob: blob
-						.clone()
-						.try_into()
-						.map_err(|_| invalid("accused blob exceeds the runtime's bound"))?,
-				})?;
-				if chain::fl_events(&confirmed.events)
-					.any(|e| matches!(e, chain::FlEvent::LazyProven { .. }))
-				{
-					self.outcome.reports_upheld += 1;
+			}
+			// All revealed eligible others together (an averaging copier), exactly the set
+			// the runtime takes for `victim = None`.
+			if view.phase == Phase::Aggregate && self.checked.insert((record.hash, [0; 32])) {
+				let keys: Vec<Seed> = view
+					.trainers
+					.iter()
+					.enumerate()
+					.filter(|(i, who)| eligible & (1u64 << i) != 0 && *who != accused)
+					.filter_map(|(_, who)| key_of(who))
+					.collect();
+				if !keys.is_empty() {
+					let (proven, z_centi) =
+						signature::chain_copy(&blob, Some(&own), &keys, params.lazy_z_score)?;
+					if proven {
+						tracing::warn!(%accused, victims = keys.len(), z_centi, "copy of the revealed updates together proven");
+						return self.report(view, accused, key, blob, Accusation::Copy(None));
+					}
 				}
-				return Ok(Step::Again);
 			}
 		}
 		Ok(Step::Wait)
+	}
+
+	/// Send a report the runtime's verdict upholds, unless the best block shows the
+	/// accused already proven or the round decided.
+	fn report(
+		&mut self,
+		view: &TaskView,
+		accused: &AccountId,
+		key: String,
+		blob: Vec<u8>,
+		accusation: Accusation,
+	) -> Result<Step> {
+		let position = view.trainers.iter().position(|a| a == accused);
+		let best = self.client.task(self.cfg.task, None)?;
+		if best.as_ref().is_some_and(|b| {
+			position.is_some_and(|p| b.lazy & (1u64 << p) != 0)
+				|| b.decided.is_some()
+				|| b.lazy != view.lazy
+		}) {
+			tracing::info!(%accused, "already proven, the round decided, or the eligible set changed; not reporting");
+			self.state.reported.push(key);
+			return Ok(Step::Wait);
+		}
+		self.state.reported.push(key);
+		self.save()?;
+		let accused_blob = blob
+			.try_into()
+			.map_err(|_| invalid("accused blob exceeds the runtime's bound"))?;
+		let (task, round, accused) = (self.cfg.task, view.round, accused.clone());
+		let call = match accusation {
+			Accusation::Copy(victim) => FlCall::report_lazy {
+				task,
+				round,
+				accused,
+				victim,
+				accused_blob,
+			},
+			Accusation::Weak => FlCall::report_weak_watermark {
+				task,
+				round,
+				accused,
+				accused_blob,
+			},
+		};
+		let confirmed = self.client.fl(call)?;
+		if chain::fl_events(&confirmed.events).any(|e| {
+			matches!(
+				e,
+				chain::FlEvent::LazyProven { .. } | chain::FlEvent::WeakWatermarkProven { .. }
+			)
+		}) {
+			self.outcome.reports_upheld += 1;
+		}
+		Ok(Step::Again)
 	}
 
 	fn propose(&mut self, view: &TaskView, head: H256) -> Result<Step> {
@@ -865,14 +983,17 @@ impl<'a> Runner<'a> {
 				continue;
 			};
 			let Some(seed) = record.seed else { continue };
-			let mut values = self.update(record)?.1;
+			let bound = f64::from(view.spec.max_norm_milli) / 1000.0;
+			let Some(mut values) = self.update(record, bound)?.1 else {
+				continue;
+			};
 			signature::remove(&mut values, &seed);
 			let samples = participants
 				.iter()
 				.find(|(a, _)| a == who)
 				.map_or(0, |(_, p)| p.samples);
 			let reputation = self.client.reputation(who, Some(head))?;
-			weights.push(u128::from(samples) * u128::from(reputation.deconstruct().max(1)));
+			weights.push(contribution_weight(samples, reputation.deconstruct()));
 			clean.push(values);
 			bits.push(i);
 		}
@@ -905,9 +1026,16 @@ impl<'a> Runner<'a> {
 		Ok(Step::Again)
 	}
 
-	/// Publish the aggregates this trainer must publish; true if it sent something.
+	/// Publish the aggregates this trainer must or may publish; true if it sent something.
+	/// Its own as aggregator at once; another aggregator's agreed blob once that
+	/// aggregator's exclusive window has passed (at once if it was proven lazy), staggered
+	/// by trainer index so that not everyone pays for the same publication.
 	fn publish(&mut self, view: &TaskView, head: H256) -> Result<bool> {
 		let me = self.me().clone();
+		if let Behaviour::Withhold = self.cfg.behaviour {
+			return Ok(false);
+		}
+		let my_index = view.trainers.iter().position(|a| *a == me).unwrap_or(0) as u32;
 		for round in [view.round.saturating_sub(1), view.round] {
 			if self.state.published.contains(&round) {
 				continue;
@@ -915,20 +1043,46 @@ impl<'a> Runner<'a> {
 			let Some(gm) = self.client.global_model(self.cfg.task, round, Some(head))? else {
 				continue;
 			};
-			if gm.aggregator != me || gm.published.is_some() {
+			if gm.published.is_some() {
 				continue;
+			}
+			let mine = gm.aggregator == me;
+			if !mine {
+				let aggregator_lazy = view
+					.trainers
+					.iter()
+					.position(|a| *a == gm.aggregator)
+					.is_some_and(|p| view.lazy & (1u64 << p) != 0);
+				let my_turn = gm.exclusive_until.saturating_add(my_index);
+				if !aggregator_lazy && self.head_number < my_turn {
+					continue;
+				}
+				// Someone may have published it above the confirmed head.
+				if self
+					.client
+					.global_model(self.cfg.task, round, None)?
+					.is_some_and(|g| g.published.is_some())
+				{
+					continue;
+				}
 			}
 			let Some(blob) = self
 				.store
 				.load_blob(self.cfg.task, &aggregate_name(round))?
 				.filter(|b| H256(codec::hash(b)) == gm.hash)
 			else {
-				tracing::warn!(round, "aggregator without the agreed blob; cannot publish");
+				if mine {
+					tracing::warn!(round, "aggregator without the agreed blob; cannot publish");
+				}
 				continue;
 			};
 			self.state.published.push(round);
 			self.save()?;
-			tracing::info!(round, fee = gm.fee, "publishing the aggregate");
+			if mine {
+				tracing::info!(round, fee = gm.fee, "publishing the aggregate");
+			} else {
+				tracing::warn!(round, aggregator = %gm.aggregator, "the aggregator withheld the agreed aggregate; publishing it");
+			}
 			self.client.fl(FlCall::publish_aggregate {
 				task: self.cfg.task,
 				round,
@@ -940,4 +1094,73 @@ impl<'a> Runner<'a> {
 		}
 		Ok(false)
 	}
+}
+
+/// What a report accuses an update of.
+enum Accusation {
+	/// A copy of the named victim (or of all revealed others: `None`).
+	Copy(Option<AccountId>),
+	/// Its own watermark weaker than the task allows.
+	Weak,
+}
+
+/// The governed FL parameters the trainer's verdicts use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlParams {
+	/// `Fl.LazyZScore`, hundredths of a standard deviation.
+	pub lazy_z_score: u32,
+	/// `Fl.WatermarkTolerance`, hundredths of a dB.
+	pub watermark_tolerance: u32,
+}
+
+impl FlParams {
+	/// The stored values at `at`, or the runtime's defaults.
+	pub fn read(client: &Client, at: Option<H256>) -> Result<FlParams> {
+		use blade_fl_runtime::dynamic_params::fl;
+		Ok(FlParams {
+			lazy_z_score: fl_parameter(
+				client,
+				at,
+				fl::ParametersKey::LazyZScore(fl::LazyZScore),
+				|v| match v {
+					fl::ParametersValue::LazyZScore(z) => Some(z),
+					_ => None,
+				},
+				<fl::LazyZScore as frame_support::traits::Get<u32>>::get,
+			)?,
+			watermark_tolerance: fl_parameter(
+				client,
+				at,
+				fl::ParametersKey::WatermarkTolerance(fl::WatermarkTolerance),
+				|v| match v {
+					fl::ParametersValue::WatermarkTolerance(t) => Some(t),
+					_ => None,
+				},
+				<fl::WatermarkTolerance as frame_support::traits::Get<u32>>::get,
+			)?,
+		})
+	}
+}
+
+/// A governed `Fl` parameter: the stored value at `at`, or the runtime's default.
+fn fl_parameter<V>(
+	client: &Client,
+	at: Option<H256>,
+	key: blade_fl_runtime::dynamic_params::fl::ParametersKey,
+	value: impl Fn(blade_fl_runtime::dynamic_params::fl::ParametersValue) -> Option<V>,
+	default: impl FnOnce() -> V,
+) -> Result<V> {
+	use ::codec::Decode;
+	use blade_fl_runtime::configs::{RuntimeParametersKey, RuntimeParametersValue};
+	let storage_key = pallet_parameters::Parameters::<blade_fl_runtime::Runtime>::hashed_key_for(
+		RuntimeParametersKey::Fl(key),
+	);
+	if let Some(raw) = client.storage(&storage_key, at)? {
+		if let Ok(RuntimeParametersValue::Fl(stored)) = Decode::decode(&mut &raw[..]) {
+			if let Some(v) = value(stored) {
+				return Ok(v);
+			}
+		}
+	}
+	Ok(sp_io::TestExternalities::default().execute_with(default))
 }

@@ -6,13 +6,16 @@
 //! power: `a = sqrt(P / 10^(snr/10))`. Detection is the normalised correlation
 //! `rho = <x, c> / (|x| sqrt(n))`; for an update independent of the chips `rho` is
 //! approximately `N(0, 1/n)`, so the threshold for a false-positive rate `fpr` is
-//! `z(1 - fpr) / sqrt(n)`. [`chain_correlation`] computes exactly what the runtime's
-//! `report_lazy` computes (fixed point, parts per billion) on a blob.
+//! `z(1 - fpr) / sqrt(n)`. That plain correlation can be gamed by a copier who piles
+//! energy on its own chips; the chain's verdicts ([`chain_copy`], [`chain_weak_watermark`],
+//! bit-exact with `report_lazy` and `report_weak_watermark`) remove the accused's own
+//! watermark and use a sign statistic instead (see `blade_fl_primitives::verdict`).
 
 use blade_fl_primitives::{
 	blob::Blob,
-	correlation::{correlate, proves_copy, Correlation},
+	correlation::{correlate, Correlation},
 	pn::{Chips, Seed},
+	verdict::{copy_proven, own_watermark, weak_watermark},
 };
 
 use crate::error::{invalid, Error, Result};
@@ -77,12 +80,63 @@ pub fn chain_correlation(blob: &[u8], seed: &Seed) -> Result<u32> {
 	Ok(blob_correlation(blob, seed)?.0 .0)
 }
 
-/// The runtime's verdict on `blob` as a copy of `seed`'s owner, exactly as `report_lazy`
-/// computes it: the fixed-point correlation (returned, in parts per billion) and the
-/// z-test `rho * sqrt(n) >= z_centi / 100` over the blob's `n` parameters.
-pub fn chain_proves(blob: &[u8], seed: &Seed, z_centi: u32) -> Result<(bool, u32)> {
-	let (rho, n) = blob_correlation(blob, seed)?;
-	Ok((proves_copy(rho, n, z_centi), rho.0))
+/// The runtime's verdict on `blob` as a copy of the owners of `victims` (their round
+/// keys), exactly as `report_lazy` computes it: the accused's own watermark (`own`, its
+/// revealed round key) removed, then the sign statistic against the victims' chips at
+/// `z_centi`. Returns the verdict and the z-score in hundredths.
+pub fn chain_copy(
+	blob: &[u8],
+	own: Option<&Seed>,
+	victims: &[Seed],
+	z_centi: u32,
+) -> Result<(bool, i64)> {
+	let parsed = Blob::parse(blob, blob.len()).map_err(Error::Blob)?;
+	let own = own.map(|key| (key, own_watermark(parsed.fixed_values(), key).amplitude));
+	let (proven, evidence) = copy_proven(parsed.fixed_values(), own, victims, z_centi);
+	Ok((proven, evidence.z_centi()))
+}
+
+/// The runtime's verdict on whether `blob` carries its owner's watermark (`own`) more
+/// weakly than the task's `snr_centi_db` allows, exactly as `report_weak_watermark`
+/// computes it. Returns the verdict and the measured SNR in hundredths of a dB.
+pub fn chain_weak_watermark(
+	blob: &[u8],
+	own: &Seed,
+	snr_centi_db: u32,
+	tolerance_centi_db: u32,
+	z_centi: u32,
+) -> Result<(bool, i64)> {
+	let parsed = Blob::parse(blob, blob.len()).map_err(Error::Blob)?;
+	Ok(weak_watermark(
+		parsed.fixed_values(),
+		own,
+		snr_centi_db,
+		tolerance_centi_db,
+		z_centi,
+	))
+}
+
+/// Scale `values` down so that their L2 norm is at most `bound` (no-op when it already
+/// is, or when `bound` is not positive and finite). Returns the factor applied.
+pub fn clip_norm(values: &mut [f32], bound: f64) -> f64 {
+	let norm = values
+		.iter()
+		.map(|v| f64::from(*v) * f64::from(*v))
+		.sum::<f64>()
+		.sqrt();
+	if !(bound > 0.0 && bound.is_finite()) || norm <= bound || norm == 0.0 {
+		return 1.0;
+	}
+	let factor = bound / norm;
+	values.iter_mut().for_each(|v| *v = (f64::from(*v) * factor) as f32);
+	factor
+}
+
+/// The norm an update may have *before* its watermark at `snr_db` is added so that the
+/// watermarked update (and its int8 rounding) stays within the task's `bound`:
+/// `|x + a c| <= |x| (1 + 10^(-snr/20))`, with 2 % for rounding.
+pub fn norm_before_watermark(bound: f64, snr_db: f64) -> f64 {
+	0.98 * bound / (1.0 + 10f64.powf(-snr_db / 20.0))
 }
 
 /// Inverse of the standard normal CDF (Acklam's rational approximation, relative error
@@ -281,6 +335,61 @@ mod tests {
 			assert_eq!(caught, trials as usize, "snr {snr} dB");
 			assert_eq!(false_alarms, 0, "snr {snr} dB");
 		}
+	}
+
+	/// The energy-inflating copier: a copy of the victim's update plus the copier's own
+	/// chips at 15x the update's RMS. The plain correlation misses it; the chain's verdict,
+	/// which removes the copier's own watermark first, proves it; honest updates are never
+	/// proven, and an update without its own watermark is proven weak.
+	#[test]
+	fn inflating_copier_is_proven_by_the_chain_verdict() {
+		let n = 20_000;
+		let detector = Detector::for_false_positive_rate(n, 1e-6).unwrap();
+		for t in 0..20u64 {
+			let (victim_key, copier_key, honest_key) =
+				(seed(3 * t as u8 + 1), seed(3 * t as u8 + 2), seed(3 * t as u8 + 3));
+			let mut victim = gaussian(n, t, 0.05);
+			let a = amplitude_for_snr(&victim, 9.0);
+			apply(&mut victim, &victim_key, a, 1.0);
+			let mut copy = victim.clone();
+			apply(&mut copy, &copier_key, 15.0 * crate::privacy::rms(&victim), 1.0);
+			assert!(detector.detect(&copy, &[victim_key]).is_empty());
+			let blob = crate::codec::encode(0, 0, blade_fl_primitives::blob::Codec::F32, &copy)
+				.unwrap();
+			let (proven, z) = chain_copy(&blob, Some(&copier_key), &[victim_key], 600).unwrap();
+			assert!(proven, "z = {z}");
+
+			let mut honest = gaussian(n, 100 + t, 0.05);
+			apply(&mut honest, &honest_key, a, 1.0);
+			let blob =
+				crate::codec::encode(0, 0, blade_fl_primitives::blob::Codec::F32, &honest).unwrap();
+			assert!(!chain_copy(&blob, Some(&honest_key), &[victim_key], 600).unwrap().0);
+			assert!(!chain_weak_watermark(&blob, &honest_key, 900, 300, 600).unwrap().0);
+			let bare = crate::codec::encode(
+				0,
+				0,
+				blade_fl_primitives::blob::Codec::F32,
+				&gaussian(n, 200 + t, 0.05),
+			)
+			.unwrap();
+			assert!(chain_weak_watermark(&bare, &honest_key, 900, 300, 600).unwrap().0);
+		}
+	}
+
+	#[test]
+	fn clipping_respects_the_bound_after_the_watermark() {
+		let mut values = gaussian(10_000, 5, 1.0);
+		let bound = 20.0;
+		let snr = 3.0;
+		clip_norm(&mut values, norm_before_watermark(bound, snr));
+		let a = amplitude_for_snr(&values, snr);
+		apply(&mut values, &seed(9), a, 1.0);
+		let norm = values.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
+		assert!(norm <= bound, "{norm}");
+		assert!(norm > 0.9 * bound, "{norm}");
+		let mut small = vec![0.1f32; 4];
+		assert_eq!(clip_norm(&mut small, 1.0), 1.0);
+		assert_eq!(clip_norm(&mut small, f64::NAN), 1.0);
 	}
 
 	#[test]

@@ -294,7 +294,7 @@ mod lazy_detection {
 		data::{load_fashion_mnist, DEBIAN_FASHION_MNIST_DIR},
 		model::{Arch, Shape},
 		partition::{partition, Scheme},
-		signature::{amplitude_for_snr, apply, chain_proves, Detector},
+		signature::{amplitude_for_snr, apply, chain_copy, Detector},
 	};
 	use blade_fl_primitives::blob::Codec;
 	use rand_distr::{Distribution, Normal};
@@ -343,7 +343,9 @@ mod lazy_detection {
 			.collect();
 		let n = updates[0].len();
 		let detector = Detector::for_false_positive_rate(n, 1e-6).unwrap();
-		let proven = |blob: &[u8], seed: &[u8; 32]| chain_proves(blob, seed, 600).unwrap().0;
+		let proven = |blob: &[u8], own: &[u8; 32], seed: &[u8; 32]| {
+			chain_copy(blob, Some(own), &[*seed], 600).unwrap().0
+		};
 		let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
 		let trials = 8 * 7;
 		for snr in [9.0, 6.0, 3.0] {
@@ -374,7 +376,7 @@ mod lazy_detection {
 					);
 					caught += usize::from(!detector.detect(&copy, &[seeds[victim]]).is_empty());
 					let blob = codec::encode(0, 0, Codec::F32, &copy).unwrap();
-					chain_caught += usize::from(proven(&blob, &seeds[victim]));
+					chain_caught += usize::from(proven(&blob, &seeds[copier], &seeds[victim]));
 					// The copier's honest counterpart: its own update never matches the victim.
 					false_alarms += usize::from(
 						!detector
@@ -382,7 +384,7 @@ mod lazy_detection {
 							.is_empty(),
 					);
 					let honest = codec::encode(0, 0, Codec::F32, &published[copier]).unwrap();
-					false_alarms += usize::from(proven(&honest, &seeds[victim]));
+					false_alarms += usize::from(proven(&honest, &seeds[copier], &seeds[victim]));
 					tests += 1;
 				}
 			}

@@ -8,7 +8,8 @@ mod common;
 
 use blade_fl_primitives::{
 	blob::{blob_hash, encode_f32, Codec},
-	pn::{seed_commitment, Chips, Seed},
+	pn::{round_key, seed_commitment, Chips, Seed},
+	verdict::contribution_weight,
 };
 use blade_fl_runtime::{
 	configs::MAX_BLOB_LEN, AccountId, Balance, Runtime, RuntimeCall, RuntimeEvent, RuntimeOrigin,
@@ -85,10 +86,12 @@ fn trained(who: &AccountId, round: u32) -> Vec<f32> {
 		.collect()
 }
 
-fn watermark(values: &[f32], seed: &Seed, sign: f32) -> Vec<f32> {
+/// `values` plus `who`'s watermark for `round` of task 0 keyed by `seed`.
+fn watermark(values: &[f32], who: &AccountId, round: u32, seed: &Seed, sign: f32) -> Vec<f32> {
+	let key = round_key(&who.encode(), 0, round, seed);
 	values
 		.iter()
-		.zip(Chips::new(seed))
+		.zip(Chips::new(&key))
 		.map(|(v, c)| v + sign * WM * f32::from(c))
 		.collect()
 }
@@ -124,7 +127,7 @@ fn aggregate(task: u64, round: u32, clean: &[Vec<f32>]) -> Blob {
 fn shares(pool: Balance, weights: &[(u64, Perbill)]) -> Vec<Balance> {
 	let w: Vec<u128> = weights
 		.iter()
-		.map(|(s, r)| u128::from(*s) * u128::from(r.deconstruct()))
+		.map(|(s, r)| contribution_weight(*s, r.deconstruct()))
 		.collect();
 	let total: u128 = w.iter().sum();
 	w.iter().map(|w| pool * w / total).collect()
@@ -155,15 +158,17 @@ fn five_trainers_three_rounds_in_the_runtime() {
 			trainers_wanted: 5,
 			trainers_min: 3,
 			min_samples: 100,
+			max_samples: 10_000,
 			codec: Codec::F32,
 			rule: AggregationRule::FedAvg,
 			max_epsilon_milli: 8_000,
 			pn_snr_centi_db: 600,
+			max_norm_milli: 1_000_000,
 			phases: PhaseLengths {
-				bidding: 3,
-				submit: 3,
-				reveal: 3,
-				aggregate: 3,
+				bidding: 6,
+				submit: 6,
+				reveal: 6,
+				aggregate: 6,
 			},
 			reward: REWARD,
 			min_stake: STAKE,
@@ -182,7 +187,7 @@ fn five_trainers_three_rounds_in_the_runtime() {
 				},
 			);
 		}
-		run_to(4);
+		run_to(7);
 		assert_eq!(task().phase, Phase::Submit);
 		assert_eq!(task().trainers.to_vec(), t, "ranked by samples");
 
@@ -213,11 +218,11 @@ fn five_trainers_three_rounds_in_the_runtime() {
 						.chunks_exact(4)
 						.map(|c| f32::from_le_bytes(c.try_into().unwrap()))
 						.collect();
-					watermark(&copied, &seed(who, own), 1.0)
+					watermark(&copied, who, round, &seed(who, own), 1.0)
 				} else {
 					let raw = trained(who, round);
 					clean[i] = Some(raw.clone());
-					watermark(&raw, &seed(who, own), 1.0)
+					watermark(&raw, who, round, &seed(who, own), 1.0)
 				};
 				let b = blob(0, round, &values);
 				call(
@@ -258,7 +263,7 @@ fn five_trainers_three_rounds_in_the_runtime() {
 						task: 0,
 						round,
 						accused: charlie.clone(),
-						victim: bob.clone(),
+						victim: Some(bob.clone()),
 						accused_blob: blobs[1].clone().unwrap(),
 					},
 				);
@@ -272,14 +277,14 @@ fn five_trainers_three_rounds_in_the_runtime() {
 						task: 0,
 						round,
 						accused: eve.clone(),
-						victim: bob.clone(),
+						victim: Some(bob.clone()),
 						accused_blob: blobs[3].clone().unwrap(),
 					},
 				);
-				let Some(Event::LazyProven { correlation, .. }) = events().last().cloned() else {
+				let Some(Event::LazyProven { z_centi, .. }) = events().last().cloned() else {
 					panic!("lazy copier not proven");
 				};
-				assert!(correlation > Perbill::from_percent(30), "{correlation:?}");
+				assert!(z_centi >= 600, "{z_centi}");
 				// Proven lazy: Eve forfeits what she earned in round 0.
 				assert!(earned[3] > 0);
 				earned[3] = 0;
@@ -360,15 +365,22 @@ fn five_trainers_three_rounds_in_the_runtime() {
 			"the lazy trainer's round-0 reward is forfeited"
 		);
 
-		let lazy_slash = STAKE / 2;
+		// Stakes grow with the claim: min_stake * (1 + samples / max_samples).
+		let stake = |s: u64| STAKE + STAKE * Balance::from(s) / 10_000;
+		let lazy_slash = stake(samples[3]) / 2;
 		let to_reporter = lazy_slash / 5;
-		let miss = STAKE / 10;
+		let miss = stake(samples[4]) / 10;
+		let listing_fee = 6 * (UNIT / 1_000);
 		let penalty = 5 * UNIT;
 		let end: Vec<Balance> = [&publisher, &reporter, bob, charlie, dave, eve, ferdie]
 			.iter()
 			.map(|a| Balances::balance(a))
 			.collect();
-		assert_eq!(end[0], start[0] - paid - 3 * fee, "publisher");
+		assert_eq!(
+			end[0],
+			start[0] - paid - 3 * fee - listing_fee,
+			"publisher"
+		);
 		assert_eq!(end[1], start[1] - penalty + to_reporter, "reporter");
 		assert_eq!(
 			end[2],
@@ -387,7 +399,7 @@ fn five_trainers_three_rounds_in_the_runtime() {
 		// Only the burnt slashes left the issuance.
 		assert_eq!(
 			Balances::total_issuance(),
-			issuance - (lazy_slash - to_reporter) - miss
+			issuance - (lazy_slash - to_reporter) - miss - listing_fee
 		);
 		for who in [&publisher, &reporter, bob, charlie, dave, eve, ferdie] {
 			assert_eq!(Balances::total_balance_on_hold(who), 0);

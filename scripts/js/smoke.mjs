@@ -18,7 +18,7 @@ for (const name of ['System', 'Balances', 'Difficulty', 'BlockReward', 'Council'
 }
 if (typeof api.tx.difficulty?.setDifficulty !== 'function') fail('difficulty.setDifficulty not in metadata');
 if (typeof api.tx.parameters?.setParameter !== 'function') fail('parameters.setParameter not in metadata');
-for (const call of ['publishTask', 'cancelTask', 'bid', 'withdrawBid', 'submitUpdate', 'revealSeed', 'reportLazy', 'proposeAggregate', 'publishAggregate']) {
+for (const call of ['publishTask', 'cancelTask', 'bid', 'withdrawBid', 'submitUpdate', 'revealSeed', 'reportLazy', 'proposeAggregate', 'publishAggregate', 'reportWeakWatermark']) {
   if (typeof api.tx.flTasks?.[call] !== 'function') fail(`flTasks.${call} not in metadata`);
 }
 
@@ -77,8 +77,8 @@ if (data.free.toBigInt() !== amount) fail(`destination holds ${data.free}`);
 // FlTasksApi runtime API declared in the metadata.
 const spec = {
   modelId: 1, paramCount: 1000, datasetId: 1, validationHash: '0x' + '11'.repeat(32),
-  rounds: 2, trainersWanted: 3, trainersMin: 2, minSamples: 10, codec: 'F32',
-  rule: { TrimmedMean: { trim: 10 } }, maxEpsilonMilli: 4000, pnSnrCentiDb: 600,
+  rounds: 2, trainersWanted: 3, trainersMin: 2, minSamples: 10, maxSamples: 1000, codec: 'F32',
+  rule: { TrimmedMean: { trim: 10 } }, maxEpsilonMilli: 4000, pnSnrCentiDb: 600, maxNormMilli: 100000,
   phases: { bidding: 100, submit: 20, reveal: 20, aggregate: 20 },
   reward: 100_000_000_000_000n, minStake: 10_000_000_000_000n,
 };

@@ -12,8 +12,9 @@
 //! `confirmations` deep on the node's best chain ([`Client::confirm`]). Blocks are
 //! remembered by hash, so a reorg that replaces the including block is seen on the next
 //! poll; a transaction that a reorg or a node restart dropped (neither on the best chain
-//! nor in the pool for `patience` blocks) is sent again, re-signed with a fresh nonce if
-//! its own was spent by something else.
+//! nor in the pool for `patience` blocks) is sent again, re-signed with a fresh nonce only
+//! if its own was spent by something else *and* a fresh search of the best chain does not
+//! find the original (so a transaction that lands between two looks is never sent twice).
 //!
 //! **Nonces.** Kept locally, never below `system_accountNextIndex` (which counts the
 //! pool), so several transactions can be in flight; a `Stale`/`Future` refusal refreshes
@@ -564,6 +565,14 @@ impl Client {
 				}
 				Err(e) => return Err(e),
 			}
+		}
+		// Its nonce is spent, or the node refused the old bytes. Spent by the original
+		// itself, landed since the last look? Never re-sign before searching the best chain
+		// for it: a second signature would be a second transaction (a second escrow).
+		let now = self.best_number()?;
+		if let Some((number, _, _)) = self.find(pending.hash, pending.from, now)? {
+			tracing::debug!(call = %call_name(&pending.call), block = number, "the original landed meanwhile; not re-signing");
+			return Ok(());
 		}
 		// Its nonce went to another transaction: sign it anew.
 		self.next_nonce = None;

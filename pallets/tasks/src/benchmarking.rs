@@ -1,12 +1,13 @@
 //! Benchmarks for `pallet_fl_tasks` (frame-benchmarking v2), each in its worst case:
-//! full blobs, full trainer sets, full bid lists, a lazy proof that slashes.
+//! full blobs in the int8 codec (one value per byte: the most values, hence the most
+//! verification work, per byte), full trainer sets, full bid lists, proofs that slash.
 
 use super::*;
 use crate::pallet::{BalanceOf, TaskOf};
 use alloc::vec::Vec;
 use blade_fl_primitives::{
-	blob::{encode_f32, Codec, HEADER_LEN},
-	pn::{seed_commitment, Chips, Seed},
+	blob::{BlobHeader, Codec, HEADER_LEN},
+	pn::{round_key, seed_commitment, Chips, Seed},
 };
 use codec::Encode;
 use frame_benchmarking::v2::*;
@@ -32,10 +33,15 @@ fn commit<T: Config>(who: &T::AccountId, seed: &Seed) -> H256 {
 	H256(seed_commitment(&who.encode(), seed))
 }
 
-/// Parameters that fit in `bytes` of f32 blob (at least 1, within the governance maximum).
+/// Parameters that fit in `bytes` of int8 blob (at least 1, within the governance maximum).
 fn params_for<T: Config>(bytes: u32) -> u32 {
 	let max = Pallet::<T>::max_blob_len() as u32;
-	(bytes.min(max).saturating_sub(HEADER_LEN as u32) / 4).max(1)
+	bytes.min(max).saturating_sub(HEADER_LEN as u32).max(1)
+}
+
+/// The chip key `who` watermarks round `round` of `task` with.
+fn key_of<T: Config>(task: TaskId, who: &T::AccountId, round: u32) -> Seed {
+	round_key(&who.encode(), task, round, &seed_of(who, round))
 }
 
 fn spec<T: Config>(trainers: u32, params: u32) -> SpecOf<T> {
@@ -49,10 +55,12 @@ fn spec<T: Config>(trainers: u32, params: u32) -> SpecOf<T> {
 		trainers_wanted: trainers,
 		trainers_min: 1,
 		min_samples: 1,
-		codec: Codec::F32,
+		max_samples: 1_000_000,
+		codec: Codec::Int8,
 		rule: AggregationRule::FedAvg,
 		max_epsilon_milli: 1_000,
 		pn_snr_centi_db: 600,
+		max_norm_milli: u32::MAX,
 		phases: PhaseLengths {
 			bidding: phase,
 			submit: phase,
@@ -67,8 +75,9 @@ fn spec<T: Config>(trainers: u32, params: u32) -> SpecOf<T> {
 }
 
 fn publish<T: Config>(trainers: u32, params: u32) -> (T::AccountId, TaskId) {
-	let publisher = funded::<T>("publisher", 0);
 	let id = NextTaskId::<T>::get();
+	// A publisher per task: each stays under `MaxTasksPerPublisher`.
+	let publisher = funded::<T>("publisher", id as u32);
 	Pallet::<T>::publish_task(
 		RawOrigin::Signed(publisher.clone()).into(),
 		spec::<T>(trainers, params),
@@ -109,15 +118,26 @@ fn selected<T: Config>(t: u32, params: u32) -> (T::AccountId, TaskId, Vec<T::Acc
 	(publisher, id, selected)
 }
 
-fn values(params: u32, seed: &Seed, amplitude: f32) -> Vec<f32> {
-	Chips::new(seed)
+/// `amplitude` times the chips of `key`, as int8 steps.
+fn values(params: u32, key: &Seed, amplitude: i8) -> Vec<i8> {
+	Chips::new(key)
 		.take(params as usize)
-		.map(|c| amplitude * f32::from(c))
+		.map(|c| amplitude.saturating_mul(c))
 		.collect()
 }
 
-fn blob_of<T: Config>(task: TaskId, round: u32, vals: &[f32]) -> BoundedVec<u8, T::MaxBlobLen> {
-	BoundedVec::try_from(encode_f32(task, round, vals)).expect("within MaxBlobLen")
+/// An int8 blob of `vals` at scale 1/64.
+fn blob_of<T: Config>(task: TaskId, round: u32, vals: &[i8]) -> BoundedVec<u8, T::MaxBlobLen> {
+	let header = BlobHeader {
+		task,
+		round,
+		param_count: vals.len() as u32,
+		codec: Codec::Int8,
+		scale_bits: (1.0f32 / 64.0).to_bits(),
+	};
+	let mut bytes = header.encode().to_vec();
+	bytes.extend(vals.iter().map(|v| *v as u8));
+	BoundedVec::try_from(bytes).expect("within MaxBlobLen")
 }
 
 fn index_of<T: Config>(task: TaskId, who: &T::AccountId) -> u32 {
@@ -126,8 +146,8 @@ fn index_of<T: Config>(task: TaskId, who: &T::AccountId) -> u32 {
 		.index
 }
 
-/// Everyone submits a blob of `params` (trainer 0's chips; the last trainer copies it when
-/// `copier`), then the reveal phase starts; returns the blobs.
+/// Everyone submits a blob of `params` (its own watermark chips; the last trainer copies
+/// trainer 0's blob when `copier`), then the reveal phase starts; returns the blobs.
 fn submitted<T: Config>(
 	id: TaskId,
 	trainers: &[T::AccountId],
@@ -141,10 +161,10 @@ fn submitted<T: Config>(
 		} else {
 			who
 		};
-		let mut vals = values(params, &seed_of(source, 0), 0.5);
+		let mut vals = values(params, &key_of::<T>(id, source, 0), 32);
 		let copying = copier && k + 1 == trainers.len();
 		if let Some(v) = vals.get_mut(k % (params as usize)).filter(|_| !copying) {
-			*v += k as f32; // distinct blobs
+			*v = v.saturating_add(k as i8); // distinct blobs
 		}
 		let b = blob_of::<T>(id, 0, &vals);
 		Pallet::<T>::submit_update(
@@ -247,7 +267,7 @@ mod benches {
 		let params = params_for::<T>(b);
 		let (_, id, trainers) = selected::<T>(T::MaxTrainers::get(), params);
 		let who = trainers[0].clone();
-		let blob = blob_of::<T>(id, 0, &values(params, &seed_of(&who, 0), 0.5));
+		let blob = blob_of::<T>(id, 0, &values(params, &key_of::<T>(id, &who, 0), 32));
 		let next = commit::<T>(&who, &seed_of(&who, 1));
 
 		#[extrinsic_call]
@@ -269,21 +289,19 @@ mod benches {
 		assert!(Updates::<T>::get(id, &who).and_then(|u| u.seed).is_some());
 	}
 
-	/// Worst case: the proof succeeds (slash, reporter transfer, burn, release, vote removal).
-	/// From 64 parameters (284 bytes): a perfect copy proves itself only once
-	/// `sqrt(n) >= LazyZScore` (6 sigma needs n >= 36).
+	/// Worst case: the proof succeeds (slash, reporter transfer, burn, release, vote removal)
+	/// against all `k` other trainers' watermarks at once (`victim = None`, one chip stream
+	/// each). From 1 024 parameters: a perfect copy tested against every other trainer
+	/// proves itself only once `sqrt(n / k) >= LazyZScore`.
 	#[benchmark]
-	fn report_lazy(b: Linear<284, { T::MaxBlobSize::get().min(T::MaxBlobLen::get()) }>) {
+	fn report_lazy(
+		b: Linear<1_052, { T::MaxBlobSize::get().min(T::MaxBlobLen::get()) }>,
+		k: Linear<1, { T::MaxTrainers::get().saturating_sub(1).max(1) }>,
+	) {
 		let params = params_for::<T>(b);
-		let t = T::MaxTrainers::get().max(2);
-		let (_, id, trainers) = selected::<T>(t, params);
+		let (_, id, trainers) = selected::<T>(k + 1, params);
 		let blobs = submitted::<T>(id, &trainers, params, true);
 		revealed::<T>(id, &trainers);
-		let victim = trainers
-			.iter()
-			.find(|w| index_of::<T>(id, w) == 0)
-			.cloned()
-			.expect("0");
 		let accused = trainers.last().cloned().expect("trainers");
 		let accused_blob = blobs.last().cloned().expect("blobs");
 		let reporter = funded::<T>("reporter", 0);
@@ -304,9 +322,51 @@ mod benches {
 			id,
 			0,
 			accused.clone(),
-			victim,
+			None,
 			accused_blob,
 		);
+
+		let bit = 1u64 << index_of::<T>(id, &accused);
+		assert!(Tasks::<T>::get(id).expect("live").lazy & bit != 0);
+	}
+
+	/// Worst case: the proof succeeds (an update with no watermark of its own) and slashes.
+	#[benchmark]
+	fn report_weak_watermark(
+		b: Linear<1_052, { T::MaxBlobSize::get().min(T::MaxBlobLen::get()) }>,
+	) {
+		let params = params_for::<T>(b);
+		let (_, id, trainers) = selected::<T>(2, params);
+		let accused = trainers[1].clone();
+		// Trainer 0 is honest; the accused's update carries chips of a key it never reveals.
+		let unrelated = seed_of(&99u32, 0);
+		let mut accused_blob = None;
+		for who in &trainers {
+			let key = if *who == accused {
+				unrelated
+			} else {
+				key_of::<T>(id, who, 0)
+			};
+			let blob = blob_of::<T>(id, 0, &values(params, &key, 32));
+			Pallet::<T>::submit_update(
+				RawOrigin::Signed(who.clone()).into(),
+				id,
+				0,
+				blob.clone(),
+				commit::<T>(who, &seed_of(who, 1)),
+			)
+			.expect("submit");
+			if *who == accused {
+				accused_blob = Some(blob);
+			}
+		}
+		run_hook::<T>(id);
+		revealed::<T>(id, &trainers);
+		let reporter = funded::<T>("reporter", 0);
+		let accused_blob = accused_blob.expect("submitted");
+
+		#[extrinsic_call]
+		_(RawOrigin::Signed(reporter), id, 0, accused.clone(), accused_blob);
 
 		let bit = 1u64 << index_of::<T>(id, &accused);
 		assert!(Tasks::<T>::get(id).expect("live").lazy & bit != 0);
@@ -350,7 +410,7 @@ mod benches {
 		let (_, id, trainers) = selected::<T>(1, params);
 		submitted::<T>(id, &trainers, params, false);
 		revealed::<T>(id, &trainers);
-		let aggregate = blob_of::<T>(id, 0, &values(params, &seed_of(&99u32, 0), 0.25));
+		let aggregate = blob_of::<T>(id, 0, &values(params, &seed_of(&99u32, 0), 16));
 		let hash = H256(blade_fl_primitives::blob::blob_hash(&aggregate));
 		let who = trainers[0].clone();
 		Pallet::<T>::propose_aggregate(RawOrigin::Signed(who.clone()).into(), id, 0, hash, 1)
@@ -417,9 +477,10 @@ mod benches {
 		);
 	}
 
-	/// Settlement with `t` trainers to pay and `c` spent commitments to clear.
+	/// Settlement with `t` trainers to pay and `r` rounds' global models to clear, none of
+	/// them published (each records a missed publication).
 	#[benchmark]
-	fn settle(t: Linear<1, { T::MaxTrainers::get() }>, c: Linear<0, 1_000>) {
+	fn settle(t: Linear<1, { T::MaxTrainers::get() }>, r: Linear<0, { T::MaxRounds::get() }>) {
 		let (_, id, trainers) = selected::<T>(t, 1);
 		for who in &trainers {
 			Participants::<T>::mutate(id, who, |p| {
@@ -428,16 +489,21 @@ mod benches {
 				}
 			});
 		}
-		for k in 0..c {
-			SpentCommitments::<T>::insert(
+		for round in 0..r {
+			GlobalModels::<T>::insert(
 				id,
-				H256(blade_fl_primitives::blob::blob_hash(&k.to_le_bytes())),
-				(),
+				round,
+				GlobalModel {
+					hash: H256::repeat_byte(1),
+					included: 1,
+					aggregator: trainers[0].clone(),
+					fee: 1u32.into(),
+					exclusive_until: 0u32.into(),
+					published: None,
+				},
 			);
 		}
 		let task: TaskOf<T> = Tasks::<T>::get(id).expect("live");
-		let mut task = task;
-		task.commitments = task.commitments.saturating_add(c);
 
 		#[block]
 		{
@@ -445,6 +511,7 @@ mod benches {
 		}
 
 		assert!(Tasks::<T>::get(id).is_none());
+		assert_eq!(GlobalModels::<T>::iter_prefix(id).count(), 0);
 	}
 
 	impl_benchmark_test_suite!(Pallet, crate::mock::new_test_ext(), crate::mock::Test);

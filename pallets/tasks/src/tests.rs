@@ -1329,3 +1329,5 @@ fn remaining_error_paths() {
 		);
 	});
 }
+
+mod attacks;

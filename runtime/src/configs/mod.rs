@@ -222,16 +222,19 @@ pub mod dynamic_params {
 		/// Votes needed: more than this share of the eligible trainers.
 		#[codec(index = 6)]
 		pub static Quorum: Perbill = Perbill::from_percent(50);
-		/// Z-score (hundredths of a standard deviation) of the PN correlation that proves a
-		/// watermark copy: `rho * sqrt(n) >= z`. 600 = 6 sigma, ~1e-9 false proofs per test.
+		/// Z-score (hundredths of a standard deviation) of the copy test that proves a
+		/// watermark copy (sign statistic after removing the accused's own watermark; see
+		/// `blade_fl_primitives::verdict`). 600 = 6 sigma, ~1e-9 false proofs per test.
 		#[codec(index = 7)]
 		pub static LazyZScore: u32 = 600;
 		/// Largest update or aggregate blob, in bytes (hard bound: `MAX_BLOB_LEN`).
 		#[codec(index = 8)]
 		pub static MaxBlobSize: u32 = 1024 * 1024;
-		/// Shortest phase a task may ask for, in blocks.
+		/// Shortest phase a task may ask for, in blocks: above the reference trainer's
+		/// default confirmation depth (3) plus inclusion and a margin for forks, so a
+		/// publisher cannot make honest trainers miss deadlines.
 		#[codec(index = 9)]
-		pub static MinPhaseLength: BlockNumber = 2;
+		pub static MinPhaseLength: BlockNumber = 6;
 		/// Longest phase a task may ask for, in blocks.
 		#[codec(index = 10)]
 		pub static MaxPhaseLength: BlockNumber = 7 * 24 * 60 * MINUTES;
@@ -247,6 +250,16 @@ pub mod dynamic_params {
 		/// Weight of a low price in the bid score.
 		#[codec(index = 14)]
 		pub static ScorePrice: Perbill = Perbill::from_percent(20);
+		/// Smallest reward per trainer and round a task may offer.
+		#[codec(index = 15)]
+		pub static MinRewardPerTrainerRound: Balance = UNIT / 100;
+		/// Listing fee burnt per block of a task's bidding phase.
+		#[codec(index = 16)]
+		pub static ListingFeePerBlock: Balance = UNIT / 1_000;
+		/// Slack below the task's watermark power, in hundredths of a decibel, before an
+		/// update's watermark is proven too weak.
+		#[codec(index = 17)]
+		pub static WatermarkTolerance: u32 = 300;
 	}
 
 	/// Trainer reputation: decay and the weight of each behaviour in milli-events.
@@ -329,11 +342,15 @@ impl pallet_fl_tasks::Config for Runtime {
 	type ScoreSamples = dynamic_params::fl::ScoreSamples;
 	type ScoreCapability = dynamic_params::fl::ScoreCapability;
 	type ScorePrice = dynamic_params::fl::ScorePrice;
+	type MinRewardPerTrainerRound = dynamic_params::fl::MinRewardPerTrainerRound;
+	type ListingFeePerBlock = dynamic_params::fl::ListingFeePerBlock;
+	type WatermarkTolerance = dynamic_params::fl::WatermarkTolerance;
 	type MaxBlobLen = ConstU32<MAX_BLOB_LEN>;
 	type MaxBids = ConstU32<128>;
 	type MaxTrainers = ConstU32<32>;
 	type MaxRounds = ConstU32<100>;
 	type MaxActiveTasks = ConstU32<64>;
+	type MaxTasksPerPublisher = ConstU32<4>;
 	type MaxTransitionsPerBlock = ConstU32<4>;
 	type WeightInfo = pallet_fl_tasks::weights::SubstrateWeight<Runtime>;
 }

@@ -116,6 +116,10 @@ pub struct PublishArgs {
 	/// Fewest samples a bidder must declare.
 	#[arg(long, default_value_t = 100)]
 	pub min_samples: u64,
+	/// Most samples a bidder may declare and be paid for (the chain cannot check a claim:
+	/// the cap bounds what a liar can win; see docs/security.md).
+	#[arg(long, default_value_t = 60_000)]
+	pub max_samples: u64,
 	/// Codec of the updates.
 	#[arg(long, value_enum, default_value_t = CodecArg::F32)]
 	pub codec: CodecArg,
@@ -134,6 +138,10 @@ pub struct PublishArgs {
 	/// Update-to-watermark power ratio in dB (the paper: 9, 6 or 3).
 	#[arg(long, default_value_t = 6.0)]
 	pub snr_db: f64,
+	/// Largest L2 norm of an update, watermark included: the chain refuses larger ones and
+	/// trainers clip to it.
+	#[arg(long, default_value_t = 100.0)]
+	pub max_norm: f64,
 	/// Bidding phase, blocks.
 	#[arg(long, default_value_t = 20)]
 	pub bidding: u32,
@@ -180,6 +188,7 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<()> {
 		trainers_wanted: args.trainers,
 		trainers_min: args.min_trainers,
 		min_samples: args.min_samples,
+		max_samples: args.max_samples,
 		codec: match args.codec {
 			CodecArg::F32 => Codec::F32,
 			CodecArg::F16 => Codec::F16,
@@ -197,6 +206,7 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<()> {
 		},
 		max_epsilon_milli: (args.max_epsilon * 1000.0).round() as u32,
 		pn_snr_centi_db: (args.snr_db * 100.0).round() as u32,
+		max_norm_milli: (args.max_norm * 1000.0).round().clamp(1.0, f64::from(u32::MAX)) as u32,
 		phases: pallet_fl_tasks::PhaseLengths {
 			bidding: args.bidding,
 			submit: args.submit,

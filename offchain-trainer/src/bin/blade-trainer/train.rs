@@ -32,6 +32,16 @@ pub enum BehaviourArg {
 	Scale,
 	/// Publish Gaussian noise as strong as the real update.
 	Random,
+	/// Copy another trainer's update and hide the copy under an own watermark of
+	/// `--inflate-factor` times its RMS (the energy-inflating copier; proven lazy all the
+	/// same).
+	Inflate,
+	/// Submit an int8 blob whose scale overflows `f32` (refused by the chain; the trainer
+	/// then misses the round and is slashed).
+	CraftedBlob,
+	/// Train honestly but never publish the aggregate when chosen as aggregator (loses
+	/// the fee; anyone may publish it instead).
+	Withhold,
 }
 
 /// Local-DP mechanism.
@@ -140,9 +150,6 @@ pub struct RunArgs {
 	/// Rounds without accuracy gain before the noise decays.
 	#[arg(long, default_value_t = 1)]
 	pub patience: u32,
-	/// False-positive rate of the lazy detector per (update, seed) test.
-	#[arg(long, default_value_t = 1e-6)]
-	pub fpr: f64,
 	/// Asking price of the bid, in BLADE.
 	#[arg(long, default_value_t = 1)]
 	pub price: u64,
@@ -158,6 +165,9 @@ pub struct RunArgs {
 	/// Scale: the factor.
 	#[arg(long, default_value_t = 10.0)]
 	pub scale_factor: f32,
+	/// Inflate: the own watermark's amplitude in multiples of the copied update's RMS.
+	#[arg(long, default_value_t = 15.0)]
+	pub inflate_factor: f64,
 	/// No progress bars.
 	#[arg(long)]
 	pub quiet: bool,
@@ -199,6 +209,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 				factor: args.scale_factor,
 			},
 			BehaviourArg::Random => Behaviour::Random,
+			BehaviourArg::Inflate => Behaviour::Inflate {
+				factor: args.inflate_factor,
+			},
+			BehaviourArg::CraftedBlob => Behaviour::CraftedBlob,
+			BehaviourArg::Withhold => Behaviour::Withhold,
 		},
 		train: TrainConfig {
 			epochs: args.epochs,
@@ -231,7 +246,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 			growth: args.growth,
 			patience: args.patience,
 		},
-		fpr: args.fpr,
 		device: device(args.device),
 		progress: !args.quiet,
 	};
