@@ -1331,3 +1331,4 @@ fn remaining_error_paths() {
 }
 
 mod attacks;
+mod market;
