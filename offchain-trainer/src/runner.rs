@@ -914,12 +914,17 @@ impl<'a> Runner<'a> {
 		let position = view.trainers.iter().position(|a| a == accused);
 		let best = self.client.task(self.cfg.task, None)?;
 		if best.as_ref().is_some_and(|b| {
-			position.is_some_and(|p| b.lazy & (1u64 << p) != 0)
-				|| b.decided.is_some()
-				|| b.lazy != view.lazy
+			position.is_some_and(|p| b.lazy & (1u64 << p) != 0) || b.decided.is_some()
 		}) {
-			tracing::info!(%accused, "already proven, the round decided, or the eligible set changed; not reporting");
+			tracing::info!(%accused, "already proven, or the round decided; not reporting");
 			self.state.reported.push(key);
+			return Ok(Step::Wait);
+		}
+		if best.as_ref().is_some_and(|b| b.lazy != view.lazy) {
+			// The eligible set moved above the confirmed head: the verdict against all
+			// victims may differ there. Test again on a later head.
+			let hash = H256(codec::hash(&blob));
+			self.checked.retain(|(h, _)| *h != hash);
 			return Ok(Step::Wait);
 		}
 		self.state.reported.push(key);
@@ -1017,12 +1022,20 @@ impl<'a> Runner<'a> {
 		self.state.voted.push((round, view.attempt));
 		self.save()?;
 		tracing::info!(round, included = format!("{included:#b}"), hash = ?hash, "proposing the aggregate");
-		self.client.fl(FlCall::propose_aggregate {
+		let sent = self.client.fl(FlCall::propose_aggregate {
 			task: self.cfg.task,
 			round,
 			hash,
 			included,
-		})?;
+		});
+		if let Err(e @ Error::Dispatch { .. }) = sent {
+			// Refused (say, the eligible set changed above the head this trainer acted on):
+			// the round still needs a vote, so forget this one and vote again on a later head.
+			self.state.voted.retain(|v| *v != (round, view.attempt));
+			self.save()?;
+			return Err(e);
+		}
+		sent?;
 		Ok(Step::Again)
 	}
 

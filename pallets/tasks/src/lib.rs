@@ -504,7 +504,9 @@ pub mod pallet {
 			extrinsic_index: u32,
 		},
 		/// A round's aggregator did not publish the agreed model in its exclusive window (or
-		/// at all): it lost the fee and recorded a miss.
+		/// at all): it lost the fee, the rewards it accrued in the task and `MissSlash` of
+		/// its stake ([`Event::Penalised`] with [`Offence::NoPublication`]), and recorded a
+		/// miss.
 		PublicationMissed {
 			/// The task.
 			task: TaskId,
@@ -1173,7 +1175,7 @@ pub mod pallet {
 			let aggregator = model.aggregator.clone();
 			GlobalModels::<T>::insert(task, round, model);
 			if aggregator != who {
-				T::Reputation::record(&aggregator, Behaviour::Missed);
+				Self::penalise_withholder(task, &info, round, &aggregator);
 				Self::deposit_event(Event::PublicationMissed {
 					task,
 					round,

@@ -151,7 +151,7 @@ impl<T: Config> Pallet<T> {
 	/// Penalise trainers without an update; go on to the reveal phase.
 	fn close_submit(task: TaskId, info: &mut TaskOf<T>, now: BlockNumberFor<T>) {
 		let missing = info.awaiting_update();
-		Self::penalise(task, info, missing, Offence::NoUpdate);
+		Self::penalise(task, info, info.round, missing, Offence::NoUpdate);
 		if (info.submitted & !info.lazy).count_ones() < info.spec.trainers_min {
 			return Self::fail(task, info, now, Failure::TooFewUpdates);
 		}
@@ -163,7 +163,7 @@ impl<T: Config> Pallet<T> {
 	/// Penalise submitters who kept their seed; go on to aggregation.
 	fn close_reveal(task: TaskId, info: &mut TaskOf<T>, now: BlockNumberFor<T>) {
 		let missing = info.awaiting_reveal();
-		Self::penalise(task, info, missing, Offence::NoReveal);
+		Self::penalise(task, info, info.round, missing, Offence::NoReveal);
 		if info.eligible().count_ones() < info.spec.trainers_min {
 			return Self::fail(task, info, now, Failure::TooFewUpdates);
 		}
@@ -336,8 +336,14 @@ impl<T: Config> Pallet<T> {
 		Tasks::<T>::insert(task, &*info);
 	}
 
-	/// Burn `MissSlash` of the stake of every trainer in `mask` and record a miss.
-	fn penalise(task: TaskId, info: &TaskOf<T>, mask: TrainerMask, offence: Offence) {
+	/// Burn `MissSlash` of the stake of every trainer in `mask` and record a miss in `round`.
+	pub(crate) fn penalise(
+		task: TaskId,
+		info: &TaskOf<T>,
+		round: RoundIndex,
+		mask: TrainerMask,
+		offence: Offence,
+	) {
 		for (index, who) in info.trainers.iter().enumerate() {
 			if mask & (1u64 << index) == 0 {
 				continue;
@@ -359,11 +365,34 @@ impl<T: Config> Pallet<T> {
 			T::Reputation::record(who, Behaviour::Missed);
 			Self::deposit_event(Event::Penalised {
 				task,
-				round: info.round,
+				round,
 				trainer: who.clone(),
 				offence,
 				slashed: burnt,
 			});
+		}
+	}
+
+	/// An aggregator that did not publish in its window stalled the task: it forfeits the
+	/// rewards it accrued in the task, pays `MissSlash` and records a miss (nothing more
+	/// for one already proven lazy: it lost all that then).
+	pub(crate) fn penalise_withholder(
+		task: TaskId,
+		info: &TaskOf<T>,
+		round: RoundIndex,
+		aggregator: &T::AccountId,
+	) {
+		let Some(index) = info.trainers.iter().position(|a| a == aggregator) else {
+			return;
+		};
+		let bit = 1u64 << index;
+		if info.lazy & bit == 0 {
+			Participants::<T>::mutate(task, aggregator, |p| {
+				if let Some(p) = p {
+					p.earned = Zero::zero();
+				}
+			});
+			Self::penalise(task, info, round, bit, Offence::NoPublication);
 		}
 	}
 
@@ -385,11 +414,11 @@ impl<T: Config> Pallet<T> {
 			Self::release_stake(&who, bid.stake);
 			Self::deposit_event(Event::BidReleased { task, bidder: who });
 		}
-		// Aggregators who never published lose the fee (it stays in the escrow) and record
-		// a miss.
+		// Aggregators who never published lose the fee (it stays in the escrow) and
+		// `MissSlash` of their stake (a missed deadline), unless already proven lazy.
 		for (round, model) in GlobalModels::<T>::drain_prefix(task) {
 			if model.published.is_none() {
-				T::Reputation::record(&model.aggregator, Behaviour::Missed);
+				Self::penalise_withholder(task, &info, round, &model.aggregator);
 				Self::deposit_event(Event::PublicationMissed {
 					task,
 					round,

@@ -371,6 +371,10 @@ pub enum Offence {
 	NoUpdate,
 	/// Update submitted but the seed not revealed by the reveal deadline.
 	NoReveal,
+	/// Chosen as aggregator but the agreed aggregate not published within its exclusive
+	/// window (someone else published it, or nobody did before settlement); also forfeits
+	/// the rewards accrued in the task.
+	NoPublication,
 }
 
 /// A task as the runtime API returns it.

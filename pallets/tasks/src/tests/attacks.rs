@@ -448,9 +448,24 @@ fn attack_withheld_aggregate_pays_the_withholder_nothing() {
 			Event::PublicationMissed { round: 1, aggregator: 10, .. }
 		)));
 		assert!(Reputation::score(&10) < rep_before);
-		// The unpaid fee went back to the publisher, not to the withholder.
-		let earned_10 = pool(2) / 2 * 2;
-		assert!(free(10) <= ENDOWMENT + earned_10 + 1);
+		// Each withheld publication cost `MissSlash` of the stake (10 % of 100), ...
+		let slashed: Balance = task_events()
+			.iter()
+			.filter_map(|e| match e {
+				Event::Penalised {
+					trainer: 10,
+					offence: Offence::NoPublication,
+					slashed,
+					..
+				} => Some(*slashed),
+				_ => None,
+			})
+			.sum();
+		assert_eq!(slashed, 10 + 9);
+		// ... it forfeited its rewards, and the unpaid fee went back to the publisher: the
+		// withholder ends with less than it started, its honest partner with more.
+		assert_eq!(free(10), ENDOWMENT - slashed);
+		assert!(free(11) > ENDOWMENT);
 	});
 }
 
