@@ -1,0 +1,224 @@
+//! One adversary of each protocol attack the trainer binary can play, on a real dev node
+//! (see `docs/security.md`): Eve copies an update and hides the copy under her own
+//! watermark at 15x its RMS (`--behaviour inflate`), Ferdie submits an int8 blob that
+//! overflows every decoder (`crafted-blob`), Two trains honestly but never publishes an
+//! aggregate it is chosen for (`withhold`; it acts on shallower blocks than the others so
+//! that it tends to vote first and become the aggregator). Bob, Charlie, Dave and One are
+//! honest. The same task is first run on a fresh chain by the honest trainers and Two
+//! alone, as the reference.
+//!
+//! The task must settle; Eve must be proven lazy; every adversary that acted must end with
+//! less than it started; the honest trainers' final accuracy must be within one point of
+//! the reference run.
+#![cfg(feature = "torch")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::{
+	fs::File,
+	path::Path,
+	process::Command,
+	time::{Duration, Instant},
+};
+
+use blade_trainer::chain::{self, Backoff, Client};
+use common::{free_port, start_node, trainer_bin, Proc};
+use sp_core::{crypto::Pair as _, sr25519};
+
+const HONEST: [&str; 4] = ["Bob", "Charlie", "Dave", "One"];
+
+fn account(who: &str) -> chain::AccountId {
+	sr25519::Pair::from_string(&format!("//{who}"), None)
+		.unwrap()
+		.public()
+		.into()
+}
+
+fn trainer(dir: &Path, url: &str, who: &str, shard: usize, extra: &[&str]) -> Proc {
+	let log = File::create(dir.join(format!("{who}.log"))).unwrap();
+	let out = File::create(dir.join(format!("{who}.out"))).unwrap();
+	// The withholder acts on blocks one deep, the others two: it sees each phase first.
+	let confirmations = if who == "Two" { "1" } else { "2" };
+	let child = Command::new(trainer_bin())
+		.args(["run", "--url", url, "--confirmations", confirmations])
+		.args(["--task", "0", "--suri", &format!("//{who}")])
+		.args(["--shard", &format!("{shard}/7"), "--max-samples", "1500"])
+		.args([
+			"--state-dir",
+			dir.join(format!("state-{who}")).to_str().unwrap(),
+		])
+		.args(["--threads", "1", "--quiet", "--eval-samples", "2000"])
+		.args(["--noise", "off"])
+		.args(extra)
+		.env("RUST_LOG", "info")
+		.stdout(out)
+		.stderr(log)
+		.spawn()
+		.unwrap();
+	Proc(child)
+}
+
+/// What one run left behind.
+struct Run {
+	/// Free balance change of each account, in planck.
+	gains: Vec<(String, i128)>,
+	/// Final test accuracy each honest trainer reported.
+	accuracy: Vec<f64>,
+	/// Trainer outputs.
+	outputs: Vec<(String, String)>,
+	/// Aggregators that withheld a publication.
+	withheld: Vec<chain::AccountId>,
+}
+
+fn run_task(dir: &Path, adversaries: bool) -> Run {
+	let (rpc, p2p) = (free_port(), free_port());
+	let url = format!("ws://127.0.0.1:{rpc}");
+	let _node = start_node(dir, "node", rpc, p2p, "node.log");
+	let backoff = Backoff {
+		give_up_after: Duration::from_secs(120),
+		..Backoff::default()
+	};
+	let client = Client::read_only(&url, backoff).unwrap();
+	let mut cast: Vec<(&str, usize, Vec<&str>)> = HONEST
+		.iter()
+		.enumerate()
+		.map(|(i, w)| (*w, i, vec![]))
+		.collect();
+	cast.push(("Two", 4, vec!["--behaviour", "withhold"]));
+	if adversaries {
+		cast.push(("Eve", 5, vec!["--behaviour", "inflate"]));
+		cast.push(("Ferdie", 6, vec!["--behaviour", "crafted-blob"]));
+	}
+	let balance = |who: &str| client.account_info(&account(who), None).unwrap().free;
+	let before: Vec<u128> = cast.iter().map(|(w, _, _)| balance(w)).collect();
+	let trainers = cast.len().to_string();
+	let published = Command::new(trainer_bin())
+		.args(["publish-task", "--url", &url, "--suri", "//Alice"])
+		.args(["--confirmations", "2", "--rounds", "2"])
+		.args(["--trainers", &trainers, "--min-trainers", "3"])
+		.args(["--bidding", "12", "--submit", "40", "--reveal", "20"])
+		.args(["--aggregate", "20", "--snr-db", "6", "--max-epsilon", "5000"])
+		.args(["--reward", "100", "--stake", "10"])
+		.output()
+		.unwrap();
+	assert!(
+		published.status.success(),
+		"{}",
+		String::from_utf8_lossy(&published.stderr)
+	);
+	let mut procs: Vec<(String, Proc)> = cast
+		.iter()
+		.map(|(who, shard, extra)| (who.to_string(), trainer(dir, &url, who, *shard, extra)))
+		.collect();
+	let deadline = Instant::now() + Duration::from_secs(600);
+	let mut withheld = Vec::new();
+	for (who, proc) in procs.iter_mut() {
+		loop {
+			if let Some(status) = proc.0.try_wait().unwrap() {
+				let log = std::fs::read_to_string(dir.join(format!("{who}.log"))).unwrap();
+				assert!(status.success(), "{who} failed: {status}\n{log}");
+				break;
+			}
+			assert!(
+				Instant::now() < deadline,
+				"{who} still running at the deadline; log:\n{}",
+				std::fs::read_to_string(dir.join(format!("{who}.log"))).unwrap()
+			);
+			std::thread::sleep(Duration::from_millis(500));
+		}
+	}
+	assert!(client.task(0, None).unwrap().is_none(), "the task settles");
+	// Who withheld: `PublicationMissed` events of the blocks so far.
+	let best = client.best_number().unwrap();
+	for n in 1..=best {
+		let Some(hash) = client.block_hash(n).unwrap() else {
+			continue;
+		};
+		for record in client.event_records(hash).unwrap() {
+			if let chain::RuntimeEvent::FlTasks(
+				pallet_fl_tasks::Event::PublicationMissed { aggregator, .. },
+			) = record.event
+			{
+				withheld.push(aggregator);
+			}
+		}
+	}
+	let outputs: Vec<(String, String)> = cast
+		.iter()
+		.map(|(w, _, _)| {
+			let text = std::fs::read_to_string(dir.join(format!("{w}.out"))).unwrap();
+			println!("--- {w}\n{text}");
+			(w.to_string(), text)
+		})
+		.collect();
+	let accuracy = outputs
+		.iter()
+		.filter(|(w, _)| HONEST.contains(&w.as_str()))
+		.map(|(w, text)| {
+			text.lines()
+				.filter(|l| l.contains("global model after round 2"))
+				.filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+				.next_back()
+				.unwrap_or_else(|| panic!("{w} reported no final accuracy: {text}"))
+		})
+		.collect();
+	let gains = cast
+		.iter()
+		.zip(before)
+		.map(|((w, _, _), b)| (w.to_string(), balance(w) as i128 - b as i128))
+		.collect();
+	Run {
+		gains,
+		accuracy,
+		outputs,
+		withheld,
+	}
+}
+
+#[test]
+fn adversaries_on_a_real_node_end_with_less() {
+	let reference_dir = tempfile::tempdir().unwrap();
+	let reference = run_task(reference_dir.path(), false);
+	let dir = tempfile::tempdir().unwrap();
+	let attacked = run_task(dir.path(), true);
+
+	let gain = |run: &Run, who: &str| {
+		run.gains
+			.iter()
+			.find(|(w, _)| w == who)
+			.map(|(_, g)| *g)
+			.unwrap()
+	};
+	let output = |who: &str| {
+		attacked
+			.outputs
+			.iter()
+			.find(|(w, _)| w == who)
+			.map(|(_, t)| t.clone())
+			.unwrap()
+	};
+	assert!(output("Eve").contains("proven lazy true"), "{}", output("Eve"));
+	assert!(gain(&attacked, "Eve") < 0, "the inflating copier lost");
+	assert!(gain(&attacked, "Ferdie") < 0, "the crafted blob's sender lost");
+	for who in HONEST {
+		assert!(gain(&attacked, who) > 0, "{who} was paid");
+		assert!(
+			output(who).contains("selected true, proven lazy false"),
+			"{who}: {}",
+			output(who)
+		);
+	}
+	if attacked.withheld.contains(&account("Two")) {
+		assert!(gain(&attacked, "Two") < 0, "the withholder lost");
+	} else {
+		println!("Two was never the aggregator of an agreed round: nothing withheld");
+	}
+	let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+	let (with, without) = (mean(&attacked.accuracy), mean(&reference.accuracy));
+	println!("honest trainers' final accuracy: {with:.4} with adversaries, {without:.4} without");
+	assert!(
+		(with - without).abs() <= 0.01,
+		"accuracy {with:.4} with adversaries vs {without:.4} without"
+	);
+}
