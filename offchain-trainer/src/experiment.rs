@@ -401,7 +401,11 @@ mod tests {
 			..setup()
 		};
 		let rates = detection_rates(&inflating, &train_set, &test, 1, &[9.0], |_| {}).unwrap();
-		assert_eq!((rates[0].caught, rates[0].false_alarms), (20, 0), "{rates:?}");
+		assert_eq!(
+			(rates[0].caught, rates[0].false_alarms),
+			(20, 0),
+			"{rates:?}"
+		);
 		assert!(rates[0].caught_detector <= 5, "{rates:?}");
 		assert_eq!(rates[0].honest_tests, 20 + 50);
 	}

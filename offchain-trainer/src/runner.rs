@@ -61,8 +61,7 @@ use crate::{
 	model::Model,
 	partition::{partition, Scheme},
 	privacy::{self, Accountant, AdaptiveNoise, Mechanism},
-	registry,
-	signature,
+	registry, signature,
 	state::{self, Store, TaskState},
 	train::{self, Tensors, TrainConfig},
 };
@@ -678,7 +677,12 @@ impl<'a> Runner<'a> {
 			return Ok(None);
 		};
 		let seed = self.current_seed(head)?;
-		let key = round_key(&::codec::Encode::encode(self.me()), self.cfg.task, round, &seed);
+		let key = round_key(
+			&::codec::Encode::encode(self.me()),
+			self.cfg.task,
+			round,
+			&seed,
+		);
 		// The lazy trainer copies someone's update of this round from the chain (the best
 		// block: it is in a hurry, not careful).
 		let victim = if self.cfg.behaviour.copies() {
@@ -863,7 +867,9 @@ impl<'a> Runner<'a> {
 			}
 			// One named victim at a time, in trainer order.
 			for (i, victim) in view.trainers.iter().enumerate() {
-				let Some(victim_key) = key_of(victim) else { continue };
+				let Some(victim_key) = key_of(victim) else {
+					continue;
+				};
 				if victim == accused
 					|| view.lazy & (1u64 << i) != 0
 					|| !self.checked.insert((record.hash, victim_key))

@@ -128,15 +128,18 @@ pub fn clip_norm(values: &mut [f32], bound: f64) -> f64 {
 		return 1.0;
 	}
 	let factor = bound / norm;
-	values.iter_mut().for_each(|v| *v = (f64::from(*v) * factor) as f32);
+	values
+		.iter_mut()
+		.for_each(|v| *v = (f64::from(*v) * factor) as f32);
 	factor
 }
 
 /// The norm an update may have *before* its watermark at `snr_db` is added so that the
-/// watermarked update (and its int8 rounding) stays within the task's `bound`:
-/// `|x + a c| <= |x| (1 + 10^(-snr/20))`, with 2 % for rounding.
+/// watermarked update (and its int8 rounding) stays within the task's `bound`: the chips
+/// are independent of the update, so `|x + a c|^2 ~ |x|^2 (1 + 10^(-snr/10))`; 2 % margin
+/// for the cross term and the rounding.
 pub fn norm_before_watermark(bound: f64, snr_db: f64) -> f64 {
-	0.98 * bound / (1.0 + 10f64.powf(-snr_db / 20.0))
+	0.98 * bound / (1.0 + 10f64.powf(-snr_db / 10.0)).sqrt()
 }
 
 /// Inverse of the standard normal CDF (Acklam's rational approximation, relative error
@@ -338,7 +341,7 @@ mod tests {
 	}
 
 	/// The energy-inflating copier: a copy of the victim's update plus the copier's own
-	/// chips at 15x the update's RMS. The plain correlation misses it; the chain's verdict,
+	/// chips at 30x the update's RMS. The plain correlation misses it; the chain's verdict,
 	/// which removes the copier's own watermark first, proves it; honest updates are never
 	/// proven, and an update without its own watermark is proven weak.
 	#[test]
@@ -346,16 +349,24 @@ mod tests {
 		let n = 20_000;
 		let detector = Detector::for_false_positive_rate(n, 1e-6).unwrap();
 		for t in 0..20u64 {
-			let (victim_key, copier_key, honest_key) =
-				(seed(3 * t as u8 + 1), seed(3 * t as u8 + 2), seed(3 * t as u8 + 3));
+			let (victim_key, copier_key, honest_key) = (
+				seed(3 * t as u8 + 1),
+				seed(3 * t as u8 + 2),
+				seed(3 * t as u8 + 3),
+			);
 			let mut victim = gaussian(n, t, 0.05);
 			let a = amplitude_for_snr(&victim, 9.0);
 			apply(&mut victim, &victim_key, a, 1.0);
 			let mut copy = victim.clone();
-			apply(&mut copy, &copier_key, 15.0 * crate::privacy::rms(&victim), 1.0);
+			apply(
+				&mut copy,
+				&copier_key,
+				30.0 * crate::privacy::rms(&victim),
+				1.0,
+			);
 			assert!(detector.detect(&copy, &[victim_key]).is_empty());
-			let blob = crate::codec::encode(0, 0, blade_fl_primitives::blob::Codec::F32, &copy)
-				.unwrap();
+			let blob =
+				crate::codec::encode(0, 0, blade_fl_primitives::blob::Codec::F32, &copy).unwrap();
 			let (proven, z) = chain_copy(&blob, Some(&copier_key), &[victim_key], 600).unwrap();
 			assert!(proven, "z = {z}");
 
@@ -363,8 +374,16 @@ mod tests {
 			apply(&mut honest, &honest_key, a, 1.0);
 			let blob =
 				crate::codec::encode(0, 0, blade_fl_primitives::blob::Codec::F32, &honest).unwrap();
-			assert!(!chain_copy(&blob, Some(&honest_key), &[victim_key], 600).unwrap().0);
-			assert!(!chain_weak_watermark(&blob, &honest_key, 900, 300, 600).unwrap().0);
+			assert!(
+				!chain_copy(&blob, Some(&honest_key), &[victim_key], 600)
+					.unwrap()
+					.0
+			);
+			assert!(
+				!chain_weak_watermark(&blob, &honest_key, 900, 300, 600)
+					.unwrap()
+					.0
+			);
 			let bare = crate::codec::encode(
 				0,
 				0,
@@ -372,7 +391,11 @@ mod tests {
 				&gaussian(n, 200 + t, 0.05),
 			)
 			.unwrap();
-			assert!(chain_weak_watermark(&bare, &honest_key, 900, 300, 600).unwrap().0);
+			assert!(
+				chain_weak_watermark(&bare, &honest_key, 900, 300, 600)
+					.unwrap()
+					.0
+			);
 		}
 	}
 
@@ -384,7 +407,11 @@ mod tests {
 		clip_norm(&mut values, norm_before_watermark(bound, snr));
 		let a = amplitude_for_snr(&values, snr);
 		apply(&mut values, &seed(9), a, 1.0);
-		let norm = values.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
+		let norm = values
+			.iter()
+			.map(|v| f64::from(*v).powi(2))
+			.sum::<f64>()
+			.sqrt();
 		assert!(norm <= bound, "{norm}");
 		assert!(norm > 0.9 * bound, "{norm}");
 		let mut small = vec![0.1f32; 4];

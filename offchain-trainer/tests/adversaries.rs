@@ -98,7 +98,14 @@ fn run_task(dir: &Path, adversaries: bool) -> Run {
 		.args(["--confirmations", "2", "--rounds", "2"])
 		.args(["--trainers", &trainers, "--min-trainers", "3"])
 		.args(["--bidding", "12", "--submit", "40", "--reveal", "20"])
-		.args(["--aggregate", "20", "--snr-db", "6", "--max-epsilon", "5000"])
+		.args([
+			"--aggregate",
+			"20",
+			"--snr-db",
+			"6",
+			"--max-epsilon",
+			"5000",
+		])
 		.args(["--reward", "100", "--stake", "10"])
 		.output()
 		.unwrap();
@@ -136,9 +143,10 @@ fn run_task(dir: &Path, adversaries: bool) -> Run {
 			continue;
 		};
 		for record in client.event_records(hash).unwrap() {
-			if let chain::RuntimeEvent::FlTasks(
-				pallet_fl_tasks::Event::PublicationMissed { aggregator, .. },
-			) = record.event
+			if let chain::RuntimeEvent::FlTasks(pallet_fl_tasks::Event::PublicationMissed {
+				aggregator,
+				..
+			}) = record.event
 			{
 				withheld.push(aggregator);
 			}
@@ -198,9 +206,16 @@ fn adversaries_on_a_real_node_end_with_less() {
 			.map(|(_, t)| t.clone())
 			.unwrap()
 	};
-	assert!(output("Eve").contains("proven lazy true"), "{}", output("Eve"));
+	assert!(
+		output("Eve").contains("proven lazy true"),
+		"{}",
+		output("Eve")
+	);
 	assert!(gain(&attacked, "Eve") < 0, "the inflating copier lost");
-	assert!(gain(&attacked, "Ferdie") < 0, "the crafted blob's sender lost");
+	assert!(
+		gain(&attacked, "Ferdie") < 0,
+		"the crafted blob's sender lost"
+	);
 	for who in HONEST {
 		assert!(gain(&attacked, who) > 0, "{who} was paid");
 		assert!(

@@ -421,13 +421,20 @@ mod tests {
 		let n = 25_450;
 		let own = [4u8; 32];
 		let x = noise(n, 11, 0.01);
-		for (snr, weak) in [(6.0, false), (9.0, false), (5.0, false), (12.0, true), (30.0, true)] {
+		for (snr, weak) in [
+			(6.0, false),
+			(9.0, false),
+			(5.0, false),
+			(12.0, true),
+			(30.0, true),
+		] {
 			let mut y = x.clone();
 			add_chips(&mut y, &own, amp(0.01, snr));
 			let (verdict, measured) = weak_watermark(fixed(&y).into_iter(), &own, 600, 300, 600);
 			assert_eq!(verdict, weak, "snr {snr}: measured {measured}");
 			if snr < 20.0 {
-				assert!((measured as f64 / 100.0 - snr).abs() < 0.2, "{measured}");
+				// The amplitude estimate's error is |x| / sqrt(n): 0.2 dB per sigma at 12 dB.
+				assert!((measured as f64 / 100.0 - snr).abs() < 0.6, "{measured}");
 			}
 		}
 		// No watermark, or a subtracted one, is weak.
@@ -448,7 +455,10 @@ mod tests {
 	fn weights_are_sub_linear() {
 		assert_eq!(contribution_weight(100, 1), 10);
 		assert_eq!(contribution_weight(400, 1), 20);
-		assert_eq!(contribution_weight(u64::MAX, u32::MAX), (u32::MAX as u128) * (u32::MAX as u128));
+		assert_eq!(
+			contribution_weight(u64::MAX, u32::MAX),
+			(u32::MAX as u128) * (u32::MAX as u128)
+		);
 		assert_eq!(contribution_weight(100, 0), 10);
 	}
 
@@ -457,7 +467,10 @@ mod tests {
 		let one = 1i64 << 24;
 		assert_eq!(energy([3 * one, 4 * one].into_iter()), 25u128 << 48);
 		assert_eq!(energy_bound(5_000), 25u128 << 48);
-		assert_eq!(energy([i64::MIN, i64::MIN, i64::MIN, i64::MIN].into_iter()), u128::MAX);
+		assert_eq!(
+			energy([i64::MIN, i64::MIN, i64::MIN, i64::MIN].into_iter()),
+			u128::MAX
+		);
 	}
 
 	proptest! {

@@ -376,11 +376,7 @@ fn five_trainers_three_rounds_in_the_runtime() {
 			.iter()
 			.map(|a| Balances::balance(a))
 			.collect();
-		assert_eq!(
-			end[0],
-			start[0] - paid - 3 * fee - listing_fee,
-			"publisher"
-		);
+		assert_eq!(end[0], start[0] - paid - 3 * fee - listing_fee, "publisher");
 		assert_eq!(end[1], start[1] - penalty + to_reporter, "reporter");
 		assert_eq!(
 			end[2],

@@ -366,7 +366,13 @@ mod benches {
 		let accused_blob = accused_blob.expect("submitted");
 
 		#[extrinsic_call]
-		_(RawOrigin::Signed(reporter), id, 0, accused.clone(), accused_blob);
+		_(
+			RawOrigin::Signed(reporter),
+			id,
+			0,
+			accused.clone(),
+			accused_blob,
+		);
 
 		let bit = 1u64 << index_of::<T>(id, &accused);
 		assert!(Tasks::<T>::get(id).expect("live").lazy & bit != 0);
@@ -418,7 +424,9 @@ mod benches {
 		Pallet::<T>::propose_aggregate(RawOrigin::Signed(aggregator).into(), id, 0, hash, 1)
 			.expect("vote");
 		run_hook::<T>(id);
-		let window = GlobalModels::<T>::get(id, 0).expect("agreed").exclusive_until;
+		let window = GlobalModels::<T>::get(id, 0)
+			.expect("agreed")
+			.exclusive_until;
 		frame_system::Pallet::<T>::set_block_number(window);
 		let backup = funded::<T>("backup", 0);
 

@@ -54,10 +54,10 @@ pub use types::*;
 #[allow(clippy::unwrap_used, clippy::expect_used)] // set-up failures abort the benchmark
 mod benchmarking;
 mod lifecycle;
-mod reports;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod mock;
+mod reports;
 pub mod runtime_api;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
@@ -76,8 +76,8 @@ pub mod pallet {
 	use blade_fl_primitives::{
 		blob::{blob_hash, Blob, BlobError, HEADER_LEN},
 		pn::{round_key, seed_commitment, Seed},
+		traits::Reputation,
 		verdict::{energy, energy_bound},
-		traits::{Behaviour, Reputation},
 	};
 	use codec::Encode;
 	use frame_support::{
@@ -1000,7 +1000,7 @@ pub mod pallet {
 		///   [`Error::BlobHashMismatch`], [`Error::CannotPayPenalty`].
 		#[pallet::call_index(6)]
 		#[pallet::weight(T::WeightInfo::report_lazy(
-			Self::blob_work(&accused_blob),
+			Pallet::<T>::blob_work(&accused_blob),
 			if victim.is_some() { 1 } else { T::MaxTrainers::get() },
 		))]
 		pub fn report_lazy(
@@ -1029,7 +1029,7 @@ pub mod pallet {
 		///   [`Error::AccusedSeedUnknown`], [`Error::BlobHashMismatch`],
 		///   [`Error::CannotPayPenalty`].
 		#[pallet::call_index(9)]
-		#[pallet::weight(T::WeightInfo::report_weak_watermark(Self::blob_work(&accused_blob)))]
+		#[pallet::weight(T::WeightInfo::report_weak_watermark(Pallet::<T>::blob_work(&accused_blob)))]
 		pub fn report_weak_watermark(
 			origin: OriginFor<T>,
 			task: TaskId,
@@ -1259,7 +1259,10 @@ pub mod pallet {
 
 		/// The live task `task`, in one of `phases` and before the phase's deadline (calls
 		/// are refused from `phase_end` on, even when the busy hook ends the phase later).
-		pub(crate) fn open_task(task: TaskId, phases: &[Phase]) -> Result<TaskOf<T>, DispatchError> {
+		pub(crate) fn open_task(
+			task: TaskId,
+			phases: &[Phase],
+		) -> Result<TaskOf<T>, DispatchError> {
 			let info = Tasks::<T>::get(task).ok_or(Error::<T>::UnknownTask)?;
 			ensure!(
 				phases.contains(&info.phase)
@@ -1313,7 +1316,8 @@ pub mod pallet {
 		/// max_samples)`, so a claim at the cap puts twice the minimum at risk.
 		pub fn bid_stake(spec: &SpecOf<T>, samples: u64) -> BalanceOf<T> {
 			let extra = Perbill::from_rational(samples, spec.max_samples.max(1));
-			spec.min_stake.saturating_add(extra.mul_floor(spec.min_stake))
+			spec.min_stake
+				.saturating_add(extra.mul_floor(spec.min_stake))
 		}
 
 		/// Listing fee of a task: `ListingFeePerBlock` per block of bidding.
@@ -1456,7 +1460,8 @@ pub mod pallet {
 				ensure!(info.bids <= T::MaxBids::get(), "too many bids");
 				for (who, bid) in &bids {
 					ensure!(
-						bid.samples >= info.spec.min_samples && bid.samples <= info.spec.max_samples,
+						bid.samples >= info.spec.min_samples
+							&& bid.samples <= info.spec.max_samples,
 						"bid outside the task's sample range"
 					);
 					ensure!(

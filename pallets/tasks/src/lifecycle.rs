@@ -244,12 +244,14 @@ impl<T: Config> Pallet<T> {
 		}
 		let next = round.saturating_add(1);
 		let last = next >= info.spec.rounds;
-		// The aggregator alone may publish for the length of the following phase (the next
-		// submission, or the first half of the publishing phase); then anyone may.
+		// The aggregator alone may publish for the first half of the following phase (the
+		// next submission, or the publishing phase); then anyone may, leaving trainers that
+		// wait for the published model half a phase to train on it.
+		let half = |length: BlockNumberFor<T>| (length / 2u32.into()).max(1u32.into());
 		let window = if last {
 			info.spec.phases.aggregate
 		} else {
-			info.spec.phases.submit
+			half(info.spec.phases.submit)
 		};
 		GlobalModels::<T>::insert(
 			task,

@@ -17,6 +17,7 @@ use frame_support::{
 		tokens::{Fortitude, Precision, Preservation, Restriction},
 	},
 };
+use frame_system::pallet_prelude::BlockNumberFor;
 use sp_core::H256;
 use sp_runtime::traits::{Saturating, Zero};
 
@@ -47,8 +48,7 @@ impl<T: Config> Pallet<T> {
 			Error::<T>::BlobHashMismatch
 		);
 		// Validated at submission; parse again to read the values.
-		let parsed =
-			Blob::parse(blob, T::MaxBlobLen::get() as usize).map_err(Error::<T>::from)?;
+		let parsed = Blob::parse(blob, T::MaxBlobLen::get() as usize).map_err(Error::<T>::from)?;
 		Ok((update, parsed))
 	}
 
@@ -73,7 +73,10 @@ impl<T: Config> Pallet<T> {
 				Ok(alloc::vec![key])
 			}
 			None => {
-				ensure!(info.phase == Phase::Aggregate, Error::<T>::AllVictimsTooEarly);
+				ensure!(
+					info.phase == Phase::Aggregate,
+					Error::<T>::AllVictimsTooEarly
+				);
 				let eligible = info.eligible();
 				let keys: Vec<Seed> = info
 					.trainers

@@ -607,6 +607,7 @@ fn reveal_checks_the_commitment() {
 				round: 0,
 				trainer: 10,
 				seed: seed(10, 0, 0),
+				key: key(id, 10, 0, &seed(10, 0, 0)),
 			}
 			.into(),
 		);
@@ -750,9 +751,7 @@ fn false_accusation_costs_the_reporter() {
 		assert_eq!(held_stake(11), 100);
 		assert_eq!(task(id).lazy, 0);
 		let Some(Event::FalseAccusation {
-			z_centi,
-			penalty,
-			..
+			z_centi, penalty, ..
 		}) = task_events().pop()
 		else {
 			panic!("no FalseAccusation event");
@@ -942,7 +941,11 @@ fn five_trainers_three_rounds_lazy_noshow_dissent() {
 		for who in [10, 11, 12] {
 			submit(id, who);
 		}
-		let copied = blob(id, 1, &honest_values(id, 10, 1, &current_seed(id, 10), 0.02));
+		let copied = blob(
+			id,
+			1,
+			&honest_values(id, 10, 1, &current_seed(id, 10), 0.02),
+		);
 		assert_ok!(FlTasks::submit_update(
 			signed(13),
 			id,
@@ -955,7 +958,14 @@ fn five_trainers_three_rounds_lazy_noshow_dissent() {
 		for who in [10, 11, 12, 13] {
 			reveal(id, who);
 		}
-		assert_ok!(FlTasks::report_lazy(signed(11), id, 1, 13, Some(10), copied));
+		assert_ok!(FlTasks::report_lazy(
+			signed(11),
+			id,
+			1,
+			13,
+			Some(10),
+			copied
+		));
 		next_block();
 		let included = 0b0111; // 10, 11, 12
 		vote(id, 12, H256::repeat_byte(0xee), included);
@@ -983,17 +993,20 @@ fn five_trainers_three_rounds_lazy_noshow_dissent() {
 		assert_eq!(earned[3], 0, "the lazy trainer forfeits everything");
 		run_to(task(id).phase_end);
 		assert!(Tasks::<Test>::get(id).is_none());
-		// Nobody published: the three fees return to the publisher.
-		let paid: Balance = earned.iter().sum();
+		// Nobody published: the three fees return to the publisher, and 10, the aggregator
+		// of all three rounds, forfeits its rewards and pays `MissSlash` three times
+		// (10 + 9 + 8 of its stake).
+		let paid: Balance = earned.iter().sum::<Balance>() - earned[0];
 		assert_eq!(free(PUBLISHER), ENDOWMENT - paid);
-		assert_eq!(free(10), ENDOWMENT + earned[0]);
+		assert_eq!(free(10), ENDOWMENT - 27);
 		assert_eq!(free(11), ENDOWMENT + earned[1] + 10);
 		assert_eq!(free(12), ENDOWMENT + earned[2]);
 		assert_eq!(free(13), ENDOWMENT - 50);
 		assert_eq!(free(14), ENDOWMENT + earned[4] - 10);
 		assert!(earned[0] > earned[4] && earned[4] > 0);
-		// Issuance fell by exactly the burnt amounts: 40 (lazy) + 10 (no-show).
-		assert_eq!(Balances::total_issuance(), 20 * ENDOWMENT - 50);
+		// Issuance fell by exactly the burnt amounts: 40 (lazy) + 10 (no-show) + 27
+		// (withheld publications).
+		assert_eq!(Balances::total_issuance(), 20 * ENDOWMENT - 77);
 	});
 }
 
@@ -1133,6 +1146,8 @@ fn apply(action: &Action, commitments: &mut u32) {
 				return;
 			};
 			FlTasks::report_lazy(signed(reporter), id, round, accused, victim, b)
+				.map(|_| ())
+				.map_err(|e| e.error)
 		}
 		Action::ReportWeak { reporter, accused } => {
 			let accused = pick(accused);
@@ -1286,7 +1301,14 @@ fn proving_the_last_unrevealed_trainer_lazy_ends_the_reveal_early() {
 		reveal(id, 11);
 		let end = task(id).phase_end;
 		assert!(end > System::block_number() + 1);
-		assert_ok!(FlTasks::report_lazy(signed(20), id, 0, 12, Some(10), copied));
+		assert_ok!(FlTasks::report_lazy(
+			signed(20),
+			id,
+			0,
+			12,
+			Some(10),
+			copied
+		));
 		assert_eq!(task(id).phase_end, System::block_number() + 1);
 		next_block();
 		assert_eq!(task(id).phase, Phase::Aggregate);

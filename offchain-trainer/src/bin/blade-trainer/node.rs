@@ -206,7 +206,9 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<()> {
 		},
 		max_epsilon_milli: (args.max_epsilon * 1000.0).round() as u32,
 		pn_snr_centi_db: (args.snr_db * 100.0).round() as u32,
-		max_norm_milli: (args.max_norm * 1000.0).round().clamp(1.0, f64::from(u32::MAX)) as u32,
+		max_norm_milli: (args.max_norm * 1000.0)
+			.round()
+			.clamp(1.0, f64::from(u32::MAX)) as u32,
 		phases: pallet_fl_tasks::PhaseLengths {
 			bidding: args.bidding,
 			submit: args.submit,

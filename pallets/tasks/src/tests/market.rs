@@ -32,7 +32,11 @@ const ACCOUNTS: [AccountId; 5] = [10, 11, 12, 13, 14];
 
 /// The aggregate every honest trainer computes for `round` (and its hash).
 fn agreed(id: TaskId, round: u32) -> (BoundedVec<u8, ConstU32<{ 128 * 1024 }>>, H256) {
-	let b = blob(id, round, &honest_values(id, 99, round, &seed(99, 0, 0), 0.0));
+	let b = blob(
+		id,
+		round,
+		&honest_values(id, 99, round, &seed(99, 0, 0), 0.0),
+	);
 	let hash = H256(blade_fl_primitives::blob::blob_hash(&b));
 	(b, hash)
 }
@@ -71,11 +75,17 @@ fn market(plays: &[Play; 5], samples: &[u64; 5]) -> (Vec<i128>, i128) {
 	let play_of = |who: AccountId| plays[(who - 10) as usize];
 	let mut reported = std::collections::BTreeSet::new();
 	for _ in 0..200 {
-		let Some(t) = Tasks::<Test>::get(id) else { break };
+		let Some(t) = Tasks::<Test>::get(id) else {
+			break;
+		};
 		let index = |who: AccountId| t.trainers.iter().position(|a| *a == who);
 		let bit = |who: AccountId| index(who).map_or(0, |i| 1u64 << i);
 		// Copiers copy the first fully honest trainer (accounts 10 and 11 always are).
-		let honest_victim = t.trainers.iter().copied().find(|w| play_of(*w) == Play::Honest);
+		let honest_victim = t
+			.trainers
+			.iter()
+			.copied()
+			.find(|w| play_of(*w) == Play::Honest);
 		match t.phase {
 			Phase::Submit => {
 				// Honest work first, so that copiers have something to copy.
@@ -87,7 +97,9 @@ fn market(plays: &[Play; 5], samples: &[u64; 5]) -> (Vec<i128>, i128) {
 					{
 						continue;
 					}
-					let Some(victim) = honest_victim else { continue };
+					let Some(victim) = honest_victim else {
+						continue;
+					};
 					let values = values_for(id, who, play, victim);
 					let (round, attempt) = (t.round, t.attempt);
 					let _ = FlTasks::submit_update(
@@ -129,13 +141,9 @@ fn market(plays: &[Play; 5], samples: &[u64; 5]) -> (Vec<i128>, i128) {
 						)
 						.map(|_| ())
 						.map_err(|e| e.error),
-						(Play::NoWatermark, _) => FlTasks::report_weak_watermark(
-							signed(REPORTER),
-							id,
-							t.round,
-							who,
-							b,
-						),
+						(Play::NoWatermark, _) => {
+							FlTasks::report_weak_watermark(signed(REPORTER), id, t.round, who, b)
+						}
 						_ => continue,
 					};
 					if result.is_ok() {
@@ -172,7 +180,9 @@ fn market(plays: &[Play; 5], samples: &[u64; 5]) -> (Vec<i128>, i128) {
 		// trainer who computed the agreed blob.
 		let now = System::block_number();
 		for round in 0..=t.round {
-			let Some(model) = GlobalModels::<Test>::get(id, round) else { continue };
+			let Some(model) = GlobalModels::<Test>::get(id, round) else {
+				continue;
+			};
 			if model.published.is_some() {
 				continue;
 			}
@@ -180,7 +190,10 @@ fn market(plays: &[Play; 5], samples: &[u64; 5]) -> (Vec<i128>, i128) {
 			let publisher = if play_of(model.aggregator) != Play::Withhold {
 				Some(model.aggregator)
 			} else if now >= model.exclusive_until {
-				t.trainers.iter().copied().find(|w| play_of(*w) == Play::Honest)
+				t.trainers
+					.iter()
+					.copied()
+					.find(|w| play_of(*w) == Play::Honest)
 			} else {
 				None
 			};
@@ -229,8 +242,9 @@ proptest::proptest! {
 	#![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
 
 	/// Random adversaries (at most three of five, the first two accounts honest) with random
-	/// declared sizes: each adversary's balance change is at most what the same account
-	/// with the same bid gets by playing honestly, and all money is accounted for.
+	/// declared sizes: together they get at most what they get all training honestly, each
+	/// gets at most what it gets by switching alone to honest training under the same bid,
+	/// and all money is accounted for.
 	#[test]
 	fn adversaries_never_out_earn_honest_training(
 		adversaries in proptest::collection::vec(proptest::option::weighted(0.6, play()), 3),
@@ -252,17 +266,37 @@ proptest::proptest! {
 			}
 			out
 		});
-		let (honest, _) = new_test_ext().execute_with(|| market(&[Play::Honest; 5], &samples));
+		// Copiers, watermark-less and absent trainers are caught and end with less than
+		// they started.
 		for (i, p) in plays.iter().enumerate() {
-			if *p != Play::Honest {
-				assert!(
-					adversarial[i] <= honest[i],
-					"{p:?} (account {}) gained {} playing it, {} training honestly; plays {plays:?}",
-					ACCOUNTS[i],
-					adversarial[i],
-					honest[i],
-				);
+			if matches!(p, Play::Copy | Play::Inflate | Play::NoWatermark | Play::NoShow) {
+				assert!(adversarial[i] < 0, "{p:?} (account {}) gained {}", ACCOUNTS[i], adversarial[i]);
 			}
+		}
+		// Together: the adversaries' total is at most what they get all training honestly.
+		let (honest, _) = new_test_ext().execute_with(|| market(&[Play::Honest; 5], &samples));
+		let adversarial_total: i128 = (0..5).filter(|i| plays[*i] != Play::Honest).map(|i| adversarial[i]).sum();
+		let honest_total: i128 = (0..5).filter(|i| plays[*i] != Play::Honest).map(|i| honest[i]).sum();
+		assert!(
+			adversarial_total <= honest_total,
+			"adversaries gained {adversarial_total} together, {honest_total} training honestly; plays {plays:?}"
+		);
+		// Alone: no adversary gains by its play against switching to honest training while
+		// everyone else plays as before (no profitable unilateral deviation).
+		for (i, p) in plays.iter().enumerate() {
+			if *p == Play::Honest {
+				continue;
+			}
+			let mut deviation = plays;
+			deviation[i] = Play::Honest;
+			let (switched, _) = new_test_ext().execute_with(|| market(&deviation, &samples));
+			assert!(
+				adversarial[i] <= switched[i],
+				"{p:?} (account {}) gained {} playing it, {} training honestly; plays {plays:?}",
+				ACCOUNTS[i],
+				adversarial[i],
+				switched[i],
+			);
 		}
 		// The reporter never loses by reporting only what the runtime upholds.
 		assert!(reporter >= 0, "reporter {reporter}");
