@@ -1000,7 +1000,7 @@ pub mod pallet {
 		///   [`Error::BlobHashMismatch`], [`Error::CannotPayPenalty`].
 		#[pallet::call_index(6)]
 		#[pallet::weight(T::WeightInfo::report_lazy(
-			Pallet::<T>::blob_work(&accused_blob),
+			Pallet::<T>::blob_work(accused_blob),
 			if victim.is_some() { 1 } else { T::MaxTrainers::get() },
 		))]
 		pub fn report_lazy(
@@ -1029,7 +1029,7 @@ pub mod pallet {
 		///   [`Error::AccusedSeedUnknown`], [`Error::BlobHashMismatch`],
 		///   [`Error::CannotPayPenalty`].
 		#[pallet::call_index(9)]
-		#[pallet::weight(T::WeightInfo::report_weak_watermark(Pallet::<T>::blob_work(&accused_blob)))]
+		#[pallet::weight(T::WeightInfo::report_weak_watermark(Pallet::<T>::blob_work(accused_blob)))]
 		pub fn report_weak_watermark(
 			origin: OriginFor<T>,
 			task: TaskId,
