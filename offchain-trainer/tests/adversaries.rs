@@ -1,11 +1,11 @@
 //! One adversary of each protocol attack the trainer binary can play, on a real dev node
 //! (see `docs/security.md`): Eve copies an update and hides the copy under her own
 //! watermark at 15x its RMS (`--behaviour inflate`), Ferdie submits an int8 blob that
-//! overflows every decoder (`crafted-blob`), Two trains honestly but never publishes an
-//! aggregate it is chosen for (`withhold`; it acts on shallower blocks than the others so
-//! that it tends to vote first and become the aggregator). Bob, Charlie, Dave and One are
-//! honest. The same task is first run on a fresh chain by the honest trainers and Two
-//! alone, as the reference.
+//! overflows every decoder (`crafted-blob`), Bob//stash trains honestly but never publishes
+//! an aggregate it is chosen for (`withhold`; it acts on shallower blocks than the others so
+//! that it tends to vote first and become the aggregator). Bob, Charlie, Dave and
+//! Alice//stash are honest. The same task is first run on a fresh chain by the honest
+//! trainers and the withholder alone, as the reference.
 //!
 //! The task must settle; Eve must be proven lazy; every adversary that acted must end with
 //! less than it started; the honest trainers' final accuracy must be within one point of
@@ -26,7 +26,14 @@ use blade_trainer::chain::{self, Backoff, Client};
 use common::{free_port, start_node, trainer_bin, Proc};
 use sp_core::{crypto::Pair as _, sr25519};
 
-const HONEST: [&str; 4] = ["Bob", "Charlie", "Dave", "One"];
+const HONEST: [&str; 4] = ["Bob", "Charlie", "Dave", "Alice//stash"];
+/// The withholder (a funded development account).
+const WITHHOLDER: &str = "Bob//stash";
+
+/// `who` as a file name.
+fn slug(who: &str) -> String {
+	who.replace("//", "-")
+}
 
 fn account(who: &str) -> chain::AccountId {
 	sr25519::Pair::from_string(&format!("//{who}"), None)
@@ -36,17 +43,17 @@ fn account(who: &str) -> chain::AccountId {
 }
 
 fn trainer(dir: &Path, url: &str, who: &str, shard: usize, extra: &[&str]) -> Proc {
-	let log = File::create(dir.join(format!("{who}.log"))).unwrap();
-	let out = File::create(dir.join(format!("{who}.out"))).unwrap();
+	let log = File::create(dir.join(format!("{}.log", slug(who)))).unwrap();
+	let out = File::create(dir.join(format!("{}.out", slug(who)))).unwrap();
 	// The withholder acts on blocks one deep, the others two: it sees each phase first.
-	let confirmations = if who == "Two" { "1" } else { "2" };
+	let confirmations = if who == WITHHOLDER { "1" } else { "2" };
 	let child = Command::new(trainer_bin())
 		.args(["run", "--url", url, "--confirmations", confirmations])
 		.args(["--task", "0", "--suri", &format!("//{who}")])
 		.args(["--shard", &format!("{shard}/7"), "--max-samples", "1500"])
 		.args([
 			"--state-dir",
-			dir.join(format!("state-{who}")).to_str().unwrap(),
+			dir.join(format!("state-{}", slug(who))).to_str().unwrap(),
 		])
 		.args(["--threads", "1", "--quiet", "--eval-samples", "2000"])
 		.args(["--noise", "off"])
@@ -85,7 +92,7 @@ fn run_task(dir: &Path, adversaries: bool) -> Run {
 		.enumerate()
 		.map(|(i, w)| (*w, i, vec![]))
 		.collect();
-	cast.push(("Two", 4, vec!["--behaviour", "withhold"]));
+	cast.push((WITHHOLDER, 4, vec!["--behaviour", "withhold"]));
 	if adversaries {
 		cast.push(("Eve", 5, vec!["--behaviour", "inflate"]));
 		cast.push(("Ferdie", 6, vec!["--behaviour", "crafted-blob"]));
@@ -123,14 +130,14 @@ fn run_task(dir: &Path, adversaries: bool) -> Run {
 	for (who, proc) in procs.iter_mut() {
 		loop {
 			if let Some(status) = proc.0.try_wait().unwrap() {
-				let log = std::fs::read_to_string(dir.join(format!("{who}.log"))).unwrap();
+				let log = std::fs::read_to_string(dir.join(format!("{}.log", slug(who)))).unwrap();
 				assert!(status.success(), "{who} failed: {status}\n{log}");
 				break;
 			}
 			assert!(
 				Instant::now() < deadline,
 				"{who} still running at the deadline; log:\n{}",
-				std::fs::read_to_string(dir.join(format!("{who}.log"))).unwrap()
+				std::fs::read_to_string(dir.join(format!("{}.log", slug(who)))).unwrap()
 			);
 			std::thread::sleep(Duration::from_millis(500));
 		}
@@ -155,7 +162,7 @@ fn run_task(dir: &Path, adversaries: bool) -> Run {
 	let outputs: Vec<(String, String)> = cast
 		.iter()
 		.map(|(w, _, _)| {
-			let text = std::fs::read_to_string(dir.join(format!("{w}.out"))).unwrap();
+			let text = std::fs::read_to_string(dir.join(format!("{}.out", slug(w)))).unwrap();
 			println!("--- {w}\n{text}");
 			(w.to_string(), text)
 		})
@@ -224,10 +231,10 @@ fn adversaries_on_a_real_node_end_with_less() {
 			output(who)
 		);
 	}
-	if attacked.withheld.contains(&account("Two")) {
-		assert!(gain(&attacked, "Two") < 0, "the withholder lost");
+	if attacked.withheld.contains(&account(WITHHOLDER)) {
+		assert!(gain(&attacked, WITHHOLDER) < 0, "the withholder lost");
 	} else {
-		println!("Two was never the aggregator of an agreed round: nothing withheld");
+		println!("the withholder was never the aggregator of an agreed round: nothing withheld");
 	}
 	let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
 	let (with, without) = (mean(&attacked.accuracy), mean(&reference.accuracy));
