@@ -370,7 +370,8 @@ fn five_trainers_three_rounds_in_the_runtime() {
 		let lazy_slash = stake(samples[3]) / 2;
 		let to_reporter = lazy_slash / 5;
 		let miss = stake(samples[4]) / 10;
-		let listing_fee = 6 * (UNIT / 1_000);
+		// Bidding 6 + 3 rounds x 18 + publishing 12 = 72 blocks.
+		let listing_fee = 72 * (UNIT / 100_000);
 		let penalty = 5 * UNIT;
 		let end: Vec<Balance> = [&publisher, &reporter, bob, charlie, dave, eve, ferdie]
 			.iter()

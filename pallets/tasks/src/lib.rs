@@ -162,8 +162,9 @@ pub mod pallet {
 		/// Smallest reward per trainer and round a task may offer: `reward >= this *
 		/// trainers_wanted * rounds`. Keeps tasks that pay nothing out of the market.
 		type MinRewardPerTrainerRound: Get<BalanceOf<Self>>;
-		/// Listing fee burnt at publication per block of the bidding phase: holding a market
-		/// slot open costs in proportion to how long it is held.
+		/// Listing fee burnt at publication per block of the task's longest possible life
+		/// (bidding, rounds x (submit + reveal + aggregate), publishing): holding a market
+		/// slot costs in proportion to how long it can be held.
 		type ListingFeePerBlock: Get<BalanceOf<Self>>;
 		/// Slack, in hundredths of a decibel, below the task's watermark power before an
 		/// update's watermark is proven too weak.
@@ -288,7 +289,7 @@ pub mod pallet {
 			publisher: T::AccountId,
 			/// Escrowed reward.
 			reward: BalanceOf<T>,
-			/// Listing fee burnt for the bidding phase.
+			/// Listing fee burnt for the task's longest possible life.
 			listing_fee: BalanceOf<T>,
 			/// Block at which bidding closes.
 			bidding_end: BlockNumberFor<T>,
@@ -1182,7 +1183,9 @@ pub mod pallet {
 					aggregator: aggregator.clone(),
 				});
 			}
-			if info.phase == Phase::Publishing {
+			// Only the last round's model ends the publishing phase: an earlier round's
+			// (published late by a backup) must not cut the last aggregator's window short.
+			if info.phase == Phase::Publishing && round.saturating_add(1) >= info.spec.rounds {
 				Self::end_phase_early(task, &mut info, block);
 			}
 			Tasks::<T>::insert(task, info);
@@ -1320,9 +1323,20 @@ pub mod pallet {
 				.saturating_add(extra.mul_floor(spec.min_stake))
 		}
 
-		/// Listing fee of a task: `ListingFeePerBlock` per block of bidding.
+		/// Listing fee of a task: `ListingFeePerBlock` per block of its longest possible life
+		/// (bidding, every round's three phases, the publishing phase): a market slot costs
+		/// in proportion to how long it can be held.
 		pub fn listing_fee(spec: &SpecOf<T>) -> BalanceOf<T> {
-			let blocks: u32 = spec.phases.bidding.unique_saturated_into();
+			let p = &spec.phases;
+			let round = p
+				.submit
+				.saturating_add(p.reveal)
+				.saturating_add(p.aggregate);
+			let life = p
+				.bidding
+				.saturating_add(round.saturating_mul(spec.rounds.into()))
+				.saturating_add(p.aggregate.saturating_mul(2u32.into()));
+			let blocks: u32 = life.unique_saturated_into();
 			T::ListingFeePerBlock::get().saturating_mul(blocks.into())
 		}
 

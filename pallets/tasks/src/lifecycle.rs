@@ -247,7 +247,9 @@ impl<T: Config> Pallet<T> {
 		// The aggregator alone may publish for the first half of the following phase (the
 		// next submission, or the publishing phase); then anyone may, leaving trainers that
 		// wait for the published model half a phase to train on it.
-		let half = |length: BlockNumberFor<T>| (length / 2u32.into()).max(1u32.into());
+		// Never shorter than `MinPhaseLength`, so that an honest aggregator acting on
+		// confirmed blocks lands its publication before anyone may take it over.
+		let half = |length: BlockNumberFor<T>| (length / 2u32.into()).max(T::MinPhaseLength::get());
 		let window = if last {
 			info.spec.phases.aggregate
 		} else {
@@ -416,10 +418,13 @@ impl<T: Config> Pallet<T> {
 			Self::release_stake(&who, bid.stake);
 			Self::deposit_event(Event::BidReleased { task, bidder: who });
 		}
-		// Aggregators who never published lose the fee (it stays in the escrow) and
-		// `MissSlash` of their stake (a missed deadline), unless already proven lazy.
+		// Aggregators who never published although their window had passed lose the fee
+		// (it stays in the escrow), their rewards and `MissSlash` (a missed deadline),
+		// unless already proven lazy. One whose window was still open (the task failed or
+		// ended early) only loses the fee.
+		let now = frame_system::Pallet::<T>::block_number();
 		for (round, model) in GlobalModels::<T>::drain_prefix(task) {
-			if model.published.is_none() {
+			if model.published.is_none() && now >= model.exclusive_until {
 				Self::penalise_withholder(task, &info, round, &model.aggregator);
 				Self::deposit_event(Event::PublicationMissed {
 					task,

@@ -253,9 +253,10 @@ pub mod dynamic_params {
 		/// Smallest reward per trainer and round a task may offer.
 		#[codec(index = 15)]
 		pub static MinRewardPerTrainerRound: Balance = UNIT / 100;
-		/// Listing fee burnt per block of a task's bidding phase.
+		/// Listing fee burnt per block of a task's longest possible life (bidding, rounds x
+		/// round phases, publishing): 0.00001 BLADE, i.e. 0.432 BLADE a day at 2 s blocks.
 		#[codec(index = 16)]
-		pub static ListingFeePerBlock: Balance = UNIT / 1_000;
+		pub static ListingFeePerBlock: Balance = UNIT / 100_000;
 		/// Slack below the task's watermark power, in hundredths of a decibel, before an
 		/// update's watermark is proven too weak.
 		#[codec(index = 17)]

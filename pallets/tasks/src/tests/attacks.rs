@@ -380,14 +380,22 @@ fn attack_market_lock_for_pennies_is_priced() {
 		let mut cheap = spec(3, 2);
 		cheap.reward = 599;
 		assert_noop!(FlTasks::publish_task(signed(2), cheap), E::BadReward);
-		// A week-long bidding phase (1 000 blocks here) costs its length in fees, burnt.
+		// A slot held long costs its whole possible life in fees, burnt: 1 000 blocks of
+		// bidding + 2 rounds x 15 blocks + 10 of publishing = 1 040 blocks.
 		let mut long = spec(3, 2);
 		long.reward = 600;
 		long.phases.bidding = 1_000;
 		let issuance = Balances::total_issuance();
 		assert_ok!(FlTasks::publish_task(signed(2), long));
-		assert_eq!(free(2), ENDOWMENT - 600 - 10_000);
-		assert_eq!(Balances::total_issuance(), issuance - 10_000);
+		assert_eq!(free(2), ENDOWMENT - 600 - 10_400);
+		assert_eq!(Balances::total_issuance(), issuance - 10_400);
+		// Long round phases are priced the same way (a minimal bidding phase does not
+		// make a long task cheap): 2 + 2 x (1 000 + 5 + 5) + 10 blocks.
+		let mut slow = spec(3, 2);
+		slow.reward = 600;
+		slow.phases.bidding = 2;
+		slow.phases.submit = 1_000;
+		assert_eq!(FlTasks::listing_fee(&slow), 10 * (2 + 2 * 1_010 + 10));
 		// One account holds at most MaxTasksPerPublisher = 3 slots.
 		assert_ok!(FlTasks::publish_task(signed(2), long));
 		assert_ok!(FlTasks::publish_task(signed(2), long));
@@ -518,6 +526,44 @@ fn attack_withheld_aggregate_pays_the_withholder_nothing() {
 		// withholder ends with less than it started, its honest partner with more.
 		assert_eq!(free(10), ENDOWMENT - slashed);
 		assert!(free(11) > ENDOWMENT);
+	});
+}
+
+/// A backup publishing an earlier round's model during `Publishing` must not end the phase
+/// (and so the last aggregator's window) early, nor get that aggregator penalised.
+#[test]
+fn attack_late_backup_publication_cannot_cut_the_last_window() {
+	build_and_execute(|| {
+		let (id, trainers) = selected_task(2, 2);
+		let agg = |round: u32| blob(id, round, &honest_values(id, 1, round, &seed(1, 0, 0), 0.0));
+		let hash = |round: u32| H256(blade_fl_primitives::blob::blob_hash(&agg(round)));
+		honest_round(id, &trainers, hash(0));
+		let first = GlobalModels::<Test>::get(id, 0).unwrap();
+		honest_round(id, &trainers, hash(1));
+		assert_eq!(task(id).phase, Phase::Publishing);
+		run_to(first.exclusive_until.max(System::block_number()));
+		// 10 withheld round 0; 11 publishes it ...
+		assert_ok!(FlTasks::publish_aggregate(signed(11), id, 0, agg(0)));
+		next_block();
+		// ... and the last round's aggregator still has its window.
+		assert_eq!(task(id).phase, Phase::Publishing);
+		assert_ok!(FlTasks::publish_aggregate(signed(10), id, 1, agg(1)));
+		next_block();
+		assert!(Tasks::<Test>::get(id).is_none());
+		let penalties = task_events()
+			.iter()
+			.filter(|e| {
+				matches!(
+					e,
+					Event::Penalised {
+						trainer: 10,
+						offence: Offence::NoPublication,
+						..
+					}
+				)
+			})
+			.count();
+		assert_eq!(penalties, 1, "only the withheld round 0 is penalised");
 	});
 }
 
