@@ -572,16 +572,7 @@ fn attack_late_backup_publication_cannot_cut_the_last_window() {
 #[test]
 fn attack_lazy_first_proposer_loses_the_aggregator_role() {
 	build_and_execute(|| {
-		let (id, t) = selected_task(4, 1);
-		for who in [10, 11, 12] {
-			submit(id, who);
-		}
-		let copied = honest(id, 10);
-		submit_values(id, 13, &copied);
-		next_block();
-		for who in &t {
-			reveal(id, *who);
-		}
+		let (id, copied) = copier_round(|plain, _| plain);
 		next_block();
 		// The copier votes first (it would be the aggregator and earn the fee) ...
 		let hash = H256::repeat_byte(3);
@@ -611,16 +602,7 @@ fn attack_lazy_first_proposer_loses_the_aggregator_role() {
 #[test]
 fn attack_quorum_stall_after_a_lazy_proof_is_resolved() {
 	build_and_execute(|| {
-		let (id, t) = selected_task(4, 1);
-		for who in [10, 11, 12] {
-			submit(id, who);
-		}
-		let copied = honest(id, 10);
-		submit_values(id, 13, &copied);
-		next_block();
-		for who in &t {
-			reveal(id, *who);
-		}
+		let (id, copied) = copier_round(|plain, _| plain);
 		next_block();
 		let hash = H256::repeat_byte(3);
 		// Two of four eligible votes: no quorum, and 12 stays silent.
