@@ -212,6 +212,11 @@ pub fn init_seed(task: chain::TaskId) -> i64 {
 	(task as i64).wrapping_mul(0x5DEECE66D).wrapping_add(11)
 }
 
+/// The task's L2 bound on an update (the chain refuses larger ones).
+fn norm_bound(spec: &chain::TaskSpec) -> f64 {
+	f64::from(spec.max_norm_milli) / 1000.0
+}
+
 /// Name of a saved update blob.
 fn update_name(round: u32, attempt: u8) -> String {
 	format!("update-{round}-{attempt}")
@@ -754,8 +759,8 @@ impl<'a> Runner<'a> {
 			}
 		}
 		let snr_db = f64::from(view.spec.pn_snr_centi_db) / 100.0;
-		let bound = f64::from(view.spec.max_norm_milli) / 1000.0;
-		signature::clip_norm(&mut update, signature::norm_before_watermark(bound, snr_db));
+		let bound = norm_bound(&view.spec);
+		privacy::clip_l2(&mut update, signature::norm_before_watermark(bound, snr_db));
 		let amplitude = match self.cfg.behaviour {
 			Behaviour::Inflate { factor } => factor * privacy::rms(&update),
 			_ => signature::amplitude_for_snr(&update, snr_db),
@@ -763,7 +768,7 @@ impl<'a> Runner<'a> {
 		signature::apply(&mut update, &key, amplitude, 1.0);
 		if let Behaviour::Inflate { .. } = self.cfg.behaviour {
 			// The inflating copier must still fit the norm bound the chain enforces.
-			signature::clip_norm(&mut update, 0.98 * bound);
+			privacy::clip_l2(&mut update, 0.98 * bound);
 		}
 		Ok(Some(update))
 	}
@@ -800,11 +805,7 @@ impl<'a> Runner<'a> {
 			.blob_at(record.block, record.extrinsic_index, record.hash)?;
 		let values = match codec::decode(&blob, blob.len()) {
 			Ok((_, values)) => {
-				let norm = values
-					.iter()
-					.map(|v| f64::from(*v) * f64::from(*v))
-					.sum::<f64>()
-					.sqrt();
+				let norm = privacy::l2_norm(&values);
 				if norm.is_finite() && norm <= bound * 1.0001 {
 					Some(values)
 				} else {
@@ -833,7 +834,7 @@ impl<'a> Runner<'a> {
 			return Ok(Step::Wait);
 		}
 		let params = FlParams::read(self.client, Some(head))?;
-		let bound = f64::from(view.spec.max_norm_milli) / 1000.0;
+		let bound = norm_bound(&view.spec);
 		let eligible = view.eligible();
 		let key_of = |who: &AccountId| {
 			updates
@@ -983,6 +984,7 @@ impl<'a> Runner<'a> {
 		let updates = self.client.updates(self.cfg.task, Some(head))?;
 		let participants = self.client.participants(self.cfg.task, Some(head))?;
 		let eligible = view.eligible();
+		let bound = norm_bound(&view.spec);
 		let mut clean = Vec::new();
 		let mut weights = Vec::new();
 		let mut bits = Vec::new();
@@ -994,7 +996,6 @@ impl<'a> Runner<'a> {
 				continue;
 			};
 			let Some(seed) = record.seed else { continue };
-			let bound = f64::from(view.spec.max_norm_milli) / 1000.0;
 			let Some(mut values) = self.update(record, bound)?.1 else {
 				continue;
 			};

@@ -116,24 +116,6 @@ pub fn chain_weak_watermark(
 	))
 }
 
-/// Scale `values` down so that their L2 norm is at most `bound` (no-op when it already
-/// is, or when `bound` is not positive and finite). Returns the factor applied.
-pub fn clip_norm(values: &mut [f32], bound: f64) -> f64 {
-	let norm = values
-		.iter()
-		.map(|v| f64::from(*v) * f64::from(*v))
-		.sum::<f64>()
-		.sqrt();
-	if !(bound > 0.0 && bound.is_finite()) || norm <= bound || norm == 0.0 {
-		return 1.0;
-	}
-	let factor = bound / norm;
-	values
-		.iter_mut()
-		.for_each(|v| *v = (f64::from(*v) * factor) as f32);
-	factor
-}
-
 /// The norm an update may have *before* its watermark at `snr_db` is added so that the
 /// watermarked update (and its int8 rounding) stays within the task's `bound`: the chips
 /// are independent of the update, so `|x + a c|^2 ~ |x|^2 (1 + 10^(-snr/10))`; 2 % margin
@@ -404,7 +386,7 @@ mod tests {
 		let mut values = gaussian(10_000, 5, 1.0);
 		let bound = 20.0;
 		let snr = 3.0;
-		clip_norm(&mut values, norm_before_watermark(bound, snr));
+		crate::privacy::clip_l2(&mut values, norm_before_watermark(bound, snr));
 		let a = amplitude_for_snr(&values, snr);
 		apply(&mut values, &seed(9), a, 1.0);
 		let norm = values
@@ -414,9 +396,6 @@ mod tests {
 			.sqrt();
 		assert!(norm <= bound, "{norm}");
 		assert!(norm > 0.9 * bound, "{norm}");
-		let mut small = vec![0.1f32; 4];
-		assert_eq!(clip_norm(&mut small, 1.0), 1.0);
-		assert_eq!(clip_norm(&mut small, f64::NAN), 1.0);
 	}
 
 	#[test]

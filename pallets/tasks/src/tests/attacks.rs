@@ -37,6 +37,22 @@ fn own_key(id: TaskId, who: AccountId) -> Seed {
 	key(id, who, task(id).round, &current_seed(id, who))
 }
 
+/// 11 reports 13's update `copied` as a copy of 10's; the runtime upholds it.
+fn prove_copy_of_10(id: TaskId, copied: &[f32]) {
+	assert_ok!(FlTasks::report_lazy(
+		signed(11),
+		id,
+		0,
+		13,
+		Some(10),
+		blob(id, 0, copied)
+	));
+	assert!(matches!(
+		lazy_event(),
+		Some(Event::LazyProven { accused: 13, .. })
+	));
+}
+
 fn lazy_event() -> Option<Event<Test>> {
 	task_events()
 		.into_iter()
@@ -147,18 +163,7 @@ fn attack_energy_inflating_copier_is_still_proven() {
 			600
 		));
 		// The runtime removes the copier's own revealed watermark first.
-		assert_ok!(FlTasks::report_lazy(
-			signed(11),
-			id,
-			0,
-			13,
-			Some(10),
-			blob(id, 0, &copied)
-		));
-		assert!(matches!(
-			lazy_event(),
-			Some(Event::LazyProven { accused: 13, .. })
-		));
+		prove_copy_of_10(id, &copied);
 		assert_eq!(free(13), ENDOWMENT - 50);
 		assert_eq!(task(id).lazy, 1 << 3);
 	});
@@ -172,18 +177,7 @@ fn attack_spiked_parameter_copier_is_still_proven() {
 			v[7] = 99.0;
 			v
 		});
-		assert_ok!(FlTasks::report_lazy(
-			signed(11),
-			id,
-			0,
-			13,
-			Some(10),
-			blob(id, 0, &copied)
-		));
-		assert!(matches!(
-			lazy_event(),
-			Some(Event::LazyProven { accused: 13, .. })
-		));
+		prove_copy_of_10(id, &copied);
 	});
 }
 
