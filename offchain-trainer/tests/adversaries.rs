@@ -7,9 +7,10 @@
 //! Alice//stash are honest. The same task is first run on a fresh chain by the honest
 //! trainers and the withholder alone, as the reference.
 //!
-//! The task must settle; Eve must be proven lazy; every adversary that acted must end with
-//! less than it started; the honest trainers' final accuracy must be within one point of
-//! the reference run.
+//! The task must settle; Eve must be proven lazy; the copier and the crafted-blob sender
+//! must end with less than they started, the withholder (when it was an aggregator) with
+//! less than any honest trainer; the honest trainers' final accuracy must be within one
+//! point of the reference run.
 #![cfg(feature = "torch")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -23,8 +24,7 @@ use std::{
 };
 
 use blade_trainer::chain::{self, Backoff, Client};
-use common::{free_port, start_node, trainer_bin, Proc};
-use sp_core::{crypto::Pair as _, sr25519};
+use common::{dev_account, free_port, start_node, trainer_bin, wait_exit, Proc};
 
 const HONEST: [&str; 4] = ["Bob", "Charlie", "Dave", "Alice//stash"];
 /// The withholder (a funded development account).
@@ -33,13 +33,6 @@ const WITHHOLDER: &str = "Bob//stash";
 /// `who` as a file name.
 fn slug(who: &str) -> String {
 	who.replace("//", "-")
-}
-
-fn account(who: &str) -> chain::AccountId {
-	sr25519::Pair::from_string(&format!("//{who}"), None)
-		.unwrap()
-		.public()
-		.into()
 }
 
 fn trainer(dir: &Path, url: &str, who: &str, shard: usize, extra: &[&str]) -> Proc {
@@ -97,7 +90,7 @@ fn run_task(dir: &Path, adversaries: bool) -> Run {
 		cast.push(("Eve", 5, vec!["--behaviour", "inflate"]));
 		cast.push(("Ferdie", 6, vec!["--behaviour", "crafted-blob"]));
 	}
-	let balance = |who: &str| client.account_info(&account(who), None).unwrap().free;
+	let balance = |who: &str| client.account_info(&dev_account(who), None).unwrap().free;
 	let before: Vec<u128> = cast.iter().map(|(w, _, _)| balance(w)).collect();
 	let trainers = cast.len().to_string();
 	let published = Command::new(trainer_bin())
@@ -128,19 +121,8 @@ fn run_task(dir: &Path, adversaries: bool) -> Run {
 	let deadline = Instant::now() + Duration::from_secs(600);
 	let mut withheld = Vec::new();
 	for (who, proc) in procs.iter_mut() {
-		loop {
-			if let Some(status) = proc.0.try_wait().unwrap() {
-				let log = std::fs::read_to_string(dir.join(format!("{}.log", slug(who)))).unwrap();
-				assert!(status.success(), "{who} failed: {status}\n{log}");
-				break;
-			}
-			assert!(
-				Instant::now() < deadline,
-				"{who} still running at the deadline; log:\n{}",
-				std::fs::read_to_string(dir.join(format!("{}.log", slug(who)))).unwrap()
-			);
-			std::thread::sleep(Duration::from_millis(500));
-		}
+		let log = dir.join(format!("{}.log", slug(who)));
+		wait_exit(proc, &log, who, deadline);
 	}
 	assert!(client.task(0, None).unwrap().is_none(), "the task settles");
 	// Who withheld: `PublicationMissed` events of the blocks so far.
@@ -231,8 +213,15 @@ fn adversaries_on_a_real_node_end_with_less() {
 			output(who)
 		);
 	}
-	if attacked.withheld.contains(&account(WITHHOLDER)) {
-		assert!(gain(&attacked, WITHHOLDER) < 0, "the withholder lost");
+	if attacked.withheld.contains(&dev_account(WITHHOLDER)) {
+		// Withholding forfeits what it had accrued and a stake share; rounds after it earn
+		// again, so the withholder may still end above its start, but below honest work.
+		let least_honest = HONEST.iter().map(|w| gain(&attacked, w)).min().unwrap();
+		assert!(
+			gain(&attacked, WITHHOLDER) < least_honest,
+			"the withholder earned {} against at least {least_honest} for honest work",
+			gain(&attacked, WITHHOLDER)
+		);
 	} else {
 		println!("the withholder was never the aggregator of an agreed round: nothing withheld");
 	}

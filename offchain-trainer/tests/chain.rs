@@ -21,8 +21,7 @@ use blade_trainer::{
 	chain::{Backoff, Client, UNIT},
 	data, model, registry, train,
 };
-use common::{free_port, start_node, trainer_bin, Proc};
-use sp_core::{crypto::Pair as _, sr25519};
+use common::{dev_account, free_port, start_node, trainer_bin, wait_exit, Proc};
 
 fn trainer(dir: &Path, url: &str, who: &str, shard: usize, extra: &[&str]) -> Proc {
 	let log = File::create(dir.join(format!("{who}.log"))).unwrap();
@@ -49,29 +48,6 @@ fn trainer(dir: &Path, url: &str, who: &str, shard: usize, extra: &[&str]) -> Pr
 	Proc(child)
 }
 
-fn account(who: &str) -> blade_trainer::chain::AccountId {
-	sr25519::Pair::from_string(&format!("//{who}"), None)
-		.unwrap()
-		.public()
-		.into()
-}
-
-fn wait_exit(proc: &mut Proc, dir: &Path, who: &str, deadline: Instant) {
-	loop {
-		if let Some(status) = proc.0.try_wait().unwrap() {
-			let log = std::fs::read_to_string(dir.join(format!("{who}.log"))).unwrap();
-			assert!(status.success(), "{who} failed: {status}\n{log}");
-			return;
-		}
-		assert!(
-			Instant::now() < deadline,
-			"{who} still running at the deadline; log:\n{}",
-			std::fs::read_to_string(dir.join(format!("{who}.log"))).unwrap()
-		);
-		std::thread::sleep(Duration::from_millis(500));
-	}
-}
-
 #[test]
 fn trainers_finish_a_task_through_a_kill_and_a_node_restart() {
 	let dir = tempfile::tempdir().unwrap();
@@ -84,7 +60,7 @@ fn trainers_finish_a_task_through_a_kill_and_a_node_restart() {
 		..Backoff::default()
 	};
 	let client = Client::read_only(&url, backoff).unwrap();
-	let balance = |who: &str| client.account_info(&account(who), None).unwrap().free;
+	let balance = |who: &str| client.account_info(&dev_account(who), None).unwrap().free;
 	let before: Vec<u128> = ["Bob", "Charlie", "Dave", "Eve"]
 		.iter()
 		.map(|w| balance(w))
@@ -147,7 +123,7 @@ fn trainers_finish_a_task_through_a_kill_and_a_node_restart() {
 	let deadline = Instant::now() + Duration::from_secs(300);
 	loop {
 		let updates = client.updates(0, None).unwrap();
-		if updates.iter().any(|(a, _)| *a == account("Charlie")) {
+		if updates.iter().any(|(a, _)| *a == dev_account("Charlie")) {
 			break;
 		}
 		assert!(Instant::now() < deadline, "Charlie never submitted");
@@ -177,7 +153,7 @@ fn trainers_finish_a_task_through_a_kill_and_a_node_restart() {
 		(&mut dave, "Dave"),
 		(&mut eve, "Eve"),
 	] {
-		wait_exit(proc, dir, who, deadline);
+		wait_exit(proc, &dir.join(format!("{who}.log")), who, deadline);
 	}
 	let out = |who: &str| std::fs::read_to_string(dir.join(format!("{who}.out"))).unwrap();
 	for who in ["Bob", "Charlie", "Dave", "Eve"] {

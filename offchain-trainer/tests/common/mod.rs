@@ -76,3 +76,30 @@ pub fn start_node(dir: &Path, name: &str, rpc: u16, p2p: u16, log: &str) -> Proc
 		.unwrap();
 	Proc(child)
 }
+
+/// The account of the development key `//{who}` (e.g. `Bob`, `Alice//stash`).
+pub fn dev_account(who: &str) -> blade_trainer::chain::AccountId {
+	use sp_core::crypto::Pair as _;
+	sp_core::sr25519::Pair::from_string(&format!("//{who}"), None)
+		.unwrap()
+		.public()
+		.into()
+}
+
+/// Wait until `proc` (`who`, logging to `log`) exits, asserting that it succeeded before
+/// `deadline`; the log is shown on failure.
+pub fn wait_exit(proc: &mut Proc, log: &Path, who: &str, deadline: Instant) {
+	let read_log = || std::fs::read_to_string(log).unwrap_or_default();
+	loop {
+		if let Some(status) = proc.0.try_wait().unwrap() {
+			assert!(status.success(), "{who} failed: {status}\n{}", read_log());
+			return;
+		}
+		assert!(
+			Instant::now() < deadline,
+			"{who} still running at the deadline; log:\n{}",
+			read_log()
+		);
+		std::thread::sleep(Duration::from_millis(500));
+	}
+}
