@@ -116,7 +116,8 @@ fn measure(bytes: u32, repeats: u32) -> (f64, f64) {
 				);
 			}
 			run_hook();
-			let victim_key = round_key(&victim.encode(), 0, 0, &seed(&victim, 0));
+			// Round 0 starts from the task's validation hash (zero here).
+			let victim_key = round_key(&victim.encode(), 0, 0, &[0; 32], &seed(&victim, 0));
 			let values: Vec<f32> = Chips::new(&victim_key)
 				.take(params as usize)
 				.map(|c| 0.1 * f32::from(c))

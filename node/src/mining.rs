@@ -19,6 +19,7 @@ use blade_pow::Miner;
 use codec::Encode;
 use sc_consensus_pow::{MiningHandle, PowAlgorithm};
 use sp_runtime::traits::Block as BlockT;
+use substrate_prometheus_endpoint::{register, Counter, PrometheusError, Registry, U64};
 
 /// Nonces tried between two checks for a new proposal (~5-20 ms of work).
 const BATCH: u64 = 20_000;
@@ -39,11 +40,25 @@ fn random_start(thread: usize) -> u64 {
 	hasher.finish()
 }
 
-/// Start `threads` mining threads; they stop when `stop` becomes true.
+/// `blade_pow_hashes_total`: seal hashes computed by this node's miner (its hash rate is
+/// the counter's rate, e.g. `rate(blade_pow_hashes_total[1m])`).
+pub fn hash_counter(registry: &Registry) -> Result<Counter<U64>, PrometheusError> {
+	register(
+		Counter::new(
+			"blade_pow_hashes_total",
+			"Seal hashes computed by this node's miner (rate = hash rate)",
+		)?,
+		registry,
+	)
+}
+
+/// Start `threads` mining threads; they stop when `stop` becomes true. Each batch of
+/// nonces tried is added to `hashes` when metrics are on.
 pub fn start_threads<B, A, L>(
 	handle: MiningHandle<B, A, L>,
 	threads: usize,
 	stop: Arc<AtomicBool>,
+	hashes: Option<Counter<U64>>,
 ) -> std::io::Result<()>
 where
 	B: BlockT<Hash = sp_core::H256>,
@@ -54,16 +69,21 @@ where
 	for thread in 0..threads.max(1) {
 		let handle = handle.clone();
 		let stop = stop.clone();
+		let hashes = hashes.clone();
 		std::thread::Builder::new()
 			.name(format!("pow-miner-{thread}"))
-			.spawn(move || mine_loop(handle, thread, stop))?;
+			.spawn(move || mine_loop(handle, thread, stop, hashes))?;
 	}
 	log::info!(target: "blade-pow", "⛏️  mining on {} thread(s)", threads.max(1));
 	Ok(())
 }
 
-fn mine_loop<B, A, L>(handle: MiningHandle<B, A, L>, thread: usize, stop: Arc<AtomicBool>)
-where
+fn mine_loop<B, A, L>(
+	handle: MiningHandle<B, A, L>,
+	thread: usize,
+	stop: Arc<AtomicBool>,
+	hashes: Option<Counter<U64>>,
+) where
 	B: BlockT<Hash = sp_core::H256>,
 	A: PowAlgorithm<B, Difficulty = blade_pow::Difficulty>,
 	L: sc_consensus::JustificationSyncLink<B>,
@@ -81,7 +101,14 @@ where
 			continue;
 		};
 		while !stop.load(Ordering::Relaxed) && handle.version() == version {
-			if let Some(seal) = miner.mine(nonce, BATCH) {
+			let found = miner.mine(nonce, BATCH);
+			if let Some(hashes) = &hashes {
+				let tried = found.as_ref().map_or(BATCH, |seal| {
+					seal.nonce.wrapping_sub(nonce).saturating_add(1)
+				});
+				hashes.inc_by(tried);
+			}
+			if let Some(seal) = found {
 				log::debug!(target: "blade-pow", "thread {thread} found nonce {}", seal.nonce);
 				nonce = seal.nonce.wrapping_add(1);
 				if !futures::executor::block_on(handle.submit(seal.encode())) {

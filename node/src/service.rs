@@ -249,7 +249,15 @@ pub fn new_full<
 			.spawn("pow-mining-worker", Some("pow"), worker_task);
 
 		let stop = Arc::new(AtomicBool::new(false));
-		mining::start_threads(handle, mining.threads, stop.clone())
+		let hashes = match prometheus_registry.as_ref().map(mining::hash_counter) {
+			Some(Ok(counter)) => Some(counter),
+			Some(Err(e)) => {
+				log::warn!(target: "blade-pow", "hash-rate metric not registered: {e}");
+				None
+			}
+			None => None,
+		};
+		mining::start_threads(handle, mining.threads, stop.clone(), hashes)
 			.map_err(|e| ServiceError::Other(format!("cannot start mining threads: {e}")))?;
 		// Dropped with the task manager on shutdown, which stops the mining threads.
 		let guard = StopOnDrop(stop);

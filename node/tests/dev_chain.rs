@@ -109,6 +109,13 @@ fn dev_node_mines_pays_author_includes_transfer_and_stops_cleanly() {
 	let mut metrics = String::new();
 	stream.read_to_string(&mut metrics).unwrap();
 	assert!(metrics.contains("substrate_block_height"), "metrics served");
+	// The miner's hash counter moves (its rate is the node's hash rate).
+	let hashes: f64 = metrics
+		.lines()
+		.find(|l| l.starts_with("blade_pow_hashes_total"))
+		.and_then(|l| l.rsplit(' ').next()?.parse().ok())
+		.unwrap_or(0.0);
+	assert!(hashes > 0.0, "blade_pow_hashes_total {hashes}:\n{metrics}");
 
 	let status = node.stop();
 	assert!(

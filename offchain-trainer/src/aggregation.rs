@@ -1,5 +1,16 @@
 //! Deterministic aggregation rules: FedAvg, coordinate-wise median, trimmed mean and
-//! Multi-Krum.
+//! Multi-Krum, and the contribution [`screen`] that runs before every rule.
+//!
+//! The screen decides which updates count (and so which trainers are paid): an update may
+//! not be longer than [`SCREEN_NORM_FACTOR`] times the others' median norm, must point
+//! where the others point (its cosine with the coordinate median of the *other*
+//! updates is significant at [`SCREEN_Z`] standard errors of a random direction), and must
+//! not be a replay of the previous round's global step (outside that step's direction it
+//! must still align with the centre: new information only training on this round's model
+//! gives). Noise, a zero update, a lone
+//! watermark, a sign flip or the last aggregate's delta re-sent as one's own are left out;
+//! any update trained on the task's data points along the others. A boosted copy of a
+//! real update is left out for its length.
 //!
 //! Bit-exactness: every output coordinate is computed from the inputs in one fixed order
 //! (client order) with IEEE-754 `f64` operations that Rust never reorders or fuses, then
@@ -89,6 +100,188 @@ fn weighted_mean(updates: &[&Vec<f32>], weights: &[u128], n: usize) -> Result<Ve
 			}
 		});
 	Ok(out)
+}
+
+/// Standard errors (of a random direction's cosine, `1/sqrt(n)`) by which an update must
+/// align with the others' centre, in full and outside the previous global step's
+/// direction. A random update passes with probability ~3e-5.
+pub const SCREEN_Z: f64 = 4.0;
+
+/// How many times the median norm of the other updates an update may reach: a boosted
+/// (scaled) update is left out even when it points the right way.
+pub const SCREEN_NORM_FACTOR: f64 = 4.0;
+
+/// Why the [`screen`] left an update out.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Exclusion {
+	/// All zeros, or a non-finite value.
+	Empty,
+	/// Longer than [`SCREEN_NORM_FACTOR`] times the median norm of the others (a boosted
+	/// update trying to outweigh them).
+	Oversized {
+		/// Its norm over the others' median norm.
+		ratio: f64,
+	},
+	/// Not significantly aligned with the other updates' coordinate median (noise, a sign
+	/// flip, an update trained on something else); `z` = cosine x sqrt(n).
+	Unaligned {
+		/// The alignment's z-score.
+		z: f64,
+	},
+	/// Aligned with the centre only through the previous round's global step: outside
+	/// that direction it is noise (or nothing), a replay of the last aggregate rather than
+	/// a trained update.
+	Replay {
+		/// The z-score of its alignment with the centre outside the previous step.
+		z: f64,
+	},
+}
+
+/// The [`screen`]'s verdict.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Screened {
+	/// Indices of the updates that count, ascending.
+	pub kept: Vec<usize>,
+	/// The others, with the reason.
+	pub dropped: Vec<(usize, Exclusion)>,
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+	a.iter()
+		.zip(b)
+		.map(|(x, y)| f64::from(*x) * f64::from(*y))
+		.sum()
+}
+
+/// The coordinate-wise median of `updates` without `skip`.
+fn median_without(updates: &[Vec<f32>], skip: usize, n: usize) -> Vec<f32> {
+	let others: Vec<&Vec<f32>> = updates
+		.iter()
+		.enumerate()
+		.filter(|(k, u)| *k != skip && u.iter().all(|v| v.is_finite()))
+		.map(|(_, u)| u)
+		.collect();
+	let m = others.len();
+	let mut out = vec![0f32; n];
+	if m == 0 {
+		return out;
+	}
+	out.par_chunks_mut(CHUNK)
+		.enumerate()
+		.for_each(|(chunk, slice)| {
+			let mut buf = Vec::with_capacity(m);
+			for (k, v) in slice.iter_mut().enumerate() {
+				let j = chunk * CHUNK + k;
+				buf.clear();
+				buf.extend(others.iter().map(|u| u[j]));
+				buf.sort_unstable_by(f32::total_cmp);
+				*v = if m % 2 == 1 {
+					buf[m / 2]
+				} else {
+					((f64::from(buf[m / 2 - 1]) + f64::from(buf[m / 2])) / 2.0) as f32
+				};
+			}
+		});
+	out
+}
+
+/// Which of `updates` (deltas from this round's global model, watermarks removed) count.
+///
+/// `previous` is the previous round's global step (this round's global model minus the
+/// last one), `None` in round 0. Deterministic: every trainer screening the same updates
+/// keeps the same set. With one update there is nothing to compare and it is kept.
+pub fn screen(updates: &[Vec<f32>], previous: Option<&[f32]>) -> Result<Screened> {
+	let n = updates
+		.first()
+		.ok_or_else(|| invalid("no updates to screen"))?
+		.len();
+	if updates.iter().any(|u| u.len() != n) {
+		return Err(invalid("updates differ in length"));
+	}
+	if previous.is_some_and(|p| p.len() != n || p.iter().any(|v| !v.is_finite())) {
+		return Err(invalid(
+			"the previous global step has another size or a non-finite value",
+		));
+	}
+	let m = updates.len();
+	let root_n = (n as f64).sqrt();
+	let previous = previous.map(|p| (p, dot(p, p).sqrt()));
+	let norms: Vec<f64> = updates.par_iter().map(|u| dot(u, u).sqrt()).collect();
+	let verdicts: Vec<Option<Exclusion>> = (0..m)
+		.into_par_iter()
+		.map(|i| {
+			let update = &updates[i];
+			let norm = norms[i];
+			if norm == 0.0 || !norm.is_finite() {
+				return Some(Exclusion::Empty);
+			}
+			if m == 1 {
+				return None;
+			}
+			let mut others: Vec<f64> = norms
+				.iter()
+				.enumerate()
+				.filter(|(k, v)| *k != i && v.is_finite() && **v > 0.0)
+				.map(|(_, v)| *v)
+				.collect();
+			if !others.is_empty() {
+				others.sort_unstable_by(f64::total_cmp);
+				let half = others.len() / 2;
+				let median = if others.len() % 2 == 1 {
+					others[half]
+				} else {
+					(others[half - 1] + others[half]) / 2.0
+				};
+				let ratio = norm / median;
+				if ratio > SCREEN_NORM_FACTOR {
+					return Some(Exclusion::Oversized { ratio });
+				}
+			}
+			let centre = median_without(updates, i, n);
+			let centre_norm = dot(&centre, &centre).sqrt();
+			let aligned = if centre_norm == 0.0 {
+				0.0
+			} else {
+				dot(update, &centre) / (norm * centre_norm)
+			};
+			let z = aligned * root_n;
+			if z.is_nan() || z < SCREEN_Z {
+				return Some(Exclusion::Unaligned { z });
+			}
+			// Replay: outside the previous step's direction, what is left of the update
+			// must still point along the centre. A trained update's new information does;
+			// the last step re-sent (with any amount of noise) leaves only noise there.
+			if let Some((step, step_norm)) = previous.filter(|(_, s)| *s > 0.0) {
+				let along = dot(update, step) / step_norm;
+				let centre_along = dot(&centre, step) / step_norm;
+				let rest = (norm * norm - along * along).max(0.0).sqrt();
+				let centre_rest = (centre_norm * centre_norm - centre_along * centre_along)
+					.max(0.0)
+					.sqrt();
+				// A centre along the previous step leaves nothing to compare with.
+				if centre_rest > 1e-6 * centre_norm {
+					let z = if rest > 1e-6 * norm {
+						(dot(update, &centre) - along * centre_along) / (rest * centre_rest)
+							* root_n
+					} else {
+						0.0
+					};
+					if z.is_nan() || z < SCREEN_Z {
+						return Some(Exclusion::Replay { z });
+					}
+				}
+			}
+			None
+		})
+		.collect();
+	let mut screened = Screened::default();
+	for (i, verdict) in verdicts.into_iter().enumerate() {
+		match verdict {
+			None => screened.kept.push(i),
+			Some(why) => screened.dropped.push((i, why)),
+		}
+	}
+	Ok(screened)
 }
 
 fn sorted_column(updates: &[Vec<f32>], j: usize, buf: &mut Vec<f32>) {
@@ -297,5 +490,116 @@ mod tests {
 		);
 		assert!(!krum.included.contains(&9), "{:?}", krum.included);
 		assert!(error(&krum.values) < 0.03);
+	}
+
+	/// `m` honest deltas: one shared direction `g` plus independent noise `noise` times as
+	/// large (per coordinate), and a previous step `p` whose cosine with `g` is about 0.6.
+	fn honest_round(m: usize, n: usize, noise: f32, seed: u64) -> (Vec<Vec<f32>>, Vec<f32>) {
+		let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+		let normal = Normal::new(0.0f32, 1.0).unwrap();
+		let g: Vec<f32> = (0..n).map(|_| normal.sample(&mut rng)).collect();
+		let previous = g
+			.iter()
+			.map(|x| 0.6 * x + 0.8 * normal.sample(&mut rng))
+			.collect();
+		let updates = (0..m)
+			.map(|_| {
+				g.iter()
+					.map(|x| x + noise * normal.sample(&mut rng))
+					.collect()
+			})
+			.collect();
+		(updates, previous)
+	}
+
+	#[test]
+	fn screen_keeps_every_honest_update_even_when_noise_dominates() {
+		for seed in 0..20 {
+			// Per-trainer noise 5x the signal (each update's cosine with the truth ~0.2).
+			let (u, previous) = honest_round(20, 25_000, 5.0, seed);
+			let s = screen(&u, Some(&previous)).unwrap();
+			assert_eq!(
+				s.kept,
+				(0..20).collect::<Vec<_>>(),
+				"seed {seed}: {:?}",
+				s.dropped
+			);
+		}
+	}
+
+	/// Five free riders among twenty (a quarter): all five out, every honest update in,
+	/// including the one whose negation an attacker submitted to push it out.
+	#[test]
+	fn screen_drops_free_riders_zero_noise_sign_flip_and_replay() {
+		let (mut u, previous) = honest_round(20, 25_000, 2.0, 3);
+		let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(99);
+		let normal = Normal::new(0.0f32, 1.0).unwrap();
+		u[15] = vec![0.0; 25_000];
+		u[16] = (0..25_000).map(|_| normal.sample(&mut rng)).collect();
+		u[17] = u[0].iter().map(|x| -x).collect();
+		// The last global step re-sent, with noise as large as itself.
+		u[18] = previous
+			.iter()
+			.map(|x| x + normal.sample(&mut rng))
+			.collect();
+		u[19] = vec![f32::NAN; 25_000];
+		let s = screen(&u, Some(&previous)).unwrap();
+		assert_eq!(s.kept, (0..15).collect::<Vec<_>>(), "{:?}", s.dropped);
+		let why = |i: usize| s.dropped.iter().find(|(k, _)| *k == i).unwrap().1;
+		assert_eq!(why(15), Exclusion::Empty);
+		assert_eq!(why(19), Exclusion::Empty);
+		assert!(matches!(why(16), Exclusion::Unaligned { z } if z.abs() < SCREEN_Z));
+		assert!(matches!(why(17), Exclusion::Unaligned { z } if z < -SCREEN_Z));
+		assert!(matches!(why(18), Exclusion::Replay { .. }), "{:?}", why(18));
+		// Without a previous step (round 0) the replay cannot be told from training.
+		assert!(screen(&u, None).unwrap().kept.contains(&18));
+	}
+
+	/// A boosted update (an honest one times 10) points the right way but is left out for
+	/// its length; one at 3x the others passes (the rules bound its influence).
+	#[test]
+	fn screen_drops_a_boosted_update() {
+		let (mut u, previous) = honest_round(10, 25_000, 2.0, 13);
+		u[9] = u[0].iter().map(|x| 10.0 * x).collect();
+		let s = screen(&u, Some(&previous)).unwrap();
+		assert_eq!(s.kept, (0..9).collect::<Vec<_>>(), "{:?}", s.dropped);
+		assert!(matches!(s.dropped[0], (9, Exclusion::Oversized { ratio }) if ratio > 9.0));
+		u[9] = u[0].iter().map(|x| 3.0 * x).collect();
+		assert!(screen(&u, Some(&previous)).unwrap().kept.contains(&9));
+	}
+
+	/// Hiding the replay under more noise trades one exclusion for the other: at every
+	/// noise level the replayed step is left out, as a replay or as unaligned.
+	#[test]
+	fn screen_drops_a_replay_at_every_noise_level() {
+		let (mut u, previous) = honest_round(10, 25_000, 2.0, 5);
+		let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+		let normal = Normal::new(0.0f32, 1.0).unwrap();
+		for noise in [0.0f32, 1.0, 3.0, 10.0, 30.0, 100.0] {
+			u[9] = previous
+				.iter()
+				.map(|x| x + noise * normal.sample(&mut rng))
+				.collect();
+			let s = screen(&u, Some(&previous)).unwrap();
+			assert_eq!(
+				s.kept,
+				(0..9).collect::<Vec<_>>(),
+				"noise {noise}: {:?}",
+				s.dropped
+			);
+		}
+	}
+
+	#[test]
+	fn screen_is_bit_exact_across_thread_counts_and_handles_small_inputs() {
+		let (u, previous) = honest_round(9, 20_000, 4.0, 11);
+		let one = with_threads(1, || screen(&u, Some(&previous)).unwrap());
+		let four = with_threads(4, || screen(&u, Some(&previous)).unwrap());
+		assert_eq!(one, four);
+		assert_eq!(screen(&u[..1], None).unwrap().kept, vec![0]);
+		assert_eq!(screen(&u[..2], None).unwrap().kept, vec![0, 1]);
+		assert!(screen(&[], None).is_err());
+		assert!(screen(&[vec![1.0], vec![1.0, 2.0]], None).is_err());
+		assert!(screen(&u, Some(&[1.0])).is_err());
 	}
 }

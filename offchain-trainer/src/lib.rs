@@ -8,15 +8,20 @@
 //! - [`codec`]: the shared update-blob format (f32, f16, int8) and its hash;
 //! - [`signature`]: PN watermarks at a target SNR, removal, and a detector with a
 //!   threshold derived from its false-positive rate; the runtime's own fixed-point verdict;
-//! - [`aggregation`]: bit-exact FedAvg, coordinate median, trimmed mean, Multi-Krum;
+//! - [`aggregation`]: the contribution screen (noise, sign flips, boosted and replayed
+//!   updates left out) and bit-exact FedAvg, coordinate median, trimmed mean, Multi-Krum;
 //! - [`privacy`]: clipping, Gaussian and Laplace mechanisms with per-client epsilon,
 //!   adaptive noise decay, and a Rényi-DP accountant;
 //! - [`behaviour`]: honest, lazy, sign-flip, scale and random trainers for experiments;
-//! - [`state`]: seeds, submissions and progress persisted atomically per task;
+//! - [`state`]: seeds, submissions and progress persisted atomically per task (owner-only);
+//! - [`keys`]: the signing key from a node keystore, a key file or a secret URI;
+//! - [`policy`]: when a serving trainer bids (pure, every refusal with its reason);
+//! - [`metrics`]: Prometheus metrics of the process and their endpoint;
 //! - [`chain`]: typed calls, confirmations, reorg-safe resubmission, nonces and retries
 //!   against a node, state through the `FlTasksApi` runtime API, blobs from block bodies;
 //! - `model`, `train` and `runner` (feature `torch`): MLP/CNN with `tch`, local SGD and
-//!   evaluation, and the trainer's life cycle on a task.
+//!   evaluation, and the trainer's life cycle on a task; `service` (feature `torch`): the
+//!   long-running trainer that finds tasks, bids by its policy and serves them at once.
 
 pub mod aggregation;
 pub mod behaviour;
@@ -26,13 +31,18 @@ pub mod data;
 mod error;
 #[cfg(feature = "torch")]
 pub mod experiment;
+pub mod keys;
+pub mod metrics;
 #[cfg(feature = "torch")]
 pub mod model;
 pub mod partition;
+pub mod policy;
 pub mod privacy;
 pub mod registry;
 #[cfg(feature = "torch")]
 pub mod runner;
+#[cfg(feature = "torch")]
+pub mod service;
 pub mod signature;
 pub mod state;
 #[cfg(feature = "torch")]

@@ -22,6 +22,78 @@ use crate::{
 	error::{invalid, Result},
 };
 
+/// A model by name, as every command line takes it (`--model mlp32`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelName {
+	/// MLP, 32 hidden units (`model_id` 1).
+	Mlp32,
+	/// MLP, 128 hidden units (`model_id` 2).
+	Mlp128,
+	/// CNN, two 5x5 conv layers and a 128-unit head (`model_id` 3).
+	Cnn,
+}
+
+impl ModelName {
+	/// The on-chain `model_id`.
+	pub fn id(self) -> u32 {
+		match self {
+			ModelName::Mlp32 => 1,
+			ModelName::Mlp128 => 2,
+			ModelName::Cnn => 3,
+		}
+	}
+
+	/// The name of an on-chain `model_id`.
+	pub fn from_id(id: u32) -> Result<ModelName> {
+		[ModelName::Mlp32, ModelName::Mlp128, ModelName::Cnn]
+			.into_iter()
+			.find(|m| m.id() == id)
+			.ok_or_else(|| {
+				invalid(format!(
+					"unknown model_id {id} (1 = mlp32, 2 = mlp128, 3 = cnn)"
+				))
+			})
+	}
+}
+
+/// A data set by name, as every command line takes it (`--dataset fashion-mnist`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DatasetName {
+	/// Fashion-MNIST (`dataset_id` 1).
+	FashionMnist,
+	/// MNIST digits (`dataset_id` 2).
+	Mnist,
+	/// CIFAR-10 (`dataset_id` 3).
+	Cifar10,
+}
+
+impl DatasetName {
+	/// The on-chain `dataset_id`.
+	pub fn id(self) -> u32 {
+		match self {
+			DatasetName::FashionMnist => 1,
+			DatasetName::Mnist => 2,
+			DatasetName::Cifar10 => 3,
+		}
+	}
+
+	/// The name of an on-chain `dataset_id`.
+	pub fn from_id(id: u32) -> Result<DatasetName> {
+		[
+			DatasetName::FashionMnist,
+			DatasetName::Mnist,
+			DatasetName::Cifar10,
+		]
+		.into_iter()
+		.find(|d| d.id() == id)
+		.ok_or_else(|| {
+			invalid(format!(
+				"unknown dataset_id {id} (1 = fashion-mnist, 2 = mnist, 3 = cifar10)"
+			))
+		})
+	}
+}
+
 /// Model architecture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arch {
@@ -141,5 +213,31 @@ mod tests {
 		// conv 832 + 51 264, fc1 1024 x 128 + 128, fc2 1 290.
 		assert_eq!(param_count(3, 1).unwrap(), 832 + 51_264 + 131_200 + 1_290);
 		assert!(model(9).is_err() && shape(0).is_err());
+	}
+
+	#[test]
+	fn names_and_ids_agree() {
+		for m in [ModelName::Mlp32, ModelName::Mlp128, ModelName::Cnn] {
+			assert_eq!(ModelName::from_id(m.id()).unwrap(), m);
+			assert!(model(m.id()).is_ok());
+		}
+		for d in [
+			DatasetName::FashionMnist,
+			DatasetName::Mnist,
+			DatasetName::Cifar10,
+		] {
+			assert_eq!(DatasetName::from_id(d.id()).unwrap(), d);
+			assert!(shape(d.id()).is_ok());
+		}
+		assert!(ModelName::from_id(9).is_err() && DatasetName::from_id(0).is_err());
+		use clap::ValueEnum;
+		assert_eq!(
+			DatasetName::from_str("fashion-mnist", false).unwrap(),
+			DatasetName::FashionMnist
+		);
+		assert_eq!(
+			ModelName::from_str("mlp32", false).unwrap(),
+			ModelName::Mlp32
+		);
 	}
 }

@@ -54,7 +54,15 @@ impl Store {
 	/// Open (creating) the state directory.
 	pub fn open(dir: impl Into<PathBuf>) -> Result<Store> {
 		let dir = dir.into();
-		std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+		let mut builder = std::fs::DirBuilder::new();
+		builder.recursive(true);
+		#[cfg(unix)]
+		{
+			// Created owner-only; an existing directory keeps its mode.
+			use std::os::unix::fs::DirBuilderExt;
+			builder.mode(0o700);
+		}
+		builder.create(&dir).map_err(|e| io(&dir, e))?;
 		Ok(Store { dir })
 	}
 
@@ -67,14 +75,14 @@ impl Store {
 		self.dir.join(format!("task-{task}-{name}.blob"))
 	}
 
-	/// Save a blob atomically.
+	/// Save a blob atomically (owner-only, see [`write_private`]).
 	pub fn save_blob(&self, task: u64, name: &str, bytes: &[u8]) -> Result<()> {
-		let path = self.blob_path(task, name);
-		let tmp = path.with_extension("blob.tmp");
-		let mut file = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
-		file.write_all(bytes).map_err(|e| io(&tmp, e))?;
-		file.sync_all().map_err(|e| io(&tmp, e))?;
-		std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
+		write_private(&self.blob_path(task, name), bytes)
+	}
+
+	/// Whether a state file of `task` exists (this trainer bid on it before).
+	pub fn has(&self, task: u64) -> bool {
+		self.path(task).exists()
 	}
 
 	/// A saved blob, if there is one.
@@ -100,16 +108,46 @@ impl Store {
 		}
 	}
 
-	/// Save `state` atomically.
+	/// Save `state` atomically (owner-only, see [`write_private`]).
 	pub fn save(&self, state: &TaskState) -> Result<()> {
-		let path = self.path(state.task);
-		let tmp = path.with_extension("json.tmp");
 		let bytes = serde_json::to_vec_pretty(state).map_err(|e| Error::Invalid(e.to_string()))?;
-		let mut file = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
-		file.write_all(&bytes).map_err(|e| io(&tmp, e))?;
-		file.sync_all().map_err(|e| io(&tmp, e))?;
-		std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
+		write_private(&self.path(state.task), &bytes)
 	}
+}
+
+/// Write `bytes` to `path` atomically and durably, readable by the owner only: a
+/// temporary file created with mode 0600, `fsync`ed, renamed over `path`, then the parent
+/// directory `fsync`ed so the rename itself survives a crash. Secret seeds live in these
+/// files.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+	let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+	tmp_name.push(".tmp");
+	let tmp = path.with_file_name(tmp_name);
+	let mut options = std::fs::OpenOptions::new();
+	options.write(true).create(true).truncate(true);
+	#[cfg(unix)]
+	{
+		use std::os::unix::fs::OpenOptionsExt;
+		options.mode(0o600);
+	}
+	let mut file = options.open(&tmp).map_err(|e| io(&tmp, e))?;
+	#[cfg(unix)]
+	{
+		// An older file may have been created with looser permissions.
+		use std::os::unix::fs::PermissionsExt;
+		file.set_permissions(std::fs::Permissions::from_mode(0o600))
+			.map_err(|e| io(&tmp, e))?;
+	}
+	file.write_all(bytes).map_err(|e| io(&tmp, e))?;
+	file.sync_all().map_err(|e| io(&tmp, e))?;
+	std::fs::rename(&tmp, path).map_err(|e| io(path, e))?;
+	#[cfg(unix)]
+	if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+		std::fs::File::open(parent)
+			.and_then(|d| d.sync_all())
+			.map_err(|e| io(parent, e))?;
+	}
+	Ok(())
 }
 
 /// A fresh secret seed from the operating system's randomness.
@@ -152,6 +190,16 @@ mod tests {
 		let again = Store::open(dir.path().join("state")).unwrap();
 		assert_eq!(again.load(4).unwrap(), s);
 		assert!(!dir.path().join("state/task-4.json.tmp").exists());
+		assert!(again.has(4) && !again.has(6));
+		#[cfg(unix)]
+		{
+			use std::os::unix::fs::PermissionsExt;
+			let mode = std::fs::metadata(dir.path().join("state/task-4.json"))
+				.unwrap()
+				.permissions()
+				.mode();
+			assert_eq!(mode & 0o777, 0o600, "seeds are readable by the owner only");
+		}
 		// Blobs too.
 		assert_eq!(again.load_blob(4, "update-0-0").unwrap(), None);
 		store.save_blob(4, "update-0-0", b"blob").unwrap();

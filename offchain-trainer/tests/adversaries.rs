@@ -3,13 +3,15 @@
 //! watermark at 15x its RMS (`--behaviour inflate`), Ferdie submits an int8 blob that
 //! overflows every decoder (`crafted-blob`), Bob//stash trains honestly but never publishes
 //! an aggregate it is chosen for (`withhold`; it acts on shallower blocks than the others so
-//! that it tends to vote first and become the aggregator). Bob, Charlie, Dave and
+//! that it tends to vote first and become the aggregator), Charlie//stash publishes noise
+//! instead of training (`random`, the free rider), Dave//stash the negated update
+//! (`sign-flip`) and Eve//stash its update times 10 (`scale`). Bob, Charlie, Dave and
 //! Alice//stash are honest. The same task is first run on a fresh chain by the honest
 //! trainers and the withholder alone, as the reference.
 //!
-//! The task must settle; Eve must be proven lazy; the copier and the crafted-blob sender
-//! must end with less than they started, the withholder (when it was an aggregator) with
-//! less than any honest trainer; the honest trainers' final accuracy must be within one
+//! The task must settle; Eve must be proven lazy; the copier, the crafted-blob sender, the
+//! free rider and the two poisoners must end with less than they started, and so must the withholder when
+//! it was an aggregator; the honest trainers' final accuracy must be within one
 //! point of the reference run.
 #![cfg(feature = "torch")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -29,6 +31,11 @@ use common::{dev_account, free_port, start_node, trainer_bin, wait_exit, Proc};
 const HONEST: [&str; 4] = ["Bob", "Charlie", "Dave", "Alice//stash"];
 /// The withholder (a funded development account).
 const WITHHOLDER: &str = "Bob//stash";
+/// The free rider: publishes Gaussian noise under its own watermark.
+const FREE_RIDER: &str = "Charlie//stash";
+/// Poisoners: the negated update, and the update boosted tenfold.
+const SIGN_FLIPPER: &str = "Dave//stash";
+const BOOSTER: &str = "Eve//stash";
 
 /// `who` as a file name.
 fn slug(who: &str) -> String {
@@ -67,6 +74,8 @@ struct Run {
 	accuracy: Vec<f64>,
 	/// Trainer outputs.
 	outputs: Vec<(String, String)>,
+	/// Trainer logs.
+	logs: Vec<(String, String)>,
 	/// Aggregators that withheld a publication.
 	withheld: Vec<chain::AccountId>,
 }
@@ -89,6 +98,9 @@ fn run_task(dir: &Path, adversaries: bool) -> Run {
 	if adversaries {
 		cast.push(("Eve", 5, vec!["--behaviour", "inflate"]));
 		cast.push(("Ferdie", 6, vec!["--behaviour", "crafted-blob"]));
+		cast.push((FREE_RIDER, 3, vec!["--behaviour", "random"]));
+		cast.push((SIGN_FLIPPER, 2, vec!["--behaviour", "sign-flip"]));
+		cast.push((BOOSTER, 1, vec!["--behaviour", "scale"]));
 	}
 	let balance = |who: &str| client.account_info(&dev_account(who), None).unwrap().free;
 	let before: Vec<u128> = cast.iter().map(|(w, _, _)| balance(w)).collect();
@@ -160,6 +172,13 @@ fn run_task(dir: &Path, adversaries: bool) -> Run {
 				.unwrap_or_else(|| panic!("{w} reported no final accuracy: {text}"))
 		})
 		.collect();
+	let logs = cast
+		.iter()
+		.map(|(w, _, _)| {
+			let text = std::fs::read_to_string(dir.join(format!("{}.log", slug(w)))).unwrap();
+			(w.to_string(), text)
+		})
+		.collect();
 	let gains = cast
 		.iter()
 		.zip(before)
@@ -169,6 +188,7 @@ fn run_task(dir: &Path, adversaries: bool) -> Run {
 		gains,
 		accuracy,
 		outputs,
+		logs,
 		withheld,
 	}
 }
@@ -195,33 +215,46 @@ fn adversaries_on_a_real_node_end_with_less() {
 			.map(|(_, t)| t.clone())
 			.unwrap()
 	};
-	assert!(
-		output("Eve").contains("proven lazy true"),
-		"{}",
-		output("Eve")
-	);
+	assert!(output("Eve").contains("excluded true"), "{}", output("Eve"));
 	assert!(gain(&attacked, "Eve") < 0, "the inflating copier lost");
 	assert!(
 		gain(&attacked, "Ferdie") < 0,
 		"the crafted blob's sender lost"
 	);
+	// The free rider's noise is left out by every honest trainer's screen: never included,
+	// never paid, its fees lost.
+	assert!(gain(&attacked, FREE_RIDER) < 0, "the free rider lost");
+	// The poisoners' updates are screened out too (unaligned, oversized): never paid.
+	assert!(gain(&attacked, SIGN_FLIPPER) < 0, "the sign flipper lost");
+	assert!(gain(&attacked, BOOSTER) < 0, "the booster lost");
+	for (who, log) in attacked
+		.logs
+		.iter()
+		.filter(|(w, _)| HONEST.contains(&w.as_str()))
+	{
+		assert!(
+			log.lines()
+				.any(|l| l.contains("left out by the screen") && l.contains("Unaligned")),
+			"{who} screened out nothing"
+		);
+	}
 	for who in HONEST {
 		assert!(gain(&attacked, who) > 0, "{who} was paid");
 		assert!(
-			output(who).contains("selected true, proven lazy false"),
+			output(who).contains("selected true, excluded false"),
 			"{who}: {}",
 			output(who)
 		);
 	}
 	if attacked.withheld.contains(&dev_account(WITHHOLDER)) {
-		// Withholding forfeits what it had accrued and a stake share; rounds after it earn
-		// again, so the withholder may still end above its start, but below honest work.
-		let least_honest = HONEST.iter().map(|w| gain(&attacked, w)).min().unwrap();
+		// Withholding forfeits what it had accrued and a stake share, and puts the
+		// withholder out of the rest of the task: it ends with less than it started.
 		assert!(
-			gain(&attacked, WITHHOLDER) < least_honest,
-			"the withholder earned {} against at least {least_honest} for honest work",
+			gain(&attacked, WITHHOLDER) < 0,
+			"the withholder gained {}",
 			gain(&attacked, WITHHOLDER)
 		);
+		assert!(output(WITHHOLDER).contains("excluded true"));
 	} else {
 		println!("the withholder was never the aggregator of an agreed round: nothing withheld");
 	}

@@ -163,13 +163,13 @@ fn trainers_finish_a_task_through_a_kill_and_a_node_restart() {
 			println!("  {line}");
 		}
 	}
-	assert!(out("Eve").contains("proven lazy true"), "{}", out("Eve"));
+	assert!(out("Eve").contains("excluded true"), "{}", out("Eve"));
 	let upheld: u32 = ["Bob", "Charlie", "Dave"]
 		.iter()
 		.map(|w| {
 			let text = out(w);
 			assert!(
-				text.contains("selected true, proven lazy false"),
+				text.contains("selected true, excluded false"),
 				"{w}: {text}"
 			);
 			text.split("lazy reports upheld ")

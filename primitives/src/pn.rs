@@ -12,7 +12,7 @@ pub const CHIP_DOMAIN: &[u8; 16] = b"blade-fl/pn/v1\0\0";
 /// Domain separator of seed commitments.
 pub const COMMIT_DOMAIN: &[u8; 16] = b"blade-fl/commit1";
 /// Domain separator of round keys.
-pub const ROUND_KEY_DOMAIN: &[u8; 16] = b"blade-fl/rkey/v1";
+pub const ROUND_KEY_DOMAIN: &[u8; 16] = b"blade-fl/rkey/v2";
 
 /// A 256-bit PN seed.
 pub type Seed = [u8; 32];
@@ -31,18 +31,23 @@ pub fn seed_commitment(owner: &[u8], seed: &Seed) -> [u8; 32] {
 }
 
 /// The key whose chips a trainer adds in one round: `Blake2b-256(ROUND_KEY_DOMAIN || owner
-/// || task LE || round LE || seed)`.
+/// || task LE || round LE || previous || seed)`.
 ///
 /// Binding the chips to the owner, the task and the round means a seed used twice (by
 /// mistake, or across tasks) never repeats a watermark that an earlier reveal made public,
-/// so the chain need not remember every commitment it ever accepted. The runtime stores
-/// this key when the seed is revealed; every verifier regenerates the chips from it.
-pub fn round_key(owner: &[u8], task: u64, round: u32, seed: &Seed) -> Seed {
-	let mut input = alloc::vec::Vec::with_capacity(16 + owner.len() + 12 + 32);
+/// so the chain need not remember every commitment it ever accepted. `previous` is the
+/// agreed hash of the round's starting model (the previous round's aggregate; for round 0
+/// the task's validation hash): a trainer commits to its round-r seed a round early, but
+/// cannot know its round-r chips before the round-(r-1) aggregate is agreed, so it cannot
+/// plant them in that aggregate to frame honest trainers as its copiers. The runtime
+/// stores this key when the seed is revealed; every verifier regenerates the chips from it.
+pub fn round_key(owner: &[u8], task: u64, round: u32, previous: &[u8; 32], seed: &Seed) -> Seed {
+	let mut input = alloc::vec::Vec::with_capacity(16 + owner.len() + 12 + 64);
 	input.extend_from_slice(ROUND_KEY_DOMAIN);
 	input.extend_from_slice(owner);
 	input.extend_from_slice(&task.to_le_bytes());
 	input.extend_from_slice(&round.to_le_bytes());
+	input.extend_from_slice(previous);
 	input.extend_from_slice(seed);
 	sp_crypto_hashing::blake2_256(&input)
 }
@@ -111,14 +116,15 @@ mod tests {
 	}
 
 	#[test]
-	fn round_keys_differ_by_owner_task_and_round() {
-		let base = round_key(b"alice", 1, 2, &[7; 32]);
-		assert_eq!(base, round_key(b"alice", 1, 2, &[7; 32]));
+	fn round_keys_differ_by_owner_task_round_and_starting_model() {
+		let base = round_key(b"alice", 1, 2, &[0; 32], &[7; 32]);
+		assert_eq!(base, round_key(b"alice", 1, 2, &[0; 32], &[7; 32]));
 		for other in [
-			round_key(b"bob", 1, 2, &[7; 32]),
-			round_key(b"alice", 2, 2, &[7; 32]),
-			round_key(b"alice", 1, 3, &[7; 32]),
-			round_key(b"alice", 1, 2, &[8; 32]),
+			round_key(b"bob", 1, 2, &[0; 32], &[7; 32]),
+			round_key(b"alice", 2, 2, &[0; 32], &[7; 32]),
+			round_key(b"alice", 1, 3, &[0; 32], &[7; 32]),
+			round_key(b"alice", 1, 2, &[1; 32], &[7; 32]),
+			round_key(b"alice", 1, 2, &[0; 32], &[8; 32]),
 		] {
 			assert_ne!(base, other);
 		}

@@ -88,7 +88,9 @@ fn trained(who: &AccountId, round: u32) -> Vec<f32> {
 
 /// `values` plus `who`'s watermark for `round` of task 0 keyed by `seed`.
 fn watermark(values: &[f32], who: &AccountId, round: u32, seed: &Seed, sign: f32) -> Vec<f32> {
-	let key = round_key(&who.encode(), 0, round, seed);
+	let info = pallet_fl_tasks::Tasks::<Runtime>::get(0).expect("task 0 is live");
+	let previous = pallet_fl_tasks::Pallet::<Runtime>::starting_model_hash(0, &info, round);
+	let key = round_key(&who.encode(), 0, round, &previous.0, seed);
 	values
 		.iter()
 		.zip(Chips::new(&key))

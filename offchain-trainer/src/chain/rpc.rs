@@ -87,6 +87,10 @@ impl Rpc {
 	/// One attempt: `Err(Transport)` when the node could not be reached or answered
 	/// garbage; `Err(Rpc)` when it answered with a JSON-RPC error.
 	pub fn call_once(&self, method: &str, params: &Value) -> Result<Value> {
+		crate::metrics::get()
+			.rpc_calls
+			.with_label_values(&[method])
+			.inc();
 		let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
 		let response = attohttpc::post(&self.url)
 			.timeout(self.timeout)
@@ -134,11 +138,12 @@ impl Rpc {
 						std::thread::sleep(delay);
 					}
 					None => {
+						crate::metrics::get().rpc_errors.inc();
 						return Err(Error::Unreachable {
 							url: self.url.clone(),
 							waited: started.elapsed(),
 							last: reason,
-						})
+						});
 					}
 				},
 				other => {

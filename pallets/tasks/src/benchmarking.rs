@@ -41,7 +41,16 @@ fn params_for<T: Config>(bytes: u32) -> u32 {
 
 /// The chip key `who` watermarks round `round` of `task` with.
 fn key_of<T: Config>(task: TaskId, who: &T::AccountId, round: u32) -> Seed {
-	round_key(&who.encode(), task, round, &seed_of(who, round))
+	let previous = Tasks::<T>::get(task)
+		.map(|info| Pallet::<T>::starting_model_hash(task, &info, round))
+		.unwrap_or_default();
+	round_key(
+		&who.encode(),
+		task,
+		round,
+		&previous.0,
+		&seed_of(who, round),
+	)
 }
 
 fn spec<T: Config>(trainers: u32, params: u32) -> SpecOf<T> {

@@ -932,8 +932,9 @@ pub mod pallet {
 
 		/// Reveal the PN seed of this round, opening the trainer's commitment.
 		///
-		/// The update's chips are those of the round key
-		/// `round_key(trainer, task, round, seed)`, which the runtime stores for verifiers.
+		/// The update's chips are those of the round key `round_key(trainer, task, round,
+		/// previous, seed)` (`previous`: [`Pallet::starting_model_hash`]), which the runtime
+		/// stores for verifiers.
 		///
 		/// - Origin: signed; a trainer who submitted this round.
 		/// - Emits [`Event::SeedRevealed`].
@@ -960,7 +961,8 @@ pub mod pallet {
 				H256(seed_commitment(&trainer.encode(), &seed)) == participant.commitment,
 				Error::<T>::SeedMismatch
 			);
-			let key = round_key(&trainer.encode(), task, round, &seed);
+			let previous = Self::starting_model_hash(task, &info, round);
+			let key = round_key(&trainer.encode(), task, round, &previous.0, &seed);
 			update.seed = Some(key);
 			Updates::<T>::insert(task, &trainer, update);
 			info.revealed |= bit;
@@ -1120,12 +1122,14 @@ pub mod pallet {
 		///
 		/// Until the model's `exclusive_until` only its aggregator may publish (unless it was
 		/// proven lazy since); after that anyone holding the agreed blob (every trainer who
-		/// computed the aggregate does) may, and takes the fee, while the aggregator records a
-		/// miss. A withheld aggregate therefore stalls nobody and pays the withholder nothing.
+		/// computed the aggregate does) may, and takes the fee. An aggregator that let its window
+		/// pass (whoever publishes, itself included) forfeits the task's accrued rewards and
+		/// the fee, pays `MissSlash` and is out of the rest of the task. A withheld or late
+		/// aggregate therefore stalls nobody and pays the withholder nothing.
 		///
 		/// - Origin: signed; the round's aggregator, or anyone after its window.
-		/// - Emits [`Event::AggregatePublished`], and [`Event::PublicationMissed`] when someone
-		///   other than the aggregator publishes.
+		/// - Emits [`Event::AggregatePublished`], and [`Event::PublicationMissed`] (with
+		///   [`Event::Penalised`]) when the aggregator missed its window.
 		/// - Errors: [`Error::UnknownTask`], [`Error::NoGlobalModel`], [`Error::NotAggregator`],
 		///   [`Error::AlreadyPublished`], [`Error::AggregateHashMismatch`],
 		///   [`Error::BlobTooLarge`] and the other `Blob*` errors.
@@ -1160,23 +1164,30 @@ pub mod pallet {
 					&& header.param_count == info.spec.param_count,
 				Error::<T>::BlobHeaderMismatch
 			);
-			let paid = T::Currency::transfer_on_hold(
-				&HoldReason::Escrow.into(),
-				&info.publisher,
-				&who,
-				model.fee,
-				Precision::Exact,
-				Restriction::Free,
-				Fortitude::Force,
-			)?;
-			info.escrow = info.escrow.saturating_sub(paid);
+			// Past its window the aggregator is a withholder whoever publishes: publishing
+			// late itself earns it no fee (it stays in the escrow) and the same penalty.
+			let late = now >= model.exclusive_until;
+			let aggregator = model.aggregator.clone();
+			let withheld = aggregator != who || (late && !aggregator_lazy);
+			let mut paid = BalanceOf::<T>::zero();
+			if aggregator != who || !late {
+				paid = T::Currency::transfer_on_hold(
+					&HoldReason::Escrow.into(),
+					&info.publisher,
+					&who,
+					model.fee,
+					Precision::Exact,
+					Restriction::Free,
+					Fortitude::Force,
+				)?;
+				info.escrow = info.escrow.saturating_sub(paid);
+			}
 			let block = now;
 			let extrinsic_index = frame_system::Pallet::<T>::extrinsic_index().unwrap_or_default();
 			model.published = Some((block, extrinsic_index));
-			let aggregator = model.aggregator.clone();
 			GlobalModels::<T>::insert(task, round, model);
-			if aggregator != who {
-				Self::penalise_withholder(task, &info, round, &aggregator);
+			if withheld {
+				Self::penalise_withholder(task, &mut info, round, &aggregator);
 				Self::deposit_event(Event::PublicationMissed {
 					task,
 					round,
@@ -1393,6 +1404,21 @@ pub mod pallet {
 			if next < info.phase_end {
 				info.phase_end = next;
 				Self::set_deadline(task, next);
+			}
+		}
+
+		/// The agreed hash of the model round `round` starts from: the previous round's
+		/// aggregate, or for round 0 the task's validation hash. Part of every round key, so
+		/// that nobody knows its chips before the model they are added to is agreed.
+		pub fn starting_model_hash(task: TaskId, info: &TaskOf<T>, round: RoundIndex) -> H256 {
+			match round.checked_sub(1) {
+				None => info.spec.validation_hash,
+				Some(before) => GlobalModels::<T>::get(task, before)
+					.map(|m| m.hash)
+					.unwrap_or_else(|| {
+						frame_support::defensive!("a round started without its previous aggregate");
+						H256::zero()
+					}),
 			}
 		}
 

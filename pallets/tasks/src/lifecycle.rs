@@ -378,11 +378,13 @@ impl<T: Config> Pallet<T> {
 	}
 
 	/// An aggregator that did not publish in its window stalled the task: it forfeits the
-	/// rewards it accrued in the task, pays `MissSlash` and records a miss (nothing more
-	/// for one already proven lazy: it lost all that then).
+	/// rewards it accrued in the task, pays `MissSlash`, records a miss and is out of the
+	/// rest of the task, so that withholding an early round cannot be followed by paid
+	/// rounds (nothing more for one already out: a proven copier lost all that then). The
+	/// caller stores `info`.
 	pub(crate) fn penalise_withholder(
 		task: TaskId,
-		info: &TaskOf<T>,
+		info: &mut TaskOf<T>,
 		round: RoundIndex,
 		aggregator: &T::AccountId,
 	) {
@@ -397,6 +399,7 @@ impl<T: Config> Pallet<T> {
 				}
 			});
 			Self::penalise(task, info, round, bit, Offence::NoPublication);
+			Self::exclude(task, info, bit, aggregator);
 		}
 	}
 
@@ -425,7 +428,7 @@ impl<T: Config> Pallet<T> {
 		let now = frame_system::Pallet::<T>::block_number();
 		for (round, model) in GlobalModels::<T>::drain_prefix(task) {
 			if model.published.is_none() && now >= model.exclusive_until {
-				Self::penalise_withholder(task, &info, round, &model.aggregator);
+				Self::penalise_withholder(task, &mut info, round, &model.aggregator);
 				Self::deposit_event(Event::PublicationMissed {
 					task,
 					round,

@@ -216,9 +216,13 @@ pub fn commit(who: AccountId, seed: &Seed) -> H256 {
 	H256(seed_commitment(&who.encode(), seed))
 }
 
-/// The chip key `who` watermarks with in `round` of `task` when its seed is `seed`.
+/// The chip key `who` watermarks with in `round` of `task` when its seed is `seed` (the
+/// task must exist, and the previous round's aggregate be agreed).
 pub fn key(task: TaskId, who: AccountId, round: u32, seed: &Seed) -> Seed {
-	round_key(&who.encode(), task, round, seed)
+	let previous = crate::Tasks::<Test>::get(task)
+		.map(|info| FlTasks::starting_model_hash(task, &info, round))
+		.unwrap_or_default();
+	round_key(&who.encode(), task, round, &previous.0, seed)
 }
 
 /// A pseudo-random "trained" update of `who` (deterministic), plus its own watermark for

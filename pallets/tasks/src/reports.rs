@@ -236,27 +236,43 @@ impl<T: Config> Pallet<T> {
 		participant.stake = Zero::zero();
 		participant.earned = Zero::zero();
 		Participants::<T>::insert(task, accused, participant);
+		T::Reputation::record(accused, Behaviour::Lazy);
+		Self::exclude(task, &mut info, bit, accused);
+		Tasks::<T>::insert(task, info);
+		Ok((to_reporter.saturating_add(burnt), to_reporter))
+	}
+
+	/// Put the trainer at `bit` out of the rest of the task (a proven copier, an aggregator
+	/// that withheld its publication): its vote this round is withdrawn, and the reveal
+	/// phase ends early or the quorum completes when the smaller eligible set allows. The
+	/// caller stores `info`.
+	pub(crate) fn exclude(
+		task: TaskId,
+		info: &mut TaskOf<T>,
+		bit: TrainerMask,
+		who: &T::AccountId,
+	) {
+		if info.lazy & bit != 0 {
+			return;
+		}
 		info.lazy |= bit;
-		if let Some(vote) = Votes::<T>::take(task, accused) {
+		if let Some(vote) = Votes::<T>::take(task, who) {
 			Tallies::<T>::mutate(task, |tallies| {
 				if let Some(tally) = tallies.get_mut(vote as usize) {
 					tally.votes = tally.votes.saturating_sub(1);
 				}
 			});
 		}
-		T::Reputation::record(accused, Behaviour::Lazy);
 		let now = frame_system::Pallet::<T>::block_number();
 		match info.phase {
 			// The dishonest trainer may have been the last one whose reveal was awaited.
 			Phase::Reveal if info.awaiting_reveal() == 0 => {
-				Self::end_phase_early(task, &mut info, now);
+				Self::end_phase_early(task, info, now);
 			}
 			// Fewer eligible voters: a tally may now hold the quorum.
-			Phase::Aggregate => Self::check_quorum(task, &mut info, now),
+			Phase::Aggregate => Self::check_quorum(task, info, now),
 			_ => {}
 		}
-		Tasks::<T>::insert(task, info);
-		Ok((to_reporter.saturating_add(burnt), to_reporter))
 	}
 
 	/// Decide the round if some tally's votes exceed `Quorum` of the eligible trainers.

@@ -312,7 +312,7 @@ pub struct UpdateRecord<BlockNumber> {
 	/// Commitment to the seed of the trainer's next round.
 	pub next_commitment: H256,
 	/// This round's chip key, once the seed is revealed:
-	/// `blade_fl_primitives::pn::round_key(trainer, task, round, seed)`; the watermark's
+	/// `blade_fl_primitives::pn::round_key(trainer, task, round, previous, seed)`; the watermark's
 	/// chips are `Chips::new(key)`.
 	pub seed: Option<Seed>,
 }

@@ -2,6 +2,8 @@
 
 mod node;
 #[cfg(feature = "torch")]
+mod serve;
+#[cfg(feature = "torch")]
 mod train;
 
 use std::path::PathBuf;
@@ -27,10 +29,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 	              Typical use on a dev chain (scripts/run-dev):\n  \
 	              blade-trainer publish-task --suri //Alice\n  \
 	              blade-trainer run --suri //Bob --task 0 --shard 0/3 --state-dir bob\n  \
+	              blade-trainer serve --config serve.toml   (an operator's long-running trainer)\n  \
 	              blade-trainer status\n  \
 	              blade-trainer export-model --task 0 --out model.safetensors\n\n\
 	              Logs go to stderr (RUST_LOG=debug for more); results to stdout.",
-	after_help = "`run` and `export-model` need the `torch` feature (libtorch; scripts/env.sh)."
+	after_help = "`run`, `serve` and `export-model` need the `torch` feature (libtorch; scripts/env.sh)."
 )]
 struct Cli {
 	#[command(subcommand)]
@@ -85,12 +88,22 @@ enum Command {
 		/// Also show these accounts (SS58).
 		#[arg(long = "account")]
 		accounts: Vec<String>,
+		/// Machine-readable output (JSON; amounts in planck as strings).
+		#[arg(long)]
+		json: bool,
 	},
 	/// Join a task as trainer and follow it to settlement: bid, train, add local-DP noise
 	/// and the PN watermark, submit, reveal, verify others and report lazy copies,
 	/// aggregate, vote and publish. Safe to kill and restart with the same --state-dir.
 	#[cfg(feature = "torch")]
 	Run(Box<train::RunArgs>),
+	/// Run as a service: watch the chain for tasks, bid where the policy says (data set,
+	/// model, reward per round, stake, privacy cap, time to train), serve every task won
+	/// at once, collect rewards, keep going. Restart with the same --state-dir to resume
+	/// every task. Settings from --config (TOML), overridden by flags.
+	#[cfg(feature = "torch")]
+	#[command(args_override_self = true)]
+	Serve(Box<serve::ServeArgs>),
 	/// Download the last published global model of a task and write it as safetensors
 	/// (loadable with `safetensors.torch.load_file`).
 	#[cfg(feature = "torch")]
@@ -149,17 +162,26 @@ fn main() -> anyhow::Result<()> {
 				.unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
 		)
 		.with_writer(std::io::stderr)
+		// Colours only on a terminal: logs written to files stay greppable.
+		.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
 		.init();
-	match Cli::parse().command {
+	#[cfg(feature = "torch")]
+	let args = serve::expand_config(std::env::args_os().collect())?;
+	#[cfg(not(feature = "torch"))]
+	let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+	match Cli::parse_from(args).command {
 		Command::PublishTask(args) => node::publish(args)?,
 		Command::CancelTask { node, suri, task } => node::cancel(node, &suri, task)?,
 		Command::Status {
 			node,
 			task,
 			accounts,
-		} => node::status(node, task, accounts)?,
+			json,
+		} => node::status(node, task, accounts, json)?,
 		#[cfg(feature = "torch")]
 		Command::Run(args) => train::run(*args)?,
+		#[cfg(feature = "torch")]
+		Command::Serve(args) => serve::serve(*args)?,
 		#[cfg(feature = "torch")]
 		Command::ExportModel(args) => train::export(args)?,
 		Command::Aggregate {

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use blade_fl_primitives::blob::Codec;
 use blade_trainer::{
 	chain::{self, Backoff, Client, FlCall, TaskSpec, UNIT},
-	registry,
+	registry::{self, DatasetName, ModelName},
 };
 use clap::{Args, ValueEnum};
 use sp_core::H256;
@@ -54,6 +54,26 @@ impl NodeArgs {
 		Ok(self.configure(client))
 	}
 
+	/// A signing client for a loaded key.
+	#[cfg(feature = "torch")]
+	pub fn signer_pair(&self, pair: sp_core::sr25519::Pair) -> anyhow::Result<Client> {
+		let client = Client::connect_pair(&self.url, pair, self.backoff())
+			.with_context(|| format!("connecting to {}", self.url))?;
+		tracing::info!(account = %client.account(), url = %self.url, "connected");
+		Ok(self.configure(client))
+	}
+
+	/// The connection settings a service opens one client per task with.
+	#[cfg(feature = "torch")]
+	pub fn connection(&self) -> blade_trainer::chain::Connection {
+		blade_trainer::chain::Connection {
+			url: self.url.clone(),
+			backoff: self.backoff(),
+			confirmations: self.confirmations,
+			timeout: std::time::Duration::from_secs(self.tx_timeout),
+		}
+	}
+
 	/// A read-only client.
 	pub fn reader(&self) -> anyhow::Result<Client> {
 		let client = Client::read_only(&self.url, self.backoff())
@@ -94,12 +114,12 @@ pub struct PublishArgs {
 	/// Publisher's secret URI (dev accounts: //Alice ...).
 	#[arg(long, env = "BLADE_SURI")]
 	pub suri: String,
-	/// Model: 1 = MLP-32, 2 = MLP-128, 3 = CNN.
-	#[arg(long, default_value_t = 1)]
-	pub model: u32,
-	/// Data set: 1 = Fashion-MNIST, 2 = MNIST digits, 3 = CIFAR-10.
-	#[arg(long, default_value_t = 1)]
-	pub dataset: u32,
+	/// Model.
+	#[arg(long, value_enum, default_value_t = ModelName::Mlp32)]
+	pub model: ModelName,
+	/// Data set.
+	#[arg(long, value_enum, default_value_t = DatasetName::FashionMnist)]
+	pub dataset: DatasetName,
 	/// Directory of the data set, hashed into the spec's validation hash (default for
 	/// Fashion-MNIST: Debian's package).
 	#[arg(long)]
@@ -172,17 +192,18 @@ fn validation_hash(dataset: u32, dir: &std::path::Path) -> anyhow::Result<H256> 
 }
 
 pub fn publish(args: PublishArgs) -> anyhow::Result<()> {
-	let param_count = registry::param_count(args.model, args.dataset)?;
-	let dir = match (&args.data_dir, args.dataset) {
+	let (model, dataset) = (args.model.id(), args.dataset.id());
+	let param_count = registry::param_count(model, dataset)?;
+	let dir = match (&args.data_dir, dataset) {
 		(Some(dir), _) => dir.clone(),
 		(None, 1) => PathBuf::from(blade_trainer::data::DEBIAN_FASHION_MNIST_DIR),
-		(None, _) => bail!("--data-dir is needed for data set {}", args.dataset),
+		(None, _) => bail!("--data-dir is needed for data set {:?}", args.dataset),
 	};
-	let validation_hash = validation_hash(args.dataset, &dir)?;
+	let validation_hash = validation_hash(dataset, &dir)?;
 	let spec = TaskSpec {
-		model_id: args.model,
+		model_id: model,
 		param_count,
-		dataset_id: args.dataset,
+		dataset_id: dataset,
 		validation_hash,
 		rounds: args.rounds,
 		trainers_wanted: args.trainers,
@@ -253,10 +274,117 @@ fn blade(amount: chain::Balance) -> String {
 	format!("{:.4}", amount as f64 / UNIT as f64)
 }
 
-pub fn status(node: NodeArgs, task: Option<u64>, accounts: Vec<String>) -> anyhow::Result<()> {
+/// The `status` report as JSON (planck amounts as decimal strings: they exceed 2^53).
+fn status_json(
+	client: &Client,
+	best: u32,
+	confirmed: u32,
+	head: sp_core::H256,
+	ids: &[u64],
+	accounts: &[chain::AccountId],
+) -> anyhow::Result<serde_json::Value> {
+	use serde_json::json;
+	let percent = |p: sp_runtime::Perbill| p.deconstruct() as f64 / 1e7;
+	let mut tasks = Vec::new();
+	for &id in ids {
+		let Some(view) = client.task(id, Some(head))? else {
+			continue;
+		};
+		let participants = client.participants(id, Some(head))?;
+		let mut trainers = Vec::new();
+		for (i, who) in view.trainers.iter().enumerate() {
+			let bit = 1u64 << i;
+			let p = participants.iter().find(|(a, _)| a == who).map(|(_, p)| p);
+			trainers.push(json!({
+				"index": i,
+				"account": who.to_string(),
+				"samples": p.map_or(0, |p| p.samples),
+				"stake": p.map_or(0, |p| p.stake).to_string(),
+				"earned": p.map_or(0, |p| p.earned).to_string(),
+				"reputation_percent": percent(client.reputation(who, Some(head))?),
+				"submitted": view.submitted & bit != 0,
+				"revealed": view.revealed & bit != 0,
+				"excluded": view.lazy & bit != 0,
+			}));
+		}
+		let mut models = Vec::new();
+		for round in 0..=view.round {
+			if let Some(gm) = client.global_model(id, round, Some(head))? {
+				models.push(json!({
+					"round": round,
+					"hash": format!("{:?}", gm.hash),
+					"aggregator": gm.aggregator.to_string(),
+					"published": gm.published.map(|(block, index)| json!({"block": block, "index": index})),
+				}));
+			}
+		}
+		tasks.push(json!({
+			"id": id,
+			"phase": format!("{:?}", view.phase),
+			"round": view.round,
+			"rounds": view.spec.rounds,
+			"attempt": view.attempt,
+			"phase_end": view.phase_end,
+			"publisher": view.publisher.to_string(),
+			"escrow": view.escrow.to_string(),
+			"reward": view.spec.reward.to_string(),
+			"model": view.spec.model_id,
+			"dataset": view.spec.dataset_id,
+			"params": view.spec.param_count,
+			"bids": view.bids,
+			"trainers": trainers,
+			"decided": view.decided.map(|(hash, included)| json!({"hash": format!("{hash:?}"), "included": included})),
+			"global_models": models,
+		}));
+	}
+	let mut balances = Vec::new();
+	for who in accounts {
+		let info = client.account_info(who, Some(head))?;
+		balances.push(json!({
+			"account": who.to_string(),
+			"free": info.free.to_string(),
+			"held": info.held.to_string(),
+			"reputation_percent": percent(client.reputation(who, Some(head))?),
+		}));
+	}
+	Ok(json!({
+		"best": best,
+		"confirmed": confirmed,
+		"confirmed_hash": format!("{head:?}"),
+		"tasks": tasks,
+		"accounts": balances,
+	}))
+}
+
+pub fn status(
+	node: NodeArgs,
+	task: Option<u64>,
+	accounts: Vec<String>,
+	as_json: bool,
+) -> anyhow::Result<()> {
 	let client = node.reader()?;
 	let best = client.best_number()?;
 	let (confirmed, head) = client.confirmed_head()?;
+	if as_json {
+		let ids: Vec<u64> = match task {
+			Some(t) => vec![t],
+			None => client
+				.active_tasks(Some(head))?
+				.into_iter()
+				.map(|(t, _)| t)
+				.collect(),
+		};
+		let accounts = accounts
+			.iter()
+			.map(|text| {
+				text.parse()
+					.map_err(|e| anyhow::anyhow!("{text:?} is not an SS58 address: {e:?}"))
+			})
+			.collect::<anyhow::Result<Vec<chain::AccountId>>>()?;
+		let value = status_json(&client, best, confirmed, head, &ids, &accounts)?;
+		println!("{}", serde_json::to_string_pretty(&value)?);
+		return Ok(());
+	}
 	println!(
 		"best block {best}; confirmed head {confirmed} ({} confirmations)",
 		node.confirmations

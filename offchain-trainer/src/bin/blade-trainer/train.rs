@@ -7,9 +7,10 @@ use blade_trainer::{
 	behaviour::Behaviour,
 	chain::UNIT,
 	codec,
+	keys::{self, KeySource},
 	model::Model,
 	partition::Scheme,
-	registry,
+	registry::{self, DatasetName, ModelName},
 	runner::{self, Noise, PrivacyConfig, RunConfig},
 	state::Store,
 	train::TrainConfig,
@@ -82,12 +83,58 @@ pub enum SchemeArg {
 pub struct RunArgs {
 	#[command(flatten)]
 	pub node: NodeArgs,
-	/// Trainer's secret URI (dev accounts: //Bob ...).
-	#[arg(long, env = "BLADE_SURI")]
-	pub suri: String,
+	#[command(flatten)]
+	pub key: KeyArgs,
 	/// Task to join.
 	#[arg(long)]
 	pub task: u64,
+	#[command(flatten)]
+	pub trainer: TrainerArgs,
+}
+
+/// Where the signing key comes from: `--key-file`, else `--keystore`, else `--suri` /
+/// `BLADE_SURI`.
+#[derive(Args, Debug)]
+pub struct KeyArgs {
+	/// Secret URI (development: //Bob ...; also the BLADE_SURI environment variable).
+	#[arg(long, env = "BLADE_SURI", hide_env_values = true)]
+	pub suri: Option<String>,
+	/// File whose first line is the secret URI (must be mode 0600).
+	#[arg(long)]
+	pub key_file: Option<PathBuf>,
+	/// Node keystore directory holding the trainer key (`blade-fl-node key insert
+	/// --keystore-path DIR --key-type bltr --scheme sr25519`).
+	#[arg(long)]
+	pub keystore: Option<PathBuf>,
+	/// Which keystore key (SS58 or hex public key) when it holds several.
+	#[arg(long, requires = "keystore")]
+	pub account: Option<String>,
+	/// Password of the key (keystore or key file); prefer the environment variable.
+	#[arg(long, env = "BLADE_KEY_PASSWORD", hide_env_values = true)]
+	pub password: Option<String>,
+}
+
+impl KeyArgs {
+	/// The signing key.
+	pub fn pair(&self) -> anyhow::Result<sp_core::sr25519::Pair> {
+		let source = match (&self.suri, &self.key_file, &self.keystore) {
+			(_, Some(file), _) => KeySource::File(file.clone()),
+			(_, _, Some(dir)) => KeySource::Keystore {
+				dir: dir.clone(),
+				account: self.account.clone(),
+			},
+			(Some(suri), _, _) => KeySource::Suri(suri.clone()),
+			_ => anyhow::bail!(
+				"no signing key: pass --keystore DIR, --key-file FILE or --suri (or set BLADE_SURI)"
+			),
+		};
+		keys::load(&source, self.password.as_deref()).context("loading the signing key")
+	}
+}
+
+/// What a trainer trains with and how (shared by `run` and `serve`).
+#[derive(Args, Debug)]
+pub struct TrainerArgs {
 	/// Where seeds, sent blobs and progress are kept. Keep it: a trainer restarted with
 	/// the same directory resumes the task; a lost directory loses unrevealed seeds.
 	#[arg(long, default_value = "blade-trainer-state")]
@@ -194,68 +241,27 @@ fn device(arg: DeviceArg) -> Device {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-	let mut client = args.node.signer(&args.suri)?;
-	let store = Store::open(&args.state_dir)
-		.with_context(|| format!("opening the state directory {}", args.state_dir.display()))?;
-	let cfg = RunConfig {
-		task: args.task,
-		behaviour: match args.behaviour {
-			BehaviourArg::Honest => Behaviour::Honest,
-			BehaviourArg::Lazy => Behaviour::Lazy {
-				noise: args.lazy_noise,
-			},
-			BehaviourArg::SignFlip => Behaviour::SignFlip,
-			BehaviourArg::Scale => Behaviour::Scale {
-				factor: args.scale_factor,
-			},
-			BehaviourArg::Random => Behaviour::Random,
-			BehaviourArg::Inflate => Behaviour::Inflate {
-				factor: args.inflate_factor,
-			},
-			BehaviourArg::CraftedBlob => Behaviour::CraftedBlob,
-			BehaviourArg::Withhold => Behaviour::Withhold,
-		},
-		train: TrainConfig {
-			epochs: args.epochs,
-			lr: args.lr,
-			batch_size: args.batch_size,
-			threads: args.threads,
-			..TrainConfig::default()
-		},
-		data_dir: args.data_dir,
-		shard: args.shard,
-		scheme: match args.scheme {
-			SchemeArg::Iid => Scheme::Iid,
-			SchemeArg::Dirichlet => Scheme::Dirichlet { alpha: args.alpha },
-			SchemeArg::KLabels => Scheme::KLabels { k: args.k },
-		},
-		partition_seed: args.partition_seed,
-		max_samples: args.max_samples,
-		eval_samples: args.eval_samples,
-		price: u128::from(args.price) * UNIT,
-		capability: args.capability,
-		privacy: PrivacyConfig {
-			noise: match args.noise {
-				NoiseArg::Gaussian => Noise::Gaussian,
-				NoiseArg::Laplace => Noise::Laplace,
-				NoiseArg::Off => Noise::Off,
-			},
-			epsilon: args.epsilon,
-			delta: args.delta,
-			clip: args.clip,
-			growth: args.growth,
-			patience: args.patience,
-		},
-		device: device(args.device),
-		progress: !args.quiet,
-	};
+	let mut client = args.node.signer_pair(args.key.pair()?)?;
+	let store = Store::open(&args.trainer.state_dir).with_context(|| {
+		format!(
+			"opening the state directory {}",
+			args.trainer.state_dir.display()
+		)
+	})?;
+	let cfg = args.trainer.config(args.task);
 	tracing::info!(device = ?cfg.device, behaviour = ?cfg.behaviour, "joining task {}", cfg.task);
 	let outcome = runner::run(&mut client, &store, &cfg)
 		.with_context(|| format!("running task {}", cfg.task))?;
+	print_outcome(cfg.task, &outcome);
+	Ok(())
+}
+
+/// The outcome of a task, on stdout.
+pub fn print_outcome(task: u64, outcome: &runner::Outcome) {
 	let (before, after) = outcome.balance;
 	println!(
-		"task {}: selected {}, proven lazy {}, updates submitted {}, lazy reports upheld {}",
-		cfg.task, outcome.selected, outcome.proven_lazy, outcome.submitted, outcome.reports_upheld
+		"task {}: selected {}, excluded {}, updates submitted {}, lazy reports upheld {}",
+		task, outcome.selected, outcome.excluded, outcome.submitted, outcome.reports_upheld
 	);
 	for (round, accuracy) in &outcome.accuracy {
 		println!(
@@ -273,7 +279,65 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 		after as f64 / UNIT as f64,
 		(after as f64 - before as f64) / UNIT as f64
 	);
-	Ok(())
+}
+
+impl TrainerArgs {
+	/// The runner's configuration for `task`.
+	pub fn config(&self, task: u64) -> RunConfig {
+		let args = self;
+		RunConfig {
+			task,
+			behaviour: match args.behaviour {
+				BehaviourArg::Honest => Behaviour::Honest,
+				BehaviourArg::Lazy => Behaviour::Lazy {
+					noise: args.lazy_noise,
+				},
+				BehaviourArg::SignFlip => Behaviour::SignFlip,
+				BehaviourArg::Scale => Behaviour::Scale {
+					factor: args.scale_factor,
+				},
+				BehaviourArg::Random => Behaviour::Random,
+				BehaviourArg::Inflate => Behaviour::Inflate {
+					factor: args.inflate_factor,
+				},
+				BehaviourArg::CraftedBlob => Behaviour::CraftedBlob,
+				BehaviourArg::Withhold => Behaviour::Withhold,
+			},
+			train: TrainConfig {
+				epochs: args.epochs,
+				lr: args.lr,
+				batch_size: args.batch_size,
+				threads: args.threads,
+				..TrainConfig::default()
+			},
+			data_dir: args.data_dir.clone(),
+			shard: args.shard,
+			scheme: match args.scheme {
+				SchemeArg::Iid => Scheme::Iid,
+				SchemeArg::Dirichlet => Scheme::Dirichlet { alpha: args.alpha },
+				SchemeArg::KLabels => Scheme::KLabels { k: args.k },
+			},
+			partition_seed: args.partition_seed,
+			max_samples: args.max_samples,
+			eval_samples: args.eval_samples,
+			price: u128::from(args.price) * UNIT,
+			capability: args.capability,
+			privacy: PrivacyConfig {
+				noise: match args.noise {
+					NoiseArg::Gaussian => Noise::Gaussian,
+					NoiseArg::Laplace => Noise::Laplace,
+					NoiseArg::Off => Noise::Off,
+				},
+				epsilon: args.epsilon,
+				delta: args.delta,
+				clip: args.clip,
+				growth: args.growth,
+				patience: args.patience,
+			},
+			device: device(args.device),
+			progress: !args.quiet,
+		}
+	}
 }
 
 /// `export-model` arguments.
@@ -287,12 +351,12 @@ pub struct ExportArgs {
 	/// Output safetensors file.
 	#[arg(long)]
 	pub out: PathBuf,
-	/// Model id, when the task has settled (its spec is gone from state).
-	#[arg(long, default_value_t = 1)]
-	pub model: u32,
-	/// Data set id, when the task has settled.
-	#[arg(long, default_value_t = 1)]
-	pub dataset: u32,
+	/// Model, when the task has settled (its spec is gone from state).
+	#[arg(long, value_enum, default_value_t = ModelName::Mlp32)]
+	pub model: ModelName,
+	/// Data set, when the task has settled.
+	#[arg(long, value_enum, default_value_t = DatasetName::FashionMnist)]
+	pub dataset: DatasetName,
 	/// Blocks searched back for a settled task's last publication.
 	#[arg(long, default_value_t = 20_000)]
 	pub scan: u32,
@@ -302,7 +366,7 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
 	let client = args.node.reader()?;
 	let (model_id, dataset_id) = match client.task(args.task, None)? {
 		Some(view) => (view.spec.model_id, view.spec.dataset_id),
-		None => (args.model, args.dataset),
+		None => (args.model.id(), args.dataset.id()),
 	};
 	let (round, blob) = client.final_model(args.task, args.scan)?.with_context(|| {
 		format!(

@@ -463,21 +463,23 @@ fn attack_crafted_blobs_that_overflow_trainers_are_refused() {
 #[test]
 fn attack_withheld_aggregate_pays_the_withholder_nothing() {
 	build_and_execute(|| {
-		let (id, trainers) = selected_task(2, 2);
-		let aggregate = blob(id, 0, &honest_values(id, 1, 0, &seed(1, 0, 0), 0.0));
-		let hash = H256(blade_fl_primitives::blob::blob_hash(&aggregate));
-		honest_round(id, &trainers, hash);
+		let (id, trainers) = selected_task(3, 3);
+		let agg = |round: u32| blob(id, round, &honest_values(id, 1, round, &seed(1, 0, 0), 0.0));
+		let hash = |round: u32| H256(blade_fl_primitives::blob::blob_hash(&agg(round)));
+		honest_round(id, &trainers, hash(0));
 		let model = GlobalModels::<Test>::get(id, 0).unwrap();
 		assert_eq!(model.aggregator, 10);
+		let earned = Participants::<Test>::get(id, 10).unwrap().earned;
+		assert!(earned > 0);
 		// 10 withholds. During its window nobody else may publish ...
 		assert_noop!(
-			FlTasks::publish_aggregate(signed(11), id, 0, aggregate.clone()),
+			FlTasks::publish_aggregate(signed(11), id, 0, agg(0)),
 			E::NotAggregator
 		);
 		run_to(model.exclusive_until);
 		// ... then anyone holding the agreed blob may, and takes the fee.
 		let before = free(11);
-		assert_ok!(FlTasks::publish_aggregate(signed(11), id, 0, aggregate));
+		assert_ok!(FlTasks::publish_aggregate(signed(11), id, 0, agg(0)));
 		assert_eq!(free(11), before + model.fee);
 		assert!(task_events().iter().any(|e| matches!(
 			e,
@@ -487,22 +489,40 @@ fn attack_withheld_aggregate_pays_the_withholder_nothing() {
 				..
 			}
 		)));
-		// Round 1: the aggregator withholds the last model and nobody publishes either.
-		let last = H256::repeat_byte(7);
-		honest_round(id, &trainers, last);
-		let rep_before = Reputation::score(&10);
+		// The withholder forfeited round 0's reward and is out of the rest of the task: an
+		// early withheld round cannot be followed by paid ones.
+		assert_eq!(Participants::<Test>::get(id, 10).unwrap().earned, 0);
+		assert_ne!(task(id).lazy & 1, 0);
+		assert_noop!(
+			FlTasks::submit_update(
+				signed(10),
+				id,
+				1,
+				blob(id, 1, &honest(id, 10)),
+				commit(10, &seed(10, 2, 0))
+			),
+			E::Excluded
+		);
+		// Rounds 1 and 2 go on without it; nobody publishes the last model.
+		honest_round(id, &trainers[1..], hash(1));
+		let second = GlobalModels::<Test>::get(id, 1).unwrap();
+		assert_eq!(second.included, 0b110);
+		assert_ok!(FlTasks::publish_aggregate(
+			signed(second.aggregator),
+			id,
+			1,
+			agg(1)
+		));
+		honest_round(id, &trainers[1..], H256::repeat_byte(7));
+		let rep_before = Reputation::score(&11);
 		run_to(task(id).phase_end);
 		assert!(Tasks::<Test>::get(id).is_none());
-		assert!(task_events().iter().any(|e| matches!(
-			e,
-			Event::PublicationMissed {
-				round: 1,
-				aggregator: 10,
-				..
-			}
-		)));
-		assert!(Reputation::score(&10) < rep_before);
-		// Each withheld publication cost `MissSlash` of the stake (10 % of 100), ...
+		assert!(
+			Reputation::score(&11) < rep_before,
+			"the last withholder records a miss"
+		);
+		// The withholder paid `MissSlash` (10 % of its stake of 100) and earned nothing:
+		// it ends with less than it started, the honest trainers with more.
 		let slashed: Balance = task_events()
 			.iter()
 			.filter_map(|e| match e {
@@ -515,11 +535,41 @@ fn attack_withheld_aggregate_pays_the_withholder_nothing() {
 				_ => None,
 			})
 			.sum();
-		assert_eq!(slashed, 10 + 9);
-		// ... it forfeited its rewards, and the unpaid fee went back to the publisher: the
-		// withholder ends with less than it started, its honest partner with more.
+		assert_eq!(slashed, 10);
 		assert_eq!(free(10), ENDOWMENT - slashed);
-		assert!(free(11) > ENDOWMENT);
+		assert!(free(12) > ENDOWMENT);
+	});
+}
+
+/// Publishing after its own window is withholding: the late aggregator gets no fee and the
+/// same penalty as if someone else had published.
+#[test]
+fn attack_late_self_publication_is_penalised_like_withholding() {
+	build_and_execute(|| {
+		let (id, trainers) = selected_task(3, 2);
+		let agg = blob(id, 0, &honest_values(id, 1, 0, &seed(1, 0, 0), 0.0));
+		honest_round(
+			id,
+			&trainers,
+			H256(blade_fl_primitives::blob::blob_hash(&agg)),
+		);
+		let model = GlobalModels::<Test>::get(id, 0).unwrap();
+		assert_eq!(model.aggregator, 10);
+		run_to(model.exclusive_until + 1);
+		let (before, escrow) = (free(10), task(id).escrow);
+		assert_ok!(FlTasks::publish_aggregate(signed(10), id, 0, agg));
+		assert_eq!(task(id).escrow, escrow, "no fee for a late publication");
+		assert!(free(10) <= before);
+		assert!(task_events().iter().any(|e| matches!(
+			e,
+			Event::Penalised {
+				trainer: 10,
+				offence: Offence::NoPublication,
+				..
+			}
+		)));
+		assert_eq!(Participants::<Test>::get(id, 10).unwrap().earned, 0);
+		assert_ne!(task(id).lazy & 1, 0, "out of the rest of the task");
 	});
 }
 
@@ -558,6 +608,102 @@ fn attack_late_backup_publication_cannot_cut_the_last_window() {
 			})
 			.count();
 		assert_eq!(penalties, 1, "only the withheld round 0 is penalised");
+	});
+}
+
+// ----------------------------------------------------- 10. framing by a planted model
+
+/// 12 commits to its round-1 seed in round 0 and tries to plant its round-1 chips in the
+/// round-0 aggregate, so that honest round-1 updates (trained from that model) carry them
+/// and it can accuse their owners of copying it. The round key includes the agreed hash of
+/// the round-0 aggregate, unknown when 12 made its round-0 update: even an honest update
+/// that carries the planted pattern in full is not a copy of 12, and the accusation costs
+/// 12 the false-report penalty.
+#[test]
+fn attack_framing_through_a_planted_global_model_fails() {
+	build_and_execute(|| {
+		let (id, trainers) = selected_task(3, 2);
+		let next_seed = seed(12, 1, 0);
+		// The attacker's best guess of its round-1 key while round 0 is open (the starting
+		// model's hash is not agreed yet: it guesses today's, the task's validation hash).
+		let guess = key(id, 12, 0, &next_seed);
+		for who in [10, 11] {
+			submit(id, who);
+		}
+		let mut planted = honest(id, 12);
+		add_chips(&mut planted, &guess, 0.02);
+		submit_values(id, 12, &planted);
+		next_block();
+		for who in &trainers {
+			reveal(id, *who);
+		}
+		next_block();
+		let agreed = H256::repeat_byte(0x51);
+		for who in &trainers {
+			if task(id).decided.is_none() {
+				vote(id, *who, agreed, task(id).eligible());
+			}
+		}
+		next_block();
+		assert_eq!(task(id).round, 1);
+		let actual = key(id, 12, 1, &next_seed);
+		assert_ne!(
+			actual, guess,
+			"the round-1 key depends on the agreed round-0 hash"
+		);
+		// Worst case for the victim: its round-1 update carries the planted pattern at the
+		// full watermark amplitude.
+		for who in [10, 12] {
+			submit(id, who);
+		}
+		let mut framed = honest(id, 11);
+		add_chips(&mut framed, &guess, 0.02);
+		submit_values(id, 11, &framed);
+		next_block();
+		for who in &trainers {
+			reveal(id, *who);
+		}
+		let before = free(12);
+		assert_ok!(FlTasks::report_lazy(
+			signed(12),
+			id,
+			1,
+			11,
+			Some(12),
+			blob(id, 1, &framed)
+		));
+		assert!(matches!(
+			lazy_event(),
+			Some(Event::FalseAccusation { accused: 11, .. })
+		));
+		assert!(
+			free(12) < before,
+			"the framer pays the false-report penalty"
+		);
+		assert_eq!(task(id).lazy, 0);
+		// Had the chips been knowable (the actual key planted), the proof would stand: the
+		// binding is what defeats the attack.
+		let mut knowable = honest(id, 11);
+		add_chips(&mut knowable, &actual, 0.02);
+		let fixed = |v: &[f32]| -> Vec<i64> {
+			Blob::parse(&blob(id, 1, v), usize::MAX)
+				.unwrap()
+				.fixed_values()
+				.collect()
+		};
+		let own = Updates::<Test>::get(id, 11).unwrap().seed.unwrap();
+		let amplitude =
+			blade_fl_primitives::verdict::own_watermark(fixed(&knowable).into_iter(), &own)
+				.amplitude;
+		assert!(
+			blade_fl_primitives::verdict::copy_proven(
+				fixed(&knowable).into_iter(),
+				Some((&own, amplitude)),
+				&[actual],
+				<Test as crate::Config>::LazyZScore::get(),
+			)
+			.0
+		);
 	});
 }
 

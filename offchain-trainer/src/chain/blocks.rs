@@ -1,0 +1,154 @@
+//! Blocks: heads, the confirmed head, block bodies and events, blobs out of extrinsics.
+
+use super::*;
+
+impl Client {
+	/// Best block number.
+	pub fn best_number(&self) -> Result<BlockNumber> {
+		let header = self.rpc.call("chain_getHeader", json!([]))?;
+		parse_number(&header["number"])
+	}
+
+	/// Hash of block `n` of the best chain.
+	pub fn block_hash(&self, n: BlockNumber) -> Result<Option<H256>> {
+		let value = self.rpc.call("chain_getBlockHash", json!([n]))?;
+		if value.is_null() {
+			return Ok(None);
+		}
+		parse_h256(&value, "block hash").map(Some)
+	}
+
+	/// The block `confirmations` below the best one, and its number: state read there
+	/// will not be undone by a reorg shallower than the confirmation depth.
+	pub fn confirmed_head(&self) -> Result<(BlockNumber, H256)> {
+		let best = self.best_number()?;
+		let n = best.saturating_sub(self.confirmations);
+		let hash = self
+			.block_hash(n)?
+			.ok_or_else(|| Error::Timeout(format!("block {n} (reorg in progress?)")))?;
+		Ok((n, hash))
+	}
+
+	/// The extrinsics of block `hash`, SCALE-encoded.
+	pub fn block_extrinsics(&self, hash: H256) -> Result<Vec<Vec<u8>>> {
+		let block = self
+			.rpc
+			.call("chain_getBlock", json!([format!("{hash:?}")]))?;
+		let Some(list) = block["block"]["extrinsics"].as_array() else {
+			return Err(Error::Timeout(format!(
+				"block {hash:?} (unknown to the node)"
+			)));
+		};
+		list.iter().map(|x| parse_bytes(x, "extrinsic")).collect()
+	}
+
+	/// Event records of block `hash`.
+	pub fn event_records(
+		&self,
+		hash: H256,
+	) -> Result<Vec<frame_system::EventRecord<RuntimeEvent, H256>>> {
+		let key = [
+			sp_crypto_hashing::twox_128(b"System"),
+			sp_crypto_hashing::twox_128(b"Events"),
+		]
+		.concat();
+		match self.storage(&key, Some(hash))? {
+			None => Ok(Vec::new()),
+			Some(raw) => Decode::decode(&mut &raw[..]).map_err(|e| Error::Decode {
+				what: "System.Events".into(),
+				reason: e.to_string(),
+			}),
+		}
+	}
+
+	/// The decoded extrinsic at (`block`, `index`) of the best chain.
+	pub fn extrinsic_at(&self, block: BlockNumber, index: u32) -> Result<UncheckedExtrinsic> {
+		let hash = self
+			.block_hash(block)?
+			.ok_or_else(|| Error::Timeout(format!("block {block}")))?;
+		let all = self.block_extrinsics(hash)?;
+		let bytes = all.get(index as usize).ok_or_else(|| Error::Decode {
+			what: format!("extrinsic {block}-{index}"),
+			reason: format!("block has {} extrinsics", all.len()),
+		})?;
+		UncheckedExtrinsic::decode(&mut &bytes[..]).map_err(|e| Error::Decode {
+			what: format!("extrinsic {block}-{index}"),
+			reason: e.to_string(),
+		})
+	}
+
+	/// Download the blob of a `submit_update` or `publish_aggregate` extrinsic at
+	/// (`block`, `index`) and check it against `hash`.
+	pub fn blob_at(&self, block: BlockNumber, index: u32, hash: H256) -> Result<Vec<u8>> {
+		let xt = self.extrinsic_at(block, index)?;
+		let blob = match xt.function {
+			RuntimeCall::FlTasks(FlCall::submit_update { blob, .. })
+			| RuntimeCall::FlTasks(FlCall::publish_aggregate { blob, .. }) => blob.into_inner(),
+			other => {
+				return Err(Error::Decode {
+					what: format!("extrinsic {block}-{index}"),
+					reason: format!("not an update or aggregate: {other:?}"),
+				})
+			}
+		};
+		let actual = H256(crate::codec::hash(&blob));
+		if actual != hash {
+			return Err(Error::Decode {
+				what: format!("blob {block}-{index}"),
+				reason: format!("hash {actual:?}, the chain recorded {hash:?}"),
+			});
+		}
+		Ok(blob)
+	}
+
+	/// The last published global model of `task`: its round and blob. While the task is
+	/// live the runtime API points at it; once settled its storage is gone, so the last
+	/// `scan` blocks are searched for its last successful `publish_aggregate`.
+	pub fn final_model(&self, task: TaskId, scan: u32) -> Result<Option<(RoundIndex, Vec<u8>)>> {
+		if let Some(view) = self.task(task, None)? {
+			for round in (0..view.spec.rounds).rev() {
+				if let Some(GlobalModel {
+					hash,
+					published: Some((block, index)),
+					..
+				}) = self.global_model(task, round, None)?
+				{
+					return Ok(Some((round, self.blob_at(block, index, hash)?)));
+				}
+			}
+			return Ok(None);
+		}
+		let best = self.best_number()?;
+		for n in (best.saturating_sub(scan)..=best).rev() {
+			let Some(hash) = self.block_hash(n)? else {
+				continue;
+			};
+			let extrinsics = self.block_extrinsics(hash)?;
+			let events = self.event_records(hash)?;
+			for (index, bytes) in extrinsics.iter().enumerate().rev() {
+				let Ok(xt) = UncheckedExtrinsic::decode(&mut &bytes[..]) else {
+					continue;
+				};
+				let RuntimeCall::FlTasks(FlCall::publish_aggregate {
+					task: t,
+					round,
+					blob,
+				}) = xt.function
+				else {
+					continue;
+				};
+				let succeeded = events.iter().any(|r| {
+					r.phase == frame_system::Phase::ApplyExtrinsic(index as u32)
+						&& matches!(
+							r.event,
+							RuntimeEvent::System(frame_system::Event::ExtrinsicSuccess { .. })
+						)
+				});
+				if t == task && succeeded {
+					return Ok(Some((round, blob.into_inner())));
+				}
+			}
+		}
+		Ok(None)
+	}
+}

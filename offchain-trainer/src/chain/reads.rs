@@ -1,0 +1,112 @@
+//! State reads: the `FlTasksApi` runtime API, raw storage, accounts (what subxt calls
+//! `storage` and `runtime_api`).
+
+use super::*;
+
+impl Client {
+	/// Call runtime API `method` with SCALE `args` at `at` (best block if `None`).
+	pub fn state_call<R: Decode>(
+		&self,
+		method: &str,
+		args: impl Encode,
+		at: Option<H256>,
+	) -> Result<R> {
+		let at = at.map(|h| json!(format!("{h:?}"))).unwrap_or(Value::Null);
+		let value = self.rpc.call(
+			"state_call",
+			json!([method, format!("0x{}", hex::encode(args.encode())), at]),
+		)?;
+		let bytes = parse_bytes(&value, method)?;
+		R::decode(&mut &bytes[..]).map_err(|e| Error::Decode {
+			what: method.into(),
+			reason: e.to_string(),
+		})
+	}
+
+	/// Tasks not yet settled, with their current phase end.
+	pub fn active_tasks(&self, at: Option<H256>) -> Result<Vec<(TaskId, BlockNumber)>> {
+		self.state_call("FlTasksApi_active_tasks", (), at)
+	}
+
+	/// A task, `None` once settled (or never published).
+	pub fn task(&self, task: TaskId, at: Option<H256>) -> Result<Option<TaskView>> {
+		self.state_call("FlTasksApi_task", task, at)
+	}
+
+	/// Bids of a task in bidding.
+	pub fn bids(&self, task: TaskId, at: Option<H256>) -> Result<Vec<(AccountId, Bid)>> {
+		self.state_call("FlTasksApi_bids", task, at)
+	}
+
+	/// Selected trainers of a task.
+	pub fn participants(
+		&self,
+		task: TaskId,
+		at: Option<H256>,
+	) -> Result<Vec<(AccountId, Participant)>> {
+		self.state_call("FlTasksApi_participants", task, at)
+	}
+
+	/// This round's updates.
+	pub fn updates(
+		&self,
+		task: TaskId,
+		at: Option<H256>,
+	) -> Result<Vec<(AccountId, UpdateRecord)>> {
+		self.state_call("FlTasksApi_updates", task, at)
+	}
+
+	/// This round's vote tallies.
+	pub fn tallies(&self, task: TaskId, at: Option<H256>) -> Result<Vec<Tally>> {
+		self.state_call("FlTasksApi_tallies", task, at)
+	}
+
+	/// The global model of a finalised round.
+	pub fn global_model(
+		&self,
+		task: TaskId,
+		round: RoundIndex,
+		at: Option<H256>,
+	) -> Result<Option<GlobalModel>> {
+		self.state_call("FlTasksApi_global_model", (task, round), at)
+	}
+
+	/// Reputation of `who`.
+	pub fn reputation(&self, who: &AccountId, at: Option<H256>) -> Result<Perbill> {
+		self.state_call("FlTasksApi_reputation", who, at)
+	}
+
+	/// Raw storage at `key`.
+	pub fn storage(&self, key: &[u8], at: Option<H256>) -> Result<Option<Vec<u8>>> {
+		let at = at.map(|h| json!(format!("{h:?}"))).unwrap_or(Value::Null);
+		let value = self.rpc.call(
+			"state_getStorage",
+			json!([format!("0x{}", hex::encode(key)), at]),
+		)?;
+		if value.is_null() {
+			return Ok(None);
+		}
+		parse_bytes(&value, "storage").map(Some)
+	}
+
+	/// Nonce and balances of `who`.
+	pub fn account_info(&self, who: &AccountId, at: Option<H256>) -> Result<Account> {
+		let key = frame_system::Account::<Runtime>::hashed_key_for(who);
+		let Some(raw) = self.storage(&key, at)? else {
+			return Ok(Account::default());
+		};
+		let info =
+			frame_system::AccountInfo::<Nonce, pallet_balances::AccountData<Balance>>::decode(
+				&mut &raw[..],
+			)
+			.map_err(|e| Error::Decode {
+				what: "System.Account".into(),
+				reason: e.to_string(),
+			})?;
+		Ok(Account {
+			nonce: info.nonce,
+			free: info.data.free,
+			held: info.data.reserved,
+		})
+	}
+}

@@ -1,0 +1,203 @@
+//! Prometheus metrics of a trainer process (`blade-trainer serve --metrics ADDR`).
+//!
+//! One process-wide set, updated by the runner and the chain client wherever the event
+//! happens, and served as Prometheus text on `GET /metrics` by [`serve`].
+
+use std::{
+	io::{BufRead, BufReader, Write},
+	net::{SocketAddr, TcpListener},
+	sync::OnceLock,
+};
+
+use prometheus::{
+	Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+use crate::error::{invalid, Result};
+
+/// The trainer's metrics.
+pub struct Metrics {
+	registry: Registry,
+	/// Tasks bid on, by the service's decision.
+	pub bids: IntCounter,
+	/// Tasks the service skipped, by reason.
+	pub skipped: IntCounterVec,
+	/// Tasks being served now.
+	pub tasks_active: IntGauge,
+	/// Tasks followed to settlement.
+	pub tasks_served: IntCounter,
+	/// Rounds this trainer trained and submitted an update for.
+	pub updates_sent: IntCounter,
+	/// Seconds spent in local training.
+	pub training_seconds: Gauge,
+	/// Lazy reports sent, by the chain's verdict (`upheld`, `refused`).
+	pub lazy_reports: IntCounterVec,
+	/// Aggregates this trainer published.
+	pub aggregates_published: IntCounter,
+	/// Change of the free balance over each served task, BLADE (rewards, fees, slashes).
+	pub balance_change: GaugeVec,
+	/// Privacy spent per task (epsilon at the task's delta).
+	pub privacy_epsilon: GaugeVec,
+	/// JSON-RPC calls to the node, by method.
+	pub rpc_calls: IntCounterVec,
+	/// JSON-RPC calls that failed after retries.
+	pub rpc_errors: IntCounter,
+	/// Confirmed head this process last acted on.
+	pub head: IntGauge,
+}
+
+fn build() -> std::result::Result<Metrics, prometheus::Error> {
+	let registry = Registry::new_custom(Some("blade_trainer".into()), None)?;
+	let counter = |name: &str, help: &str| -> std::result::Result<IntCounter, prometheus::Error> {
+		let c = IntCounter::new(name, help)?;
+		registry.register(Box::new(c.clone()))?;
+		Ok(c)
+	};
+	let counter_vec = |name: &str, help: &str, label: &str| {
+		let c = IntCounterVec::new(Opts::new(name, help), &[label])?;
+		registry.register(Box::new(c.clone()))?;
+		Ok::<_, prometheus::Error>(c)
+	};
+	let gauge_vec = |name: &str, help: &str, label: &str| {
+		let g = GaugeVec::new(Opts::new(name, help), &[label])?;
+		registry.register(Box::new(g.clone()))?;
+		Ok::<_, prometheus::Error>(g)
+	};
+	let tasks_active = IntGauge::new("tasks_active", "Tasks being served now")?;
+	registry.register(Box::new(tasks_active.clone()))?;
+	let head = IntGauge::new("confirmed_head", "Confirmed head last acted on")?;
+	registry.register(Box::new(head.clone()))?;
+	let training_seconds = Gauge::new("training_seconds_total", "Seconds spent in local training")?;
+	registry.register(Box::new(training_seconds.clone()))?;
+	Ok(Metrics {
+		bids: counter("bids_total", "Tasks bid on")?,
+		skipped: counter_vec(
+			"tasks_skipped_total",
+			"Tasks not bid on, by reason",
+			"reason",
+		)?,
+		tasks_active,
+		tasks_served: counter("tasks_served_total", "Tasks followed to settlement")?,
+		updates_sent: counter("updates_sent_total", "Updates trained and submitted")?,
+		training_seconds,
+		lazy_reports: counter_vec(
+			"lazy_reports_total",
+			"Lazy reports sent, by verdict",
+			"verdict",
+		)?,
+		aggregates_published: counter(
+			"aggregates_published_total",
+			"Aggregates published by this trainer",
+		)?,
+		balance_change: gauge_vec(
+			"balance_change_blade",
+			"Free balance change over a served task (BLADE)",
+			"task",
+		)?,
+		privacy_epsilon: gauge_vec(
+			"privacy_epsilon",
+			"Privacy spent in a task (epsilon at the task's delta)",
+			"task",
+		)?,
+		rpc_calls: counter_vec("rpc_calls_total", "JSON-RPC calls to the node", "method")?,
+		rpc_errors: counter(
+			"rpc_errors_total",
+			"JSON-RPC calls that failed after retries",
+		)?,
+		head,
+		registry,
+	})
+}
+
+/// The process's metrics.
+pub fn get() -> &'static Metrics {
+	static METRICS: OnceLock<Metrics> = OnceLock::new();
+	#[allow(clippy::expect_used)]
+	METRICS.get_or_init(|| build().expect("metric names are valid and registered once"))
+}
+
+impl Metrics {
+	/// The metrics in Prometheus text format.
+	pub fn text(&self) -> String {
+		let mut out = Vec::new();
+		// Encoding into a Vec cannot fail for well-formed metrics.
+		let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+		String::from_utf8_lossy(&out).into_owned()
+	}
+}
+
+/// Serve the metrics on `addr` (`GET /metrics`, any other path: 404) from a background
+/// thread; returns the bound address (pass port 0 for any free port).
+pub fn serve(addr: SocketAddr) -> Result<SocketAddr> {
+	let listener =
+		TcpListener::bind(addr).map_err(|e| invalid(format!("metrics endpoint {addr}: {e}")))?;
+	let bound = listener
+		.local_addr()
+		.map_err(|e| invalid(format!("metrics endpoint: {e}")))?;
+	std::thread::Builder::new()
+		.name("metrics".into())
+		.spawn(move || {
+			for stream in listener.incoming().flatten() {
+				let mut reader = BufReader::new(&stream);
+				let mut request = String::new();
+				if reader.read_line(&mut request).is_err() {
+					continue;
+				}
+				// Drain the headers.
+				let mut line = String::new();
+				while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+					line.clear();
+				}
+				let (status, body) = if request.starts_with("GET /metrics") {
+					("200 OK", get().text())
+				} else {
+					("404 Not Found", "try /metrics\n".to_string())
+				};
+				let mut stream = &stream;
+				let _ = write!(
+					stream,
+					"HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+					body.len()
+				);
+			}
+		})
+		.map_err(|e| invalid(format!("metrics thread: {e}")))?;
+	tracing::info!(%bound, "serving metrics on http://{bound}/metrics");
+	Ok(bound)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+	use super::*;
+	use std::io::Read;
+
+	#[test]
+	fn metrics_are_served_as_prometheus_text_and_move() {
+		let addr = serve("127.0.0.1:0".parse().unwrap()).unwrap();
+		let scrape = |path: &str| {
+			let mut s = std::net::TcpStream::connect(addr).unwrap();
+			write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+			let mut text = String::new();
+			s.read_to_string(&mut text).unwrap();
+			text
+		};
+		let value = |text: &str, name: &str| -> f64 {
+			text.lines()
+				.find(|l| l.starts_with(name))
+				.and_then(|l| l.rsplit(' ').next()?.parse().ok())
+				.unwrap_or(0.0)
+		};
+		let before = scrape("/metrics");
+		assert!(before.starts_with("HTTP/1.1 200 OK"), "{before}");
+		get().updates_sent.inc();
+		get().lazy_reports.with_label_values(&["upheld"]).inc();
+		let after = scrape("/metrics");
+		assert_eq!(
+			value(&after, "blade_trainer_updates_sent_total"),
+			value(&before, "blade_trainer_updates_sent_total") + 1.0
+		);
+		assert!(after.contains("blade_trainer_lazy_reports_total{verdict=\"upheld\"}"));
+		assert!(scrape("/other").starts_with("HTTP/1.1 404"));
+	}
+}
