@@ -10,7 +10,8 @@
 //! trainers and the withholder alone, as the reference.
 //!
 //! The task must settle; Eve must be proven lazy; the copier, the crafted-blob sender, the
-//! free rider and the two poisoners must end with less than they started, and so must the withholder when
+//! free rider and the two poisoners must end with less than they started (not counting
+//! fees for publishing a withheld aggregate, a service anyone may provide), and so must the withholder when
 //! it was an aggregator; the honest trainers' final accuracy must be within one
 //! point of the reference run.
 #![cfg(feature = "torch")]
@@ -78,6 +79,9 @@ struct Run {
 	logs: Vec<(String, String)>,
 	/// Aggregators that withheld a publication.
 	withheld: Vec<chain::AccountId>,
+	/// Publication fees earned by whoever published an aggregate (a service anyone may
+	/// provide, adversaries included, once the aggregator's window has passed).
+	publication_fees: Vec<(chain::AccountId, u128)>,
 }
 
 fn run_task(dir: &Path, adversaries: bool) -> Run {
@@ -132,24 +136,30 @@ fn run_task(dir: &Path, adversaries: bool) -> Run {
 		.collect();
 	let deadline = Instant::now() + Duration::from_secs(600);
 	let mut withheld = Vec::new();
+	let mut publication_fees = Vec::new();
 	for (who, proc) in procs.iter_mut() {
 		let log = dir.join(format!("{}.log", slug(who)));
 		wait_exit(proc, &log, who, deadline);
 	}
 	assert!(client.task(0, None).unwrap().is_none(), "the task settles");
-	// Who withheld: `PublicationMissed` events of the blocks so far.
+	// Who withheld, and who was paid for publishing: the events of the blocks so far.
 	let best = client.best_number().unwrap();
 	for n in 1..=best {
 		let Some(hash) = client.block_hash(n).unwrap() else {
 			continue;
 		};
 		for record in client.event_records(hash).unwrap() {
-			if let chain::RuntimeEvent::FlTasks(pallet_fl_tasks::Event::PublicationMissed {
-				aggregator,
-				..
-			}) = record.event
-			{
-				withheld.push(aggregator);
+			match record.event {
+				chain::RuntimeEvent::FlTasks(pallet_fl_tasks::Event::PublicationMissed {
+					aggregator,
+					..
+				}) => withheld.push(aggregator),
+				chain::RuntimeEvent::FlTasks(pallet_fl_tasks::Event::AggregatePublished {
+					by,
+					fee,
+					..
+				}) => publication_fees.push((by, fee)),
+				_ => {}
 			}
 		}
 	}
@@ -190,6 +200,7 @@ fn run_task(dir: &Path, adversaries: bool) -> Run {
 		outputs,
 		logs,
 		withheld,
+		publication_fees,
 	}
 }
 
@@ -200,12 +211,21 @@ fn adversaries_on_a_real_node_end_with_less() {
 	let dir = tempfile::tempdir().unwrap();
 	let attacked = run_task(dir.path(), true);
 
+	// What an account's own play earned: its balance change less the fees it was paid for
+	// publishing aggregates (backup publication is open to anyone, adversaries included,
+	// and pays for the service, not for the attack).
 	let gain = |run: &Run, who: &str| {
+		let fees: u128 = run
+			.publication_fees
+			.iter()
+			.filter(|(by, _)| *by == dev_account(who))
+			.map(|(_, fee)| *fee)
+			.sum();
 		run.gains
 			.iter()
 			.find(|(w, _)| w == who)
 			.map(|(_, g)| *g)
-			.unwrap()
+			.unwrap() - fees as i128
 	};
 	let output = |who: &str| {
 		attacked

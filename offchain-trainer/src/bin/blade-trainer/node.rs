@@ -365,15 +365,16 @@ pub fn status(
 	let client = node.reader()?;
 	let best = client.best_number()?;
 	let (confirmed, head) = client.confirmed_head()?;
+	// The asked task, or every active one.
+	let ids: Vec<u64> = match task {
+		Some(t) => vec![t],
+		None => client
+			.active_tasks(Some(head))?
+			.into_iter()
+			.map(|(t, _)| t)
+			.collect(),
+	};
 	if as_json {
-		let ids: Vec<u64> = match task {
-			Some(t) => vec![t],
-			None => client
-				.active_tasks(Some(head))?
-				.into_iter()
-				.map(|(t, _)| t)
-				.collect(),
-		};
 		let accounts = accounts
 			.iter()
 			.map(|text| {
@@ -389,14 +390,6 @@ pub fn status(
 		"best block {best}; confirmed head {confirmed} ({} confirmations)",
 		node.confirmations
 	);
-	let ids: Vec<u64> = match task {
-		Some(t) => vec![t],
-		None => client
-			.active_tasks(Some(head))?
-			.into_iter()
-			.map(|(t, _)| t)
-			.collect(),
-	};
 	if ids.is_empty() {
 		println!("no active tasks");
 	}
