@@ -69,7 +69,13 @@ impl<'a> Runner<'a> {
 			tracing::warn!(round, "no update carries training: not voting");
 			return Ok(Step::Wait);
 		}
-		let kept: Vec<Vec<f32>> = screened.kept.iter().map(|k| clean[*k].clone()).collect();
+		// Move the kept updates out (`screened.kept` is ascending): no copy of each model.
+		let kept: Vec<Vec<f32>> = clean
+			.into_iter()
+			.enumerate()
+			.filter(|(k, _)| screened.kept.binary_search(k).is_ok())
+			.map(|(_, u)| u)
+			.collect();
 		let kept_weights: Vec<u128> = screened.kept.iter().map(|k| weights[*k]).collect();
 		let aggregate = aggregation::aggregate(
 			&kept,
