@@ -61,7 +61,7 @@ fn dispatch(who: &AccountId, call: Call<Runtime>) {
 fn run_hook() {
 	let end = pallet_fl_tasks::ActiveTasks::<Runtime>::get()
 		.first()
-		.map(|(_, end)| *end)
+		.map(|a| a.phase_end)
 		.expect("a live task");
 	frame_system::Pallet::<Runtime>::set_block_number(end);
 	<pallet_fl_tasks::Pallet<Runtime> as Hooks<u32>>::on_initialize(end);

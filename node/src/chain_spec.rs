@@ -1,8 +1,8 @@
 //! Chain specifications built from the runtime's genesis presets.
 
 use blade_fl_runtime::{
-	genesis_config_presets::LOCAL_RUNTIME_PRESET, SS58_PREFIX, TOKEN_DECIMALS, TOKEN_SYMBOL,
-	WASM_BINARY,
+	genesis_config_presets::{LOCAL_RUNTIME_PRESET, PRODUCTION_RUNTIME_PRESET},
+	SS58_PREFIX, TOKEN_DECIMALS, TOKEN_SYMBOL, WASM_BINARY,
 };
 use sc_service::{ChainType, Properties};
 use sp_genesis_builder::DEV_RUNTIME_PRESET;
@@ -46,7 +46,18 @@ pub fn development_chain_spec() -> Result<ChainSpec, String> {
 	)
 }
 
-/// `local`: several machines mining together.
+/// `production`: the template of a public network (no sudo, no dev accounts); export it,
+/// fill in balances and council, and convert it to raw (docs/operations.md).
+pub fn production_chain_spec() -> Result<ChainSpec, String> {
+	spec(
+		"BLADE-FL",
+		"blade_fl",
+		ChainType::Live,
+		PRODUCTION_RUNTIME_PRESET,
+	)
+}
+
+/// `local`: several machines mining together; governed by the council (no sudo).
 pub fn local_chain_spec() -> Result<ChainSpec, String> {
 	spec(
 		"BLADE-FL Local Testnet",

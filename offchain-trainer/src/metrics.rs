@@ -10,7 +10,8 @@ use std::{
 };
 
 use prometheus::{
-	Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+	core::Collector, Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+	TextEncoder,
 };
 
 use crate::error::{invalid, Result};
@@ -44,6 +45,8 @@ pub struct Metrics {
 	pub rpc_errors: IntCounter,
 	/// Confirmed head this process last acted on.
 	pub head: IntGauge,
+	/// CPU seconds used by the process (set at each scrape).
+	pub cpu: Gauge,
 }
 
 fn build() -> std::result::Result<Metrics, prometheus::Error> {
@@ -105,6 +108,11 @@ fn build() -> std::result::Result<Metrics, prometheus::Error> {
 			"JSON-RPC calls that failed after retries",
 		)?,
 		head,
+		cpu: {
+			let g = Gauge::new("cpu_seconds", "CPU seconds used by the trainer process")?;
+			registry.register(Box::new(g.clone()))?;
+			g
+		},
 		registry,
 	})
 }
@@ -117,13 +125,39 @@ pub fn get() -> &'static Metrics {
 }
 
 impl Metrics {
+	/// JSON-RPC calls made so far, all methods together.
+	pub fn rpc_calls_total(&self) -> u64 {
+		self.rpc_calls
+			.collect()
+			.iter()
+			.flat_map(|family| family.get_metric())
+			.map(|m| m.get_counter().get_value() as u64)
+			.sum()
+	}
+
 	/// The metrics in Prometheus text format.
 	pub fn text(&self) -> String {
+		if let Some(cpu) = cpu_seconds() {
+			self.cpu.set(cpu);
+		}
 		let mut out = Vec::new();
 		// Encoding into a Vec cannot fail for well-formed metrics.
 		let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
 		String::from_utf8_lossy(&out).into_owned()
 	}
+}
+
+/// CPU time this process has used (user + system, all threads), from `/proc/self/stat`;
+/// `None` where there is no procfs. Linux reports it in `USER_HZ` ticks, 100 per second
+/// on every mainstream configuration.
+pub fn cpu_seconds() -> Option<f64> {
+	let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+	// Fields after the command name (which may contain spaces) start at field 3.
+	let rest = &stat[stat.rfind(')')? + 2..];
+	let fields: Vec<&str> = rest.split_whitespace().collect();
+	let utime: f64 = fields.get(11)?.parse().ok()?;
+	let stime: f64 = fields.get(12)?.parse().ok()?;
+	Some((utime + stime) / 100.0)
 }
 
 /// Serve the metrics on `addr` (`GET /metrics`, any other path: 404) from a background

@@ -38,7 +38,7 @@ pub struct ServiceConfig {
 	pub connection: Connection,
 	/// State directory (seeds, blobs, progress per task).
 	pub state_dir: PathBuf,
-	/// How each task is trained (`task` is set per task, progress bars off).
+	/// How each task is trained (`task` is set per task).
 	pub run: RunConfig,
 	/// When to bid.
 	pub policy: Policy,
@@ -126,7 +126,9 @@ pub fn serve(
 
 		let (number, head) = reader.confirmed_head()?;
 		if last_head == Some(head) {
-			std::thread::sleep(cfg.poll);
+			// A new head (subscribed) or one poll interval, whichever comes first: finished
+			// task threads are also collected at this pace.
+			reader.wait_new_head(cfg.poll)?;
 			continue;
 		}
 		last_head = Some(head);
@@ -186,7 +188,6 @@ pub fn serve(
 			}
 			let run = RunConfig {
 				task,
-				progress: false,
 				..cfg.run.clone()
 			};
 			let (connection, pair, dir) =

@@ -14,9 +14,7 @@ use sp_runtime::{
 };
 use sp_version::RuntimeVersion;
 
-use pallet_fl_tasks::{
-	Bid, GlobalModel, Participant, RoundIndex, Tally, TaskId, TaskView, UpdateRecord,
-};
+use pallet_fl_tasks::{GlobalModel, RoundIndex, Tally, TaskId, TaskView};
 use sp_runtime::Perbill;
 
 use super::{
@@ -161,8 +159,9 @@ impl_runtime_apis! {
 		}
 	}
 
+	#[api_version(2)]
 	impl pallet_fl_tasks::runtime_api::FlTasksApi<Block, AccountId, Balance, BlockNumber> for Runtime {
-		fn active_tasks() -> Vec<(TaskId, BlockNumber)> {
+		fn active_tasks() -> Vec<pallet_fl_tasks::ActiveTask<BlockNumber>> {
 			pallet_fl_tasks::ActiveTasks::<Runtime>::get().into_inner()
 		}
 
@@ -170,16 +169,22 @@ impl_runtime_apis! {
 			FlTasks::task_view(task)
 		}
 
-		fn bids(task: TaskId) -> Vec<(AccountId, Bid<Balance>)> {
-			pallet_fl_tasks::Bids::<Runtime>::iter_prefix(task).collect()
+		fn bids(task: TaskId) -> Vec<pallet_fl_tasks::BidEntry<AccountId, Balance>> {
+			pallet_fl_tasks::Bids::<Runtime>::iter_prefix(task)
+				.map(|(bidder, bid)| pallet_fl_tasks::BidEntry { bidder, bid })
+				.collect()
 		}
 
-		fn participants(task: TaskId) -> Vec<(AccountId, Participant<Balance>)> {
-			pallet_fl_tasks::Participants::<Runtime>::iter_prefix(task).collect()
+		fn participants(task: TaskId) -> Vec<pallet_fl_tasks::ParticipantEntry<AccountId, Balance>> {
+			pallet_fl_tasks::Participants::<Runtime>::iter_prefix(task)
+				.map(|(trainer, participant)| pallet_fl_tasks::ParticipantEntry { trainer, participant })
+				.collect()
 		}
 
-		fn updates(task: TaskId) -> Vec<(AccountId, UpdateRecord<BlockNumber>)> {
-			pallet_fl_tasks::Updates::<Runtime>::iter_prefix(task).collect()
+		fn updates(task: TaskId) -> Vec<pallet_fl_tasks::UpdateEntry<AccountId, BlockNumber>> {
+			pallet_fl_tasks::Updates::<Runtime>::iter_prefix(task)
+				.map(|(trainer, update)| pallet_fl_tasks::UpdateEntry { trainer, update })
+				.collect()
 		}
 
 		fn tallies(task: TaskId) -> Vec<Tally<AccountId>> {
@@ -192,6 +197,10 @@ impl_runtime_apis! {
 
 		fn reputation(who: AccountId) -> Perbill {
 			FlTasks::reputation(&who)
+		}
+
+		fn seed_commitment(who: AccountId, seed: [u8; 32]) -> sp_core::H256 {
+			sp_core::H256(blade_fl_primitives::pn::seed_commitment(&codec::Encode::encode(&who), &seed))
 		}
 	}
 

@@ -12,6 +12,8 @@ use sp_keyring::Sr25519Keyring;
 
 /// Name of the multi-machine preset.
 pub const LOCAL_RUNTIME_PRESET: &str = "local";
+/// Preset of a public network's chain spec template (no sudo, no dev accounts).
+pub const PRODUCTION_RUNTIME_PRESET: &str = "production";
 
 /// Balance given to each endowed development account (fits serde_json's u64 numbers).
 pub const ENDOWMENT: u128 = 1_000_000 * UNIT;
@@ -26,7 +28,7 @@ pub const LOCAL_INITIAL_DIFFICULTY: u128 = 20_000_000;
 
 fn genesis(
 	endowed: Vec<AccountId>,
-	root: AccountId,
+	root: Option<AccountId>,
 	council: Vec<AccountId>,
 	initial_difficulty: u128,
 ) -> Value {
@@ -37,7 +39,7 @@ fn genesis(
 				.map(|account| (account, ENDOWMENT))
 				.collect::<Vec<_>>(),
 		},
-		sudo: SudoConfig { key: Some(root) },
+		sudo: SudoConfig { key: root },
 		council: CouncilConfig { members: council },
 		difficulty: DifficultyConfig { initial_difficulty },
 	})
@@ -51,27 +53,36 @@ fn council() -> Vec<AccountId> {
 	]
 }
 
-/// Both presets: Alice is sudo, Alice/Bob/Charlie form the council, the well-known dev
-/// accounts are funded; only the starting difficulty differs.
-fn dev_accounts_genesis(initial_difficulty: u128) -> Value {
+fn dev_accounts() -> Vec<AccountId> {
+	Sr25519Keyring::well_known()
+		.map(|k| k.to_account_id())
+		.collect()
+}
+
+/// `development`: one miner on one thread; Alice is sudo, Alice/Bob/Charlie form the
+/// council, the well-known dev accounts are funded.
+pub fn development_config_genesis() -> Value {
 	genesis(
-		Sr25519Keyring::well_known()
-			.map(|k| k.to_account_id())
-			.collect(),
-		Sr25519Keyring::Alice.to_account_id(),
+		dev_accounts(),
+		Some(Sr25519Keyring::Alice.to_account_id()),
 		council(),
-		initial_difficulty,
+		DEV_INITIAL_DIFFICULTY,
 	)
 }
 
-/// `development`: one miner on one thread.
-pub fn development_config_genesis() -> Value {
-	dev_accounts_genesis(DEV_INITIAL_DIFFICULTY)
+/// `local`: a test network of several miners. No sudo: parameters change only through
+/// the council (Alice/Bob/Charlie); the dev accounts are funded; higher starting
+/// difficulty.
+pub fn local_config_genesis() -> Value {
+	genesis(dev_accounts(), None, council(), LOCAL_INITIAL_DIFFICULTY)
 }
 
-/// `local`: as `development`, with a higher starting difficulty for several miners.
-pub fn local_config_genesis() -> Value {
-	dev_accounts_genesis(LOCAL_INITIAL_DIFFICULTY)
+/// `production`: a template for a public network. No sudo, no endowments, no council:
+/// the operators fill `balances` and `council.members` into the exported chain spec
+/// before converting it to raw (docs/operations.md, "A production chain spec"). Coins
+/// otherwise only come from mining.
+pub fn production_config_genesis() -> Value {
+	genesis(Vec::new(), None, Vec::new(), LOCAL_INITIAL_DIFFICULTY)
 }
 
 /// The JSON patch of preset `id`, if it exists.
@@ -79,6 +90,7 @@ pub fn get_preset(id: &PresetId) -> Option<Vec<u8>> {
 	let patch = match id.as_ref() {
 		DEV_RUNTIME_PRESET => development_config_genesis(),
 		LOCAL_RUNTIME_PRESET => local_config_genesis(),
+		PRODUCTION_RUNTIME_PRESET => production_config_genesis(),
 		_ => return None,
 	};
 	serde_json::to_string(&patch)
@@ -91,6 +103,7 @@ pub fn preset_names() -> Vec<PresetId> {
 	vec![
 		PresetId::from(DEV_RUNTIME_PRESET),
 		PresetId::from(LOCAL_RUNTIME_PRESET),
+		PresetId::from(PRODUCTION_RUNTIME_PRESET),
 	]
 }
 

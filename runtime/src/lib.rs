@@ -66,6 +66,10 @@ pub type TxExtension = (
 	frame_system::CheckNonce<Runtime>,
 	frame_system::CheckWeight<Runtime>,
 	pallet_transaction_payment::ChargeTransactionPayment<Runtime>,
+	// Lets metadata-checking wallets (Ledger's generic app, polkadot-js with a metadata
+	// hash) sign: with mode `Enabled` the signature also covers the hash of the runtime's
+	// metadata, which the runtime knows when built with the `metadata-hash` feature.
+	frame_metadata_hash_extension::CheckMetadataHash<Runtime>,
 );
 /// Extrinsic as it travels.
 pub type UncheckedExtrinsic =
@@ -95,8 +99,19 @@ pub fn signed_extrinsic(
 		frame_system::CheckNonce::from(nonce),
 		frame_system::CheckWeight::new(),
 		pallet_transaction_payment::ChargeTransactionPayment::from(0),
+		frame_metadata_hash_extension::CheckMetadataHash::new(false),
 	);
-	let implicit = ((), spec_version, tx_version, genesis, genesis, (), (), ());
+	let implicit = (
+		(),
+		spec_version,
+		tx_version,
+		genesis,
+		genesis,
+		(),
+		(),
+		(),
+		None,
+	);
 	let payload = SignedPayload::from_raw(call.clone(), tx_ext.clone(), implicit);
 	let signature = payload.using_encoded(|bytes| pair.sign(bytes));
 	UncheckedExtrinsic::new_signed(
@@ -138,10 +153,10 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: alloc::borrow::Cow::Borrowed("blade-fl"),
 	impl_name: alloc::borrow::Cow::Borrowed("blade-fl"),
 	authoring_version: 1,
-	spec_version: 103,
+	spec_version: 104,
 	impl_version: 1,
 	apis: apis::RUNTIME_API_VERSIONS,
-	transaction_version: 1,
+	transaction_version: 2,
 	system_version: 1,
 };
 

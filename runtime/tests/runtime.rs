@@ -15,12 +15,24 @@ mod common;
 use common::dev_ext;
 
 #[test]
+fn only_the_development_preset_has_a_sudo_key() {
+	for (preset, endowed, council) in [("local", 12, 3), ("production", 0, 0)] {
+		let config = genesis_config_presets::preset_config(&preset.into()).unwrap();
+		assert_eq!(config.sudo.key, None, "{preset}: sudo key");
+		assert_eq!(config.balances.balances.len(), endowed, "{preset}: endowed");
+		assert_eq!(config.council.members.len(), council, "{preset}: council");
+	}
+	let dev = genesis_config_presets::preset_config(&"development".into()).unwrap();
+	assert_eq!(dev.sudo.key, Some(Sr25519Keyring::Alice.to_account_id()));
+}
+
+#[test]
 fn presets_are_listed_and_build() {
 	let names: Vec<String> = genesis_config_presets::preset_names()
 		.into_iter()
 		.map(|n| String::from_utf8(AsRef::<[u8]>::as_ref(&n).to_vec()).unwrap())
 		.collect();
-	assert_eq!(names, vec!["development".to_string(), "local".to_string()]);
+	assert_eq!(names, vec!["development", "local", "production"]);
 	assert!(genesis_config_presets::get_preset(&"local".into()).is_some());
 	assert!(genesis_config_presets::get_preset(&"nope".into()).is_none());
 

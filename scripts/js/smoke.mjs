@@ -2,6 +2,8 @@
 // Usage: node smoke.mjs ws://127.0.0.1:9944
 // Prints one JSON line with what it saw; exits non-zero on any failed expectation.
 import { ApiPromise, WsProvider, Keyring } from '@polkadot/api';
+import { u8aConcat, stringToU8a } from '@polkadot/util';
+import { blake2AsHex } from '@polkadot/util-crypto';
 
 const url = process.argv[2] ?? 'ws://127.0.0.1:9944';
 const fail = (msg) => { console.error(`FAIL: ${msg}`); process.exit(1); };
@@ -99,11 +101,31 @@ if (published === null) fail('no flTasks.TaskPublished event');
 const stored = (await api.query.flTasks.tasks(published)).unwrap();
 if (stored.spec.rule.isTrimmedMean !== true || stored.phase.isBidding !== true) fail(`task decoded as ${stored.toString()}`);
 if (typeof api.call.flTasksApi?.activeTasks !== 'function') fail('FlTasksApi missing from metadata');
-const active = (await api.call.flTasksApi.activeTasks()).map(([id]) => id.toNumber());
+const active = (await api.call.flTasksApi.activeTasks()).map((a) => a.task.toNumber());
 if (!active.includes(published)) fail(`active tasks ${active}`);
 const view = (await api.call.flTasksApi.task(published)).unwrap();
 if (view.publisher.toString() !== alice.address) fail(`task view ${view.toString()}`);
 
-console.log(JSON.stringify({ ok: true, pallets: pallets.length, symbol, decimals, authors, transferBlock: included.block, flTask: published, activeTasks: active }));
+// A bid made from polkadot-js alone: the commitment comes from the runtime API
+// (Developer -> Runtime calls -> flTasksApi.seedCommitment), checked against the
+// documented formula, then Bob bids with it and the bid reads back by field name.
+const seed = new Uint8Array(32).fill(7);
+const commitment = (await api.call.flTasksApi.seedCommitment(bob.address, seed)).toHex();
+const expected = blake2AsHex(u8aConcat(stringToU8a('blade-fl/commit1'), bob.publicKey, seed), 256);
+if (commitment !== expected) fail(`seedCommitment ${commitment}, formula ${expected}`);
+await new Promise((resolve, reject) => {
+  let unsub;
+  api.tx.flTasks.bid(published, 100, 1_000_000_000_000n, 1, commitment)
+    .signAndSend(bob, ({ status, dispatchError }) => {
+      if (dispatchError) { reject(new Error(dispatchError.toString())); return; }
+      if (status.isInBlock) { unsub?.(); resolve(); }
+    })
+    .then((u) => { unsub = u; }, reject);
+});
+const bids = await api.call.flTasksApi.bids(published);
+const bobBid = bids.find((b) => b.bidder.toString() === bob.address);
+if (!bobBid || bobBid.bid.commitment.toHex() !== commitment) fail(`bids ${bids.toString()}`);
+
+console.log(JSON.stringify({ ok: true, pallets: pallets.length, symbol, decimals, authors, transferBlock: included.block, flTask: published, activeTasks: active, bidCommitment: commitment }));
 await api.disconnect();
 process.exit(0);

@@ -3,14 +3,87 @@
 use super::*;
 
 impl Client {
+	fn follow(&self) -> std::sync::MutexGuard<'_, Follow> {
+		self.follow.lock().unwrap_or_else(|p| p.into_inner())
+	}
+
+	/// The best head. Subscribed: the last announced one, costing no call (the map of
+	/// recent best-chain blocks is brought up to date with it); polling: one call.
+	pub fn best_head(&self) -> Result<Head> {
+		let mut follow = self.follow();
+		let head = follow.heads.best()?;
+		if follow.heads.subscribed() {
+			self.reconcile(&mut follow, head)?;
+		}
+		Ok(head)
+	}
+
 	/// Best block number.
 	pub fn best_number(&self) -> Result<BlockNumber> {
-		let header = self.rpc.call("chain_getHeader", json!([]))?;
-		parse_number(&header["number"])
+		Ok(self.best_head()?.number)
+	}
+
+	/// Wait for the best head to move (at most `limit`): subscribed, until the next
+	/// announcement; polling, one poll interval.
+	pub fn wait_new_head(&self, limit: Duration) -> Result<()> {
+		self.follow().heads.wait_new(limit)
+	}
+
+	/// Whether heads arrive by subscription.
+	pub fn subscribed(&self) -> bool {
+		self.follow().heads.subscribed()
+	}
+
+	/// Record `head` as the best and correct the blocks below it that a reorg replaced,
+	/// walking parent hashes back until they meet what is already known.
+	fn reconcile(&self, follow: &mut Follow, head: Head) -> Result<()> {
+		if follow.canon.get(&head.number) == Some(&head.hash) {
+			return Ok(());
+		}
+		follow.canon.split_off(&head.number.saturating_add(1));
+		follow.canon.insert(head.number, head.hash);
+		let lowest = head.number.saturating_sub(CANON_KEEP);
+		follow.canon = follow.canon.split_off(&lowest);
+		let Some(&first) = follow.canon.keys().next() else {
+			return Ok(());
+		};
+		let (mut number, mut parent) = (head.number, head.parent);
+		let mut steps = 0u32;
+		while number > first {
+			number -= 1;
+			if follow.canon.get(&number) == Some(&parent) {
+				break;
+			}
+			if steps >= CANON_WALK {
+				tracing::warn!(depth = steps, "deep reorg; forgetting the remembered chain");
+				follow.canon.retain(|n, _| *n > number);
+				break;
+			}
+			follow.canon.insert(number, parent);
+			let header = self
+				.rpc
+				.call("chain_getHeader", json!([format!("{parent:?}")]))?;
+			if header.is_null() {
+				follow.canon.retain(|n, _| *n >= number);
+				break;
+			}
+			parent = rpc::parse_head(&header)?.parent;
+			steps += 1;
+		}
+		Ok(())
 	}
 
 	/// Hash of block `n` of the best chain.
 	pub fn block_hash(&self, n: BlockNumber) -> Result<Option<H256>> {
+		if self.subscribed() {
+			let head = self.best_head()?;
+			if n > head.number {
+				return Ok(None);
+			}
+			if let Some(hash) = self.follow().canon.get(&n) {
+				return Ok(Some(*hash));
+			}
+		}
 		let value = self.rpc.call("chain_getBlockHash", json!([n]))?;
 		if value.is_null() {
 			return Ok(None);

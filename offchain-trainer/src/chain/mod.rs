@@ -36,7 +36,8 @@ mod tx;
 pub use tx::{Confirmed, Pending, Watch};
 
 use std::{
-	collections::HashMap,
+	collections::{BTreeMap, HashMap},
+	sync::Mutex,
 	time::{Duration, Instant},
 };
 
@@ -51,7 +52,7 @@ use sp_core::{crypto::Pair as _, sr25519, H256};
 use sp_runtime::Perbill;
 
 use crate::error::{Error, Result};
-pub use rpc::{Backoff, Rpc};
+pub use rpc::{Backoff, Head, Heads, Rpc, TxState, TxWatch};
 
 /// A task as the runtime API shows it.
 pub type TaskView = pallet_fl_tasks::TaskView<AccountId, Balance, BlockNumber>;
@@ -129,7 +130,25 @@ pub struct Client {
 	next_nonce: Option<Nonce>,
 	/// Extrinsic hashes by block hash (reorg-safe: a replaced block has another hash).
 	seen: HashMap<H256, Vec<H256>>,
+	/// The best chain as followed ([`Heads`]).
+	follow: Mutex<Follow>,
+	/// Pool status of transactions sent over WebSocket, by transaction hash.
+	watches: HashMap<H256, TxWatch>,
 }
+
+/// The best chain as the client follows it: the head source and, when heads arrive by
+/// subscription, the hashes of recent best-chain blocks by number (kept right across
+/// reorgs by walking parent hashes back from each new head), so that looking up a block
+/// by number costs no call.
+pub(crate) struct Follow {
+	heads: Heads,
+	canon: BTreeMap<BlockNumber, H256>,
+}
+
+/// Blocks kept in [`Follow`]'s map below the head.
+const CANON_KEEP: BlockNumber = 1024;
+/// Longest reorg walked back block by block; a deeper one resets the map.
+const CANON_WALK: u32 = 128;
 
 impl Client {
 	/// Connect to `url` as the account of secret URI `suri` (`//Alice`, a mnemonic, or a
@@ -154,6 +173,8 @@ impl Client {
 		let account = AccountId::from(pair.public());
 		let rpc = Rpc::new(url, backoff)?;
 		let genesis = parse_h256(&rpc.call("chain_getBlockHash", json!([0]))?, "genesis hash")?;
+		let poll = Duration::from_millis(500);
+		let heads = rpc.heads(poll)?;
 		let mut client = Client {
 			rpc,
 			pair,
@@ -164,9 +185,14 @@ impl Client {
 			confirmations: 3,
 			patience: 4,
 			timeout: Duration::from_secs(300),
-			poll: Duration::from_millis(500),
+			poll,
 			next_nonce: None,
 			seen: HashMap::new(),
+			follow: Mutex::new(Follow {
+				heads,
+				canon: BTreeMap::new(),
+			}),
+			watches: HashMap::new(),
 		};
 		client.refresh_version()?;
 		Ok(client)
@@ -258,7 +284,7 @@ fn parse_bytes(value: &Value, what: &str) -> Result<Vec<u8>> {
 		})
 }
 
-fn parse_h256(value: &Value, what: &str) -> Result<H256> {
+pub(crate) fn parse_h256(value: &Value, what: &str) -> Result<H256> {
 	let bytes = parse_bytes(value, what)?;
 	if bytes.len() != 32 {
 		return Err(Error::Decode {
@@ -267,14 +293,4 @@ fn parse_h256(value: &Value, what: &str) -> Result<H256> {
 		});
 	}
 	Ok(H256::from_slice(&bytes))
-}
-
-fn parse_number(value: &Value) -> Result<BlockNumber> {
-	value
-		.as_str()
-		.and_then(|s| u32::from_str_radix(s.trim_start_matches("0x"), 16).ok())
-		.ok_or_else(|| Error::Decode {
-			what: "block number".into(),
-			reason: value.to_string(),
-		})
 }

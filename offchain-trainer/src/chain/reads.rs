@@ -25,7 +25,9 @@ impl Client {
 
 	/// Tasks not yet settled, with their current phase end.
 	pub fn active_tasks(&self, at: Option<H256>) -> Result<Vec<(TaskId, BlockNumber)>> {
-		self.state_call("FlTasksApi_active_tasks", (), at)
+		let active: Vec<pallet_fl_tasks::ActiveTask<BlockNumber>> =
+			self.state_call("FlTasksApi_active_tasks", (), at)?;
+		Ok(active.into_iter().map(|a| (a.task, a.phase_end)).collect())
 	}
 
 	/// A task, `None` once settled (or never published).
@@ -35,7 +37,9 @@ impl Client {
 
 	/// Bids of a task in bidding.
 	pub fn bids(&self, task: TaskId, at: Option<H256>) -> Result<Vec<(AccountId, Bid)>> {
-		self.state_call("FlTasksApi_bids", task, at)
+		let bids: Vec<pallet_fl_tasks::BidEntry<AccountId, Balance>> =
+			self.state_call("FlTasksApi_bids", task, at)?;
+		Ok(bids.into_iter().map(|e| (e.bidder, e.bid)).collect())
 	}
 
 	/// Selected trainers of a task.
@@ -44,7 +48,12 @@ impl Client {
 		task: TaskId,
 		at: Option<H256>,
 	) -> Result<Vec<(AccountId, Participant)>> {
-		self.state_call("FlTasksApi_participants", task, at)
+		let all: Vec<pallet_fl_tasks::ParticipantEntry<AccountId, Balance>> =
+			self.state_call("FlTasksApi_participants", task, at)?;
+		Ok(all
+			.into_iter()
+			.map(|e| (e.trainer, e.participant))
+			.collect())
 	}
 
 	/// This round's updates.
@@ -53,7 +62,9 @@ impl Client {
 		task: TaskId,
 		at: Option<H256>,
 	) -> Result<Vec<(AccountId, UpdateRecord)>> {
-		self.state_call("FlTasksApi_updates", task, at)
+		let all: Vec<pallet_fl_tasks::UpdateEntry<AccountId, BlockNumber>> =
+			self.state_call("FlTasksApi_updates", task, at)?;
+		Ok(all.into_iter().map(|e| (e.trainer, e.update)).collect())
 	}
 
 	/// This round's vote tallies.
@@ -74,6 +85,12 @@ impl Client {
 	/// Reputation of `who`.
 	pub fn reputation(&self, who: &AccountId, at: Option<H256>) -> Result<Perbill> {
 		self.state_call("FlTasksApi_reputation", who, at)
+	}
+
+	/// The commitment the chain expects from `who` for `seed`, computed by the runtime
+	/// (the same as [`commitment`], which needs no call).
+	pub fn seed_commitment(&self, who: &AccountId, seed: &Seed, at: Option<H256>) -> Result<H256> {
+		self.state_call("FlTasksApi_seed_commitment", (who, seed), at)
 	}
 
 	/// Raw storage at `key`.

@@ -1,13 +1,32 @@
-//! JSON-RPC over HTTP to a BLADE-FL node, with retries and exponential backoff while the
-//! node is unreachable (restarting, not yet started, network blip).
+//! JSON-RPC to a BLADE-FL node, with retries and exponential backoff while the node is
+//! unreachable (restarting, not yet started, network blip).
 //!
-//! Substrate nodes serve HTTP and WebSocket on one port; `ws://` and `wss://` URLs are
-//! accepted and spoken to as `http://` / `https://` (only plain HTTP is compiled in: put
-//! a TLS-terminating proxy in front of a remote node).
+//! Two transports, chosen by the URL:
+//! - **`ws://` / `wss://`** (the default): one `jsonrpsee` WebSocket connection for calls,
+//!   re-opened with backoff when it drops; [`Heads`] follows the best chain with
+//!   `chain_subscribeNewHeads` on a second connection (re-subscribing after a restart), and
+//!   transactions are sent with `author_submitAndWatchExtrinsic` so their pool status
+//!   (`ready`, `inBlock`, `retracted`, `dropped`, `invalid`) arrives without asking
+//!   ([`TxWatch`]). Nothing polls.
+//! - **`http://` / `https://`**: one HTTP request per call; [`Heads`] polls
+//!   `chain_getHeader` every poll interval. Kept for proxies that only pass HTTP and as the
+//!   baseline the WebSocket client is measured against (`benchmarking/rpc-load`).
 
-use std::time::{Duration, Instant};
+use std::{
+	sync::{Arc, Mutex, OnceLock},
+	time::{Duration, Instant},
+};
 
+use jsonrpsee::{
+	core::{
+		client::{ClientT, Error as ClientError, SubscriptionClientT},
+		params::ArrayParams,
+	},
+	ws_client::{WsClient, WsClientBuilder},
+};
 use serde_json::{json, Value};
+use sp_core::H256;
+use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 
@@ -50,38 +69,119 @@ impl Backoff {
 	}
 }
 
+/// Largest request or response accepted over WebSocket (blocks carry model blobs).
+const WS_MAX_MESSAGE: u32 = 1 << 30;
+
+/// The process's async runtime for WebSocket connections (two worker threads, started on
+/// first use; the rest of the trainer is synchronous and blocks on it).
+fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+	static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> =
+		OnceLock::new();
+	RUNTIME
+		.get_or_init(|| {
+			tokio::runtime::Builder::new_multi_thread()
+				.worker_threads(2)
+				.thread_name("blade-rpc")
+				.enable_all()
+				.build()
+				.map_err(|e| e.to_string())
+		})
+		.as_ref()
+		.map_err(|e| Error::Invalid(format!("cannot start the RPC runtime: {e}")))
+}
+
+async fn ws_connect(url: &str, timeout: Duration) -> std::result::Result<WsClient, ClientError> {
+	WsClientBuilder::default()
+		.max_request_size(WS_MAX_MESSAGE)
+		.max_response_size(WS_MAX_MESSAGE)
+		.request_timeout(timeout)
+		.connection_timeout(Duration::from_secs(10))
+		.max_buffer_capacity_per_subscription(4096)
+		.build(url)
+		.await
+}
+
+fn params_of(method: &str, params: &Value) -> Result<ArrayParams> {
+	let mut out = ArrayParams::new();
+	if let Some(list) = params.as_array() {
+		for value in list {
+			out.insert(value).map_err(|e| transport(method, e))?;
+		}
+	}
+	Ok(out)
+}
+
+fn call_error(method: &str, e: ClientError) -> Error {
+	match e {
+		ClientError::Call(error) => Error::Rpc {
+			method: method.into(),
+			code: i64::from(error.code()),
+			message: format!(
+				"{}{}",
+				error.message(),
+				error
+					.data()
+					.map(|d| format!(": {}", d.get()))
+					.unwrap_or_default()
+			),
+		},
+		other => transport(method, other),
+	}
+}
+
+#[derive(Clone)]
+enum Transport {
+	Http,
+	Ws(Arc<Mutex<Option<Arc<WsClient>>>>),
+}
+
+impl std::fmt::Debug for Transport {
+	fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+		f.write_str(match self {
+			Transport::Http => "Http",
+			Transport::Ws(_) => "Ws",
+		})
+	}
+}
+
 /// A JSON-RPC endpoint.
 #[derive(Clone, Debug)]
 pub struct Rpc {
 	url: String,
+	transport: Transport,
 	backoff: Backoff,
 	timeout: Duration,
 }
 
 impl Rpc {
-	/// An endpoint at `url` (`http://`, `https://`, `ws://` or `wss://`).
+	/// An endpoint at `url`: `ws://` or `wss://` (WebSocket, subscriptions), `http://` or
+	/// `https://` (polling).
 	pub fn new(url: &str, backoff: Backoff) -> Result<Rpc> {
-		let url = if let Some(rest) = url.strip_prefix("ws://") {
-			format!("http://{rest}")
-		} else if let Some(rest) = url.strip_prefix("wss://") {
-			format!("https://{rest}")
+		let transport = if url.starts_with("ws://") || url.starts_with("wss://") {
+			Transport::Ws(Arc::new(Mutex::new(None)))
 		} else if url.starts_with("http://") || url.starts_with("https://") {
-			url.to_string()
+			Transport::Http
 		} else {
 			return Err(Error::Invalid(format!(
 				"node URL {url:?} must start with ws://, wss://, http:// or https://"
 			)));
 		};
 		Ok(Rpc {
-			url,
+			url: url.to_string(),
+			transport,
 			backoff,
 			timeout: Duration::from_secs(60),
 		})
 	}
 
-	/// The HTTP URL spoken to.
+	/// The URL spoken to.
 	pub fn url(&self) -> &str {
 		&self.url
+	}
+
+	/// Whether heads and transaction status arrive by subscription (WebSocket).
+	pub fn subscribes(&self) -> bool {
+		matches!(self.transport, Transport::Ws(_))
 	}
 
 	/// One attempt: `Err(Transport)` when the node could not be reached or answered
@@ -91,6 +191,42 @@ impl Rpc {
 			.rpc_calls
 			.with_label_values(&[method])
 			.inc();
+		match &self.transport {
+			Transport::Http => self.http_call(method, params),
+			Transport::Ws(slot) => {
+				let client = self.ws_client(slot, method)?;
+				let params = params_of(method, params)?;
+				let answer = runtime()?.block_on(client.request::<Value, _>(method, params));
+				answer.map_err(|e| {
+					if !client.is_connected() {
+						// Reconnect on the next call.
+						*slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+					}
+					call_error(method, e)
+				})
+			}
+		}
+	}
+
+	fn ws_client(
+		&self,
+		slot: &Mutex<Option<Arc<WsClient>>>,
+		method: &str,
+	) -> Result<Arc<WsClient>> {
+		let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+		if let Some(client) = slot.as_ref().filter(|c| c.is_connected()) {
+			return Ok(client.clone());
+		}
+		let client = Arc::new(
+			runtime()?
+				.block_on(ws_connect(&self.url, self.timeout))
+				.map_err(|e| transport(method, e))?,
+		);
+		*slot = Some(client.clone());
+		Ok(client)
+	}
+
+	fn http_call(&self, method: &str, params: &Value) -> Result<Value> {
 		let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
 		let response = attohttpc::post(&self.url)
 			.timeout(self.timeout)
@@ -124,11 +260,15 @@ impl Rpc {
 	/// Call `method`, retrying transport failures with the endpoint's backoff. JSON-RPC
 	/// errors are returned at once (the node is up and said no).
 	pub fn call(&self, method: &str, params: Value) -> Result<Value> {
+		self.retrying(method, || self.call_once(method, &params))
+	}
+
+	fn retrying<T>(&self, method: &str, mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
 		let started = Instant::now();
 		let mut delays = self.backoff.delays();
 		let mut warned = false;
 		loop {
-			match self.call_once(method, &params) {
+			match attempt() {
 				Err(Error::Transport { reason, .. }) => match delays.next() {
 					Some(delay) => {
 						if !warned {
@@ -155,6 +295,314 @@ impl Rpc {
 			}
 		}
 	}
+
+	/// Submit encoded extrinsic `bytes`. Over WebSocket with `author_submitAndWatchExtrinsic`:
+	/// the returned [`TxWatch`] then follows its pool status; over HTTP with
+	/// `author_submitExtrinsic` (no watch). Either way the transaction hash is
+	/// Blake2-256 of `bytes`. A refusal (invalid, stale nonce, already imported) is an
+	/// `Err(Rpc)` as from any call.
+	pub fn submit(&self, bytes: &[u8]) -> Result<(H256, Option<TxWatch>)> {
+		let hash = H256(sp_crypto_hashing::blake2_256(bytes));
+		let hex = format!("0x{}", hex::encode(bytes));
+		let method = "author_submitAndWatchExtrinsic";
+		let Transport::Ws(slot) = &self.transport else {
+			let value = self.call("author_submitExtrinsic", json!([hex]))?;
+			let answered = super::parse_h256(&value, "transaction hash")?;
+			if answered != hash {
+				tracing::warn!(?answered, ?hash, "node hashes extrinsics differently");
+			}
+			return Ok((answered, None));
+		};
+		let rt = runtime()?;
+		self.retrying(method, || {
+			crate::metrics::get()
+				.rpc_calls
+				.with_label_values(&[method])
+				.inc();
+			let client = self.ws_client(slot, method)?;
+			let params = params_of(method, &json!([hex]))?;
+			let subscription = rt
+				.block_on(client.subscribe::<Value, _>(method, params, "author_unwatchExtrinsic"))
+				.map_err(|e| {
+					if !client.is_connected() {
+						*slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+					}
+					call_error(method, e)
+				})?;
+			let state = Arc::new(Mutex::new(TxState::default()));
+			let task = rt.spawn(follow_tx(subscription, state.clone()));
+			Ok((hash, Some(TxWatch { state, task })))
+		})
+	}
+
+	/// Follow the best chain: by subscription over WebSocket, by polling every `poll`
+	/// over HTTP.
+	pub fn heads(&self, poll: Duration) -> Result<Heads> {
+		match &self.transport {
+			Transport::Http => Ok(Heads {
+				source: HeadSource::Poll {
+					rpc: self.clone(),
+					interval: poll,
+				},
+				last: None,
+			}),
+			Transport::Ws(_) => {
+				let (tx, rx) = watch::channel(None);
+				let task = runtime()?.spawn(follow_heads(
+					self.url.clone(),
+					self.backoff,
+					self.timeout,
+					tx,
+				));
+				Ok(Heads {
+					source: HeadSource::Subscribed {
+						rx,
+						task,
+						timeout: self.backoff.give_up_after,
+					},
+					last: None,
+				})
+			}
+		}
+	}
+}
+
+/// A best-chain head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+	/// Its number.
+	pub number: u32,
+	/// Its hash.
+	pub hash: H256,
+	/// Its parent's hash.
+	pub parent: H256,
+}
+
+/// Parse a JSON header (as `chain_getHeader` and `chain_subscribeNewHeads` give it) and
+/// hash it.
+pub fn parse_head(value: &Value) -> Result<Head> {
+	let header: blade_fl_runtime::Header =
+		serde_json::from_value(value.clone()).map_err(|e| Error::Decode {
+			what: "header".into(),
+			reason: e.to_string(),
+		})?;
+	Ok(Head {
+		number: header.number,
+		hash: header.hash(),
+		parent: header.parent_hash,
+	})
+}
+
+enum HeadSource {
+	Poll {
+		rpc: Rpc,
+		interval: Duration,
+	},
+	Subscribed {
+		rx: watch::Receiver<Option<Head>>,
+		task: tokio::task::JoinHandle<()>,
+		timeout: Duration,
+	},
+}
+
+/// The node's best head as it moves ([`Rpc::heads`]).
+pub struct Heads {
+	source: HeadSource,
+	last: Option<Head>,
+}
+
+impl Drop for Heads {
+	fn drop(&mut self) {
+		if let HeadSource::Subscribed { task, .. } = &self.source {
+			task.abort();
+		}
+	}
+}
+
+impl Heads {
+	/// Whether heads arrive by subscription.
+	pub fn subscribed(&self) -> bool {
+		matches!(self.source, HeadSource::Subscribed { .. })
+	}
+
+	/// The best head now. Polling: one `chain_getHeader`. Subscribed: the last one
+	/// announced (waiting for the first, or while the node is unreachable, up to the
+	/// backoff's give-up time).
+	pub fn best(&mut self) -> Result<Head> {
+		let head = match &mut self.source {
+			HeadSource::Poll { rpc, .. } => parse_head(&rpc.call("chain_getHeader", json!([]))?)?,
+			HeadSource::Subscribed { rx, timeout, .. } => {
+				let current = *rx.borrow_and_update();
+				match current {
+					Some(head) => head,
+					None => wait_changed(rx, *timeout)?,
+				}
+			}
+		};
+		self.last = Some(head);
+		Ok(head)
+	}
+
+	/// Wait until the best head differs from the one [`Heads::best`] last returned (at
+	/// most `limit`): subscribed, until the next announcement; polling, one poll interval.
+	pub fn wait_new(&mut self, limit: Duration) -> Result<()> {
+		match &mut self.source {
+			HeadSource::Poll { interval, .. } => {
+				std::thread::sleep((*interval).min(limit));
+				Ok(())
+			}
+			HeadSource::Subscribed { rx, .. } => {
+				let seen = self.last;
+				if rx.borrow().is_some() && *rx.borrow() != seen {
+					return Ok(());
+				}
+				match wait_changed(rx, limit) {
+					Ok(_) | Err(Error::Timeout(_)) => Ok(()),
+					Err(e) => Err(e),
+				}
+			}
+		}
+	}
+}
+
+fn wait_changed(rx: &mut watch::Receiver<Option<Head>>, limit: Duration) -> Result<Head> {
+	let rt = runtime()?;
+	let deadline = Instant::now() + limit;
+	loop {
+		let left = deadline.saturating_duration_since(Instant::now());
+		match rt.block_on(async { tokio::time::timeout(left, rx.changed()).await }) {
+			Err(_) => return Err(Error::Timeout("a new best block".into())),
+			Ok(Err(_)) => return Err(Error::Invalid("head subscription stopped".into())),
+			Ok(Ok(())) => {
+				if let Some(head) = *rx.borrow_and_update() {
+					return Ok(head);
+				}
+			}
+		}
+	}
+}
+
+/// Keep a `chain_subscribeNewHeads` subscription open, re-connecting with backoff (never
+/// giving up: the waiting side has its own deadline), and announce every new best head.
+async fn follow_heads(
+	url: String,
+	backoff: Backoff,
+	timeout: Duration,
+	tx: watch::Sender<Option<Head>>,
+) {
+	let mut failures = 0u32;
+	loop {
+		let reason = match ws_connect(&url, timeout).await {
+			Err(e) => e.to_string(),
+			Ok(client) => match client
+				.subscribe::<Value, _>(
+					"chain_subscribeNewHeads",
+					ArrayParams::new(),
+					"chain_unsubscribeNewHeads",
+				)
+				.await
+			{
+				Err(e) => e.to_string(),
+				Ok(mut subscription) => {
+					if failures > 0 {
+						tracing::info!(url, "head subscription restored");
+					}
+					failures = 0;
+					loop {
+						tokio::select! {
+							next = subscription.next() => match next {
+								Some(Ok(value)) => match parse_head(&value) {
+									Ok(head) => {
+										tx.send_replace(Some(head));
+									}
+									Err(e) => tracing::warn!(error = %e, "unreadable head announced"),
+								},
+								Some(Err(e)) => tracing::warn!(error = %e, "unreadable head announced"),
+								None => break,
+							},
+							_ = tx.closed() => return,
+						}
+					}
+					"subscription closed".to_string()
+				}
+			},
+		};
+		if tx.is_closed() {
+			return;
+		}
+		if failures == 0 {
+			tracing::warn!(url, %reason, "head subscription lost; reconnecting with backoff");
+		}
+		crate::metrics::get().rpc_errors.inc();
+		let delay = backoff
+			.initial
+			.saturating_mul(1u32 << failures.min(16))
+			.min(backoff.max_delay);
+		failures = failures.saturating_add(1);
+		tokio::time::sleep(delay).await;
+	}
+}
+
+/// What the pool said about a watched transaction.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TxState {
+	/// Blocks it was announced in (`inBlock`), oldest first; a retracted block stays
+	/// listed (the caller checks which are on the best chain).
+	pub in_blocks: Vec<H256>,
+	/// `Some(reason)` once the pool let it go without inclusion (`dropped`, `invalid`,
+	/// `usurped`).
+	pub gone: Option<String>,
+	/// The watch ended (connection lost or the node ended it): what is known may be stale.
+	pub ended: bool,
+}
+
+/// The pool status of a transaction sent with `author_submitAndWatchExtrinsic`.
+pub struct TxWatch {
+	state: Arc<Mutex<TxState>>,
+	task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for TxWatch {
+	fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+		f.debug_tuple("TxWatch").field(&self.state()).finish()
+	}
+}
+
+impl Drop for TxWatch {
+	fn drop(&mut self) {
+		self.task.abort();
+	}
+}
+
+impl TxWatch {
+	/// What is known now.
+	pub fn state(&self) -> TxState {
+		self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+	}
+}
+
+async fn follow_tx(
+	mut subscription: jsonrpsee::core::client::Subscription<Value>,
+	state: Arc<Mutex<TxState>>,
+) {
+	while let Some(next) = subscription.next().await {
+		let Ok(status) = next else { continue };
+		let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+		if let Some(block) = status.get("inBlock").and_then(|b| b.as_str()) {
+			if let Ok(bytes) = hex::decode(block.trim_start_matches("0x")) {
+				if bytes.len() == 32 {
+					state.in_blocks.push(H256::from_slice(&bytes));
+				}
+			}
+		} else if let Some(word) = status.as_str() {
+			if matches!(word, "dropped" | "invalid") {
+				state.gone = Some(word.to_string());
+			}
+		} else if status.get("usurped").is_some() {
+			state.gone = Some("usurped".into());
+		}
+	}
+	state.lock().unwrap_or_else(|p| p.into_inner()).ended = true;
 }
 
 fn transport(method: &str, e: impl std::fmt::Display) -> Error {
@@ -187,10 +635,9 @@ mod tests {
 	#[test]
 	fn urls_are_mapped_or_refused() {
 		let b = Backoff::default();
-		assert_eq!(
-			Rpc::new("ws://127.0.0.1:9944", b).unwrap().url(),
-			"http://127.0.0.1:9944"
-		);
+		let ws = Rpc::new("ws://127.0.0.1:9944", b).unwrap();
+		assert!(ws.subscribes());
+		assert!(!Rpc::new("http://127.0.0.1:9944", b).unwrap().subscribes());
 		assert_eq!(
 			Rpc::new("https://node.example", b).unwrap().url(),
 			"https://node.example"
@@ -203,24 +650,50 @@ mod tests {
 
 	#[test]
 	fn unreachable_node_gives_up_after_the_backoff() {
-		// A port nobody listens on.
+		// A port nobody listens on, over both transports.
 		let port = std::net::TcpListener::bind("127.0.0.1:0")
 			.unwrap()
 			.local_addr()
 			.unwrap()
 			.port();
-		let rpc = Rpc::new(
-			&format!("http://127.0.0.1:{port}"),
-			Backoff {
-				initial: Duration::from_millis(10),
-				max_delay: Duration::from_millis(20),
-				give_up_after: Duration::from_millis(60),
-			},
-		)
-		.unwrap();
-		match rpc.call("system_health", json!([])) {
-			Err(Error::Unreachable { waited, .. }) => assert!(waited >= Duration::from_millis(60)),
-			other => panic!("expected Unreachable, got {other:?}"),
+		for scheme in ["http", "ws"] {
+			let rpc = Rpc::new(
+				&format!("{scheme}://127.0.0.1:{port}"),
+				Backoff {
+					initial: Duration::from_millis(10),
+					max_delay: Duration::from_millis(20),
+					give_up_after: Duration::from_millis(60),
+				},
+			)
+			.unwrap();
+			match rpc.call("system_health", json!([])) {
+				Err(Error::Unreachable { waited, .. }) => {
+					assert!(waited >= Duration::from_millis(60))
+				}
+				other => panic!("{scheme}: expected Unreachable, got {other:?}"),
+			}
 		}
+	}
+
+	#[test]
+	fn headers_hash_as_the_runtime_does() {
+		use sp_runtime::traits::Header as _;
+		let header = blade_fl_runtime::Header::new(
+			7,
+			H256::repeat_byte(1),
+			H256::repeat_byte(2),
+			H256::repeat_byte(3),
+			Default::default(),
+		);
+		let head = parse_head(&serde_json::to_value(&header).unwrap()).unwrap();
+		assert_eq!(head.number, 7);
+		assert_eq!(head.parent, H256::repeat_byte(3));
+		assert_eq!(
+			head.hash,
+			H256(sp_crypto_hashing::blake2_256(&codec::Encode::encode(
+				&header
+			)))
+		);
+		assert!(parse_head(&json!({"number": "0x7"})).is_err());
 	}
 }

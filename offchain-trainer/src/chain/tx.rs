@@ -145,12 +145,52 @@ impl Client {
 		Err(Error::Timeout("a usable nonce".into()))
 	}
 
-	pub(super) fn send_bytes(&self, bytes: &[u8]) -> Result<H256> {
-		let value = self.rpc.call(
-			"author_submitExtrinsic",
-			json!([format!("0x{}", hex::encode(bytes))]),
-		)?;
-		parse_h256(&value, "transaction hash")
+	pub(super) fn send_bytes(&mut self, bytes: &[u8]) -> Result<H256> {
+		let (hash, watch) = self.rpc.submit(bytes)?;
+		if let Some(watch) = watch {
+			self.watches.insert(hash, watch);
+		}
+		Ok(hash)
+	}
+
+	/// What the pool said about `hash`, if it is watched and the watch is still live.
+	fn watched(&self, hash: H256) -> Option<TxState> {
+		self.watches
+			.get(&hash)
+			.map(TxWatch::state)
+			.filter(|state| !state.ended)
+	}
+
+	/// Where `hash` sits on the best chain, looking only at the blocks its watch announced
+	/// it in (no block bodies downloaded for nothing). The outer `None` means the watch
+	/// cannot tell (an announced block is older than the remembered chain, or the
+	/// remembered chain starts after `from`): scan instead.
+	#[allow(clippy::type_complexity)]
+	fn find_announced(
+		&mut self,
+		hash: H256,
+		blocks: &[H256],
+		from: BlockNumber,
+	) -> Result<Option<Option<(BlockNumber, H256, u32)>>> {
+		let (first, numbers): (Option<BlockNumber>, Vec<Option<BlockNumber>>) = {
+			let follow = self.follow.lock().unwrap_or_else(|p| p.into_inner());
+			let numbers = blocks
+				.iter()
+				.map(|b| follow.canon.iter().find(|(_, h)| *h == b).map(|(n, _)| *n))
+				.collect();
+			(follow.canon.keys().next().copied(), numbers)
+		};
+		if first.is_none_or(|first| first > from) {
+			return Ok(None);
+		}
+		for number in numbers.into_iter().rev().flatten() {
+			if let Some(found) = self.find(hash, number, number)? {
+				return Ok(Some(Some(found)));
+			}
+		}
+		// Announced nowhere on the remembered best chain, which covers every block since
+		// it was sent: not on chain (never included, or retracted by a reorg).
+		Ok(Some(None))
 	}
 
 	/// Where `hash` sits on the best chain between blocks `from` and `to`, if it does.
@@ -223,7 +263,19 @@ impl Client {
 	pub fn poll(&mut self, watch: &mut Watch) -> Result<Option<Confirmed>> {
 		let best = self.best_number()?;
 		let pending = &mut watch.pending;
-		match self.find(pending.hash, pending.from, best)? {
+		// Watched over WebSocket: look only where the pool said it went (no block bodies
+		// downloaded for nothing); otherwise scan every block since it was sent.
+		let status = self.watched(pending.hash);
+		let found = match &status {
+			Some(state) => {
+				match self.find_announced(pending.hash, &state.in_blocks, pending.from)? {
+					Some(found) => found,
+					None => self.find(pending.hash, pending.from, best)?,
+				}
+			}
+			None => self.find(pending.hash, pending.from, best)?,
+		};
+		match found {
 			Some((number, block, index)) => {
 				if watch.included.is_some_and(|(_, seen)| seen != block) {
 					watch.reorgs += 1;
@@ -231,6 +283,7 @@ impl Client {
 				}
 				watch.included = Some((number, block));
 				if best >= number.saturating_add(self.confirmations) {
+					self.watches.remove(&pending.hash);
 					let events = self
 						.event_records(block)?
 						.into_iter()
@@ -253,15 +306,21 @@ impl Client {
 					tracing::warn!(call = %call_name(&pending.call), block = number, "reorg dropped the transaction; sending it again");
 					true
 				} else if best >= pending.sent_at.saturating_add(self.patience)
-					&& !self.in_pool(&pending.bytes)?
-				{
+					&& !match &status {
+						Some(state) => state.gone.is_none(),
+						None => self.in_pool(&pending.bytes)?,
+					} {
 					tracing::warn!(call = %call_name(&pending.call), "transaction neither on chain nor in the pool (node restarted?); sending it again");
 					true
 				} else {
 					false
 				};
 				if resend {
+					let old = watch.pending.hash;
 					self.resend(&mut watch.pending, best)?;
+					if watch.pending.hash != old {
+						self.watches.remove(&old);
+					}
 				}
 			}
 		}
@@ -284,7 +343,7 @@ impl Client {
 					self.confirmations
 				)));
 			}
-			std::thread::sleep(self.poll);
+			self.wait_new_head(deadline.saturating_duration_since(Instant::now()))?;
 		}
 	}
 

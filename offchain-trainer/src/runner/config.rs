@@ -82,8 +82,6 @@ pub struct RunConfig {
 	pub privacy: PrivacyConfig,
 	/// Torch device.
 	pub device: Device,
-	/// Draw progress bars (on a terminal).
-	pub progress: bool,
 }
 
 /// How a run ended.

@@ -166,7 +166,7 @@ impl<'a> Runner<'a> {
 				seed: u64::from(round) ^ (self.cfg.shard.0 as u64) << 32,
 				..self.cfg.train
 			};
-			self.bar.set_message(format!(
+			self.progress(format!(
 				"round {}: training {} samples",
 				round + 1,
 				self.samples

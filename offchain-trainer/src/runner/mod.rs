@@ -60,7 +60,6 @@ use blade_fl_primitives::{
 	pn::{round_key, Seed},
 	verdict::contribution_weight,
 };
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use sp_core::H256;
 
@@ -89,6 +88,9 @@ enum Step {
 	/// Done.
 	Done,
 }
+
+/// Target of the runner's progress events (see `Runner::progress`).
+pub const PROGRESS_TARGET: &str = "blade_trainer::progress";
 
 /// Join `cfg.task` as trainer and follow it to settlement.
 pub fn run(client: &mut Client, store: &Store, cfg: &RunConfig) -> Result<Outcome> {
@@ -122,7 +124,6 @@ struct Runner<'a> {
 	/// The round-0 model every trainer starts from.
 	init: Vec<f32>,
 	outcome: Outcome,
-	bar: ProgressBar,
 	last_phase: Option<(chain::RoundIndex, pallet_fl_tasks::Phase)>,
 }
 
@@ -252,18 +253,7 @@ impl<'a> Runner<'a> {
 				cfg.privacy.patience,
 			)?),
 		};
-		let bar = if cfg.progress {
-			let bar = ProgressBar::new_spinner();
-			bar.set_style(
-				ProgressStyle::with_template("{spinner} task {prefix} {wide_msg} [{elapsed}]")
-					.map_err(|e| invalid(e.to_string()))?,
-			);
-			bar.set_prefix(cfg.task.to_string());
-			bar.enable_steady_tick(Duration::from_millis(200));
-			bar
-		} else {
-			ProgressBar::hidden()
-		};
+
 		let balance = client.account_info(&client.account().clone(), None)?.free;
 		Ok(Runner {
 			state: store.load(cfg.task)?,
@@ -285,7 +275,6 @@ impl<'a> Runner<'a> {
 				balance: (balance, balance),
 				..Default::default()
 			},
-			bar,
 			last_phase: None,
 			client,
 			store,
@@ -328,7 +317,6 @@ impl<'a> Runner<'a> {
 				Step::Wait => self.wait_for_block(number)?,
 			}
 		}
-		self.bar.finish_and_clear();
 		let last = self.spec.rounds;
 		if !self.globals.contains_key(&last) {
 			// Settled before the final model was seen at the confirmed head: evaluate this
@@ -364,6 +352,13 @@ impl<'a> Runner<'a> {
 		Ok(self.outcome)
 	}
 
+	/// Say what the runner is doing now, for a progress display: a `TRACE` event of target
+	/// [`PROGRESS_TARGET`] with fields `task` and `message` (the binary draws a spinner
+	/// from these; the library draws nothing).
+	fn progress(&self, message: String) {
+		tracing::trace!(target: PROGRESS_TARGET, task = self.cfg.task, "{message}");
+	}
+
 	fn show(&mut self, number: u32, view: &TaskView) {
 		crate::metrics::get().head.set(i64::from(number));
 		let key = (view.round, view.phase);
@@ -371,7 +366,7 @@ impl<'a> Runner<'a> {
 			tracing::info!(task = self.cfg.task, round = view.round, attempt = view.attempt, phase = ?view.phase, phase_end = view.phase_end, "phase");
 			self.last_phase = Some(key);
 		}
-		self.bar.set_message(format!(
+		self.progress(format!(
 			"round {}/{} {:?}: block {number}, phase ends at {}",
 			view.round + 1,
 			view.spec.rounds,
@@ -390,7 +385,8 @@ impl<'a> Runner<'a> {
 			if Instant::now() > deadline {
 				return Err(Error::Timeout(format!("a block after {seen}")));
 			}
-			std::thread::sleep(self.client.poll);
+			self.client
+				.wait_new_head(deadline.saturating_duration_since(Instant::now()))?;
 		}
 	}
 

@@ -218,7 +218,7 @@ pub mod pallet {
 	/// Live tasks with the block at which their phase ends: what the hook scans.
 	#[pallet::storage]
 	pub type ActiveTasks<T: Config> =
-		StorageValue<_, BoundedVec<(TaskId, BlockNumberFor<T>), T::MaxActiveTasks>, ValueQuery>;
+		StorageValue<_, BoundedVec<ActiveTask<BlockNumberFor<T>>, T::MaxActiveTasks>, ValueQuery>;
 
 	/// Bids of tasks in bidding.
 	#[pallet::storage]
@@ -712,8 +712,13 @@ pub mod pallet {
 				live < T::MaxTasksPerPublisher::get(),
 				Error::<T>::PublisherBusy
 			);
-			ActiveTasks::<T>::try_mutate(|active| active.try_push((task, bidding_end)))
-				.map_err(|_| Error::<T>::TooManyTasks)?;
+			ActiveTasks::<T>::try_mutate(|active| {
+				active.try_push(ActiveTask {
+					task,
+					phase_end: bidding_end,
+				})
+			})
+			.map_err(|_| Error::<T>::TooManyTasks)?;
 			let listing_fee = Self::listing_fee(&spec);
 			T::Currency::burn_from(
 				&publisher,
@@ -1424,8 +1429,8 @@ pub mod pallet {
 
 		fn set_deadline(task: TaskId, end: BlockNumberFor<T>) {
 			ActiveTasks::<T>::mutate(|active| {
-				if let Some(entry) = active.iter_mut().find(|(id, _)| *id == task) {
-					entry.1 = end;
+				if let Some(entry) = active.iter_mut().find(|a| a.task == task) {
+					entry.phase_end = end;
 				}
 			});
 		}
@@ -1480,7 +1485,7 @@ pub mod pallet {
 				ensure!(
 					active
 						.iter()
-						.any(|(a, end)| *a == id && *end == info.phase_end),
+						.any(|a| a.task == id && a.phase_end == info.phase_end),
 					"task missing from ActiveTasks or with another deadline"
 				);
 				ensure!(info.escrow <= info.spec.reward, "escrow above the reward");

@@ -34,8 +34,8 @@ impl<T: Config> Pallet<T> {
 		let mut weight = T::DbWeight::get().reads(1);
 		let mut due: Vec<(BlockNumberFor<T>, TaskId)> = ActiveTasks::<T>::get()
 			.iter()
-			.filter(|(_, end)| *end <= now)
-			.map(|(id, end)| (*end, *id))
+			.filter(|a| a.phase_end <= now)
+			.map(|a| (a.phase_end, a.task))
 			.collect();
 		due.sort_unstable();
 		let due = due
@@ -52,7 +52,7 @@ impl<T: Config> Pallet<T> {
 	pub(crate) fn advance(task: TaskId, now: BlockNumberFor<T>) -> Weight {
 		let Some(mut info) = Tasks::<T>::get(task) else {
 			// Cannot happen (try_state checks it); drop the stray deadline.
-			ActiveTasks::<T>::mutate(|active| active.retain(|(id, _)| *id != task));
+			ActiveTasks::<T>::mutate(|active| active.retain(|a| a.task != task));
 			return T::DbWeight::get().reads_writes(1, 1);
 		};
 		let trainers = info.trainers.len() as u32;
@@ -474,7 +474,7 @@ impl<T: Config> Pallet<T> {
 			*live = live.map(|n| n.saturating_sub(1)).filter(|n| *n > 0);
 		});
 		Tasks::<T>::remove(task);
-		ActiveTasks::<T>::mutate(|active| active.retain(|(id, _)| *id != task));
+		ActiveTasks::<T>::mutate(|active| active.retain(|a| a.task != task));
 		Self::deposit_event(Event::TaskSettled {
 			task,
 			failure,

@@ -141,7 +141,13 @@ fn publish_holds_the_reward_and_emits() {
 			(info.phase, info.phase_end, info.escrow),
 			(Phase::Bidding, 6, 10_000)
 		);
-		assert_eq!(ActiveTasks::<Test>::get().to_vec(), vec![(0, 6)]);
+		assert_eq!(
+			ActiveTasks::<Test>::get().to_vec(),
+			vec![ActiveTask {
+				task: 0,
+				phase_end: 6
+			}]
+		);
 		System::assert_has_event(
 			Event::TaskPublished {
 				task: 0,

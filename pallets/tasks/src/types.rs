@@ -317,6 +317,55 @@ pub struct UpdateRecord<BlockNumber> {
 	pub seed: Option<Seed>,
 }
 
+/// A live task and the block at which its current phase ends: an entry of
+/// [`crate::ActiveTasks`] and of `FlTasksApi::active_tasks`. Encodes exactly as the
+/// `(TaskId, BlockNumber)` tuple it replaced (no storage migration).
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+)]
+pub struct ActiveTask<BlockNumber> {
+	/// The task.
+	pub task: TaskId,
+	/// Block at which its current phase ends.
+	pub phase_end: BlockNumber,
+}
+
+/// A bid with its bidder (`FlTasksApi::bids`).
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, TypeInfo)]
+pub struct BidEntry<AccountId, Balance> {
+	/// The bidder.
+	pub bidder: AccountId,
+	/// The bid.
+	pub bid: Bid<Balance>,
+}
+
+/// A selected trainer with its record (`FlTasksApi::participants`).
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, TypeInfo)]
+pub struct ParticipantEntry<AccountId, Balance> {
+	/// The trainer.
+	pub trainer: AccountId,
+	/// Stake, samples, commitment, rewards.
+	pub participant: Participant<Balance>,
+}
+
+/// A trainer's update of the current round (`FlTasksApi::updates`).
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, TypeInfo)]
+pub struct UpdateEntry<AccountId, BlockNumber> {
+	/// The trainer.
+	pub trainer: AccountId,
+	/// Hash, size, location, next commitment, revealed seed.
+	pub update: UpdateRecord<BlockNumber>,
+}
+
 /// Votes for one (aggregate hash, included set) pair.
 #[derive(
 	Clone, PartialEq, Eq, Debug, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,

@@ -2,6 +2,8 @@
 
 mod node;
 #[cfg(feature = "torch")]
+mod progress;
+#[cfg(feature = "torch")]
 mod serve;
 #[cfg(feature = "torch")]
 mod train;
@@ -77,6 +79,9 @@ enum Command {
 		#[arg(long)]
 		task: u64,
 	},
+	/// Send BLADE from one account to several (trainers' stakes and fees on a dev or test
+	/// chain). Transfers are sent together and confirmed together.
+	Fund(node::FundArgs),
 	/// Show tasks (phase, round, trainers, updates, votes, global models), reputation and
 	/// balances, read at the confirmed head.
 	Status {
@@ -156,15 +161,19 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-	tracing_subscriber::fmt()
-		.with_env_filter(
-			tracing_subscriber::EnvFilter::try_from_default_env()
-				.unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-		)
+	use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, Layer};
+	let logs = tracing_subscriber::fmt::layer()
 		.with_writer(std::io::stderr)
 		// Colours only on a terminal: logs written to files stay greppable.
 		.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-		.init();
+		.with_filter(
+			tracing_subscriber::EnvFilter::try_from_default_env()
+				.unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+		);
+	let registry = tracing_subscriber::registry().with(logs);
+	#[cfg(feature = "torch")]
+	let registry = registry.with(progress::layer());
+	registry.init();
 	#[cfg(feature = "torch")]
 	let args = serve::expand_config(std::env::args_os().collect())?;
 	#[cfg(not(feature = "torch"))]
@@ -172,6 +181,7 @@ fn main() -> anyhow::Result<()> {
 	match Cli::parse_from(args).command {
 		Command::PublishTask(args) => node::publish(args)?,
 		Command::CancelTask { node, suri, task } => node::cancel(node, &suri, task)?,
+		Command::Fund(args) => node::fund(args)?,
 		Command::Status {
 			node,
 			task,

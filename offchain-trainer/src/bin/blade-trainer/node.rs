@@ -16,7 +16,8 @@ use sp_runtime::Percent;
 /// How to reach the node.
 #[derive(Args, Clone, Debug)]
 pub struct NodeArgs {
-	/// Node RPC endpoint (ws:// or http://, same port).
+	/// Node RPC endpoint: ws:// or wss:// follows the chain by subscription (new heads,
+	/// transaction status); http:// or https:// polls every 500 ms instead (same port).
 	#[arg(long, env = "BLADE_NODE_URL", default_value = "ws://127.0.0.1:9944")]
 	pub url: String,
 	/// Blocks a transaction (and the state acted on) must be buried under before it
@@ -258,6 +259,70 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<()> {
 		"task published"
 	);
 	println!("{}", task.0);
+	Ok(())
+}
+
+/// `fund` arguments.
+#[derive(Args, Debug)]
+pub struct FundArgs {
+	#[command(flatten)]
+	pub node: NodeArgs,
+	/// Payer's secret URI.
+	#[arg(long, env = "BLADE_SURI")]
+	pub suri: String,
+	/// BLADE sent to each recipient.
+	#[arg(long)]
+	pub amount: u64,
+	/// Recipients: SS58 addresses, or secret URIs (`//Trainer7`) whose accounts are meant.
+	#[arg(required = true)]
+	pub to: Vec<String>,
+}
+
+/// The account of `who`: an SS58 address, or the public key of a secret URI.
+pub fn account_of(who: &str) -> anyhow::Result<chain::AccountId> {
+	use sp_core::crypto::{Pair as _, Ss58Codec};
+	if let Ok(account) = chain::AccountId::from_ss58check(who) {
+		return Ok(account);
+	}
+	let pair = sp_core::sr25519::Pair::from_string(who, None).map_err(|e| {
+		anyhow::anyhow!("{who:?} is neither an SS58 address nor a secret URI: {e:?}")
+	})?;
+	Ok(pair.public().into())
+}
+
+pub fn fund(args: FundArgs) -> anyhow::Result<()> {
+	let mut client = args.node.signer(&args.suri)?;
+	let amount = chain::Balance::from(args.amount).saturating_mul(UNIT);
+	let mut sent = Vec::new();
+	for who in &args.to {
+		let dest = account_of(who)?;
+		let call = chain::RuntimeCall::Balances(pallet_balances::Call::transfer_keep_alive {
+			dest: dest.clone().into(),
+			value: amount,
+		});
+		let pending = client
+			.submit(call)
+			.with_context(|| format!("sending {} BLADE to {dest}", args.amount))?;
+		sent.push((dest, pending));
+	}
+	for (dest, pending) in sent {
+		let confirmed = client
+			.confirm(pending)
+			.with_context(|| format!("confirming the transfer to {dest}"))?;
+		if let Some(error) = confirmed.events.iter().find_map(|e| match e {
+			chain::RuntimeEvent::System(frame_system::Event::ExtrinsicFailed {
+				dispatch_error,
+				..
+			}) => Some(chain::describe_error(dispatch_error)),
+			_ => None,
+		}) {
+			bail!("the transfer to {dest} failed: {error}");
+		}
+		println!(
+			"{dest}: +{} BLADE (block {})",
+			args.amount, confirmed.block_number
+		);
+	}
 	Ok(())
 }
 

@@ -250,9 +250,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 	})?;
 	let cfg = args.trainer.config(args.task);
 	tracing::info!(device = ?cfg.device, behaviour = ?cfg.behaviour, "joining task {}", cfg.task);
-	let outcome = runner::run(&mut client, &store, &cfg)
-		.with_context(|| format!("running task {}", cfg.task))?;
+	if !args.trainer.quiet {
+		crate::progress::enable();
+	}
+	let outcome = runner::run(&mut client, &store, &cfg);
+	crate::progress::finish();
+	let outcome = outcome.with_context(|| format!("running task {}", cfg.task))?;
 	print_outcome(cfg.task, &outcome);
+	let metrics = blade_trainer::metrics::get();
+	println!(
+		"  chain client: {} RPC calls ({}), {:.2} s CPU in all",
+		metrics.rpc_calls_total(),
+		if client.subscribed() {
+			"heads and transactions by subscription"
+		} else {
+			"polling"
+		},
+		blade_trainer::metrics::cpu_seconds().unwrap_or(f64::NAN)
+	);
 	Ok(())
 }
 
@@ -335,7 +350,6 @@ impl TrainerArgs {
 				patience: args.patience,
 			},
 			device: device(args.device),
-			progress: !args.quiet,
 		}
 	}
 }
