@@ -27,7 +27,7 @@ use std::{
 };
 
 use blade_trainer::chain::{self, Backoff, Client};
-use common::{dev_account, free_port, start_node, trainer_bin, wait_exit, Proc};
+use common::{dev_account, free_port, publish_task, start_node, trainer_bin, wait_exit, Proc};
 
 const HONEST: [&str; 4] = ["Bob", "Charlie", "Dave", "Alice//stash"];
 /// The withholder (a funded development account).
@@ -109,26 +109,13 @@ fn run_task(dir: &Path, adversaries: bool) -> Run {
 	let balance = |who: &str| client.account_info(&dev_account(who), None).unwrap().free;
 	let before: Vec<u128> = cast.iter().map(|(w, _, _)| balance(w)).collect();
 	let trainers = cast.len().to_string();
-	let published = Command::new(trainer_bin())
-		.args(["publish-task", "--url", &url, "--suri", "//Alice"])
-		.args(["--confirmations", "2", "--rounds", "2"])
-		.args(["--trainers", &trainers, "--min-trainers", "3"])
-		.args(["--bidding", "12", "--submit", "40", "--reveal", "20"])
-		.args([
-			"--aggregate",
-			"20",
-			"--snr-db",
-			"6",
-			"--max-epsilon",
-			"5000",
-		])
-		.args(["--reward", "100", "--stake", "10"])
-		.output()
-		.unwrap();
-	assert!(
-		published.status.success(),
-		"{}",
-		String::from_utf8_lossy(&published.stderr)
+	publish_task(
+		&url,
+		&[
+			"--rounds", "2", "--trainers", &trainers, "--min-trainers", "3", "--bidding", "12",
+			"--submit", "40", "--reveal", "20", "--aggregate", "20", "--snr-db", "6",
+			"--max-epsilon", "5000", "--reward", "100", "--stake", "10",
+		],
 	);
 	let mut procs: Vec<(String, Proc)> = cast
 		.iter()

@@ -21,7 +21,7 @@ use blade_trainer::{
 	chain::{Backoff, Client, UNIT},
 	data, model, registry, train,
 };
-use common::{dev_account, free_port, start_node, trainer_bin, wait_exit, Proc};
+use common::{dev_account, free_port, publish_task, start_node, trainer_bin, wait_exit, Proc};
 
 fn trainer(dir: &Path, url: &str, who: &str, shard: usize, extra: &[&str]) -> Proc {
 	let log = File::create(dir.join(format!("{who}.log"))).unwrap();
@@ -66,45 +66,15 @@ fn trainers_finish_a_task_through_a_kill_and_a_node_restart() {
 		.map(|w| balance(w))
 		.collect();
 
-	let published = Command::new(trainer_bin())
-		.args([
-			"publish-task",
-			"--url",
-			&url,
-			"--suri",
-			"//Alice",
-			"--confirmations",
-			"2",
-		])
-		.args(["--rounds", "2", "--trainers", "4", "--min-trainers", "2"])
-		.args([
-			"--bidding",
-			"12",
-			"--submit",
-			"40",
-			"--reveal",
-			"20",
-			"--aggregate",
-			"20",
-		])
-		.args([
-			"--snr-db",
-			"6",
-			"--max-epsilon",
-			"5000",
-			"--reward",
-			"100",
-			"--stake",
-			"10",
-		])
-		.output()
-		.unwrap();
-	assert!(
-		published.status.success(),
-		"{}",
-		String::from_utf8_lossy(&published.stderr)
+	let task = publish_task(
+		&url,
+		&[
+			"--rounds", "2", "--trainers", "4", "--min-trainers", "2", "--bidding", "12",
+			"--submit", "40", "--reveal", "20", "--aggregate", "20", "--snr-db", "6",
+			"--max-epsilon", "5000", "--reward", "100", "--stake", "10",
+		],
 	);
-	assert_eq!(String::from_utf8_lossy(&published.stdout).trim(), "0");
+	assert_eq!(task, 0);
 
 	let off = ["--noise", "off"];
 	let mut bob = trainer(dir, &url, "Bob", 0, &off);

@@ -27,7 +27,7 @@ use std::{
 };
 
 use blade_trainer::chain::{AccountId, Backoff, Client, RuntimeCall, UNIT};
-use common::{dev_account, free_port, node_bin, start_node, trainer_bin, Proc};
+use common::{dev_account, free_port, node_bin, publish_task, start_node, trainer_bin, Proc};
 use sp_core::{sr25519, Pair};
 
 fn service(dir: &Path, url: &str, name: &str, shard: usize, key: &[&str], extra: &[&str]) -> Proc {
@@ -68,21 +68,15 @@ fn service(dir: &Path, url: &str, name: &str, shard: usize, key: &[&str], extra:
 	Proc(child)
 }
 
-fn publish(url: &str, reward: &str) {
-	let published = Command::new(trainer_bin())
-		.args(["publish-task", "--url", url, "--suri", "//Alice"])
-		.args(["--confirmations", "2", "--rounds", "3"])
-		.args(["--trainers", "3", "--min-trainers", "2"])
-		.args(["--bidding", "14", "--submit", "30", "--reveal", "14"])
-		.args(["--aggregate", "14", "--max-epsilon", "5000"])
-		.args(["--reward", reward, "--stake", "10"])
-		.output()
-		.unwrap();
-	assert!(
-		published.status.success(),
-		"{}",
-		String::from_utf8_lossy(&published.stderr)
-	);
+fn publish(url: &str, reward: &str) -> u64 {
+	publish_task(
+		url,
+		&[
+			"--rounds", "3", "--trainers", "3", "--min-trainers", "2", "--bidding", "14",
+			"--submit", "30", "--reveal", "14", "--aggregate", "14", "--max-epsilon", "5000",
+			"--reward", reward, "--stake", "10",
+		],
+	)
 }
 
 fn scrape(port: u16) -> String {
@@ -223,7 +217,7 @@ fn three_services_serve_two_tasks_by_policy_through_a_restart() {
 	// once task 0 is under way, pays 90 (10).
 	std::thread::sleep(Duration::from_secs(3));
 	let metrics_before = scrape(metrics_port);
-	publish(&url, "45");
+	assert_eq!(publish(&url, "45"), 0);
 	let deadline = Instant::now() + Duration::from_secs(900);
 	let wait_for = |what: &str, done: &dyn Fn() -> bool| {
 		while !done() {
@@ -267,7 +261,7 @@ fn three_services_serve_two_tasks_by_policy_through_a_restart() {
 	assert_eq!(json["tasks"][0]["escrow"], view.escrow.to_string());
 
 	// Task 1 while task 0 runs.
-	publish(&url, "90");
+	assert_eq!(publish(&url, "90"), 1);
 
 	// Kill Dave's service once it serves both tasks (it bid on task 1), then restart it.
 	wait_for("Dave to bid on task 1", &|| {

@@ -89,6 +89,9 @@ enum Step {
 	Done,
 }
 
+/// How long a trainer waits for a task it is told to join to appear on its node.
+const TASK_APPEAR_WAIT: Duration = Duration::from_secs(30);
+
 /// Target of the runner's progress events (see `Runner::progress`).
 pub const PROGRESS_TARGET: &str = "blade_trainer::progress";
 
@@ -212,9 +215,21 @@ pub fn local_samples(cfg: &RunConfig, dataset_id: u32) -> Result<u64> {
 }
 impl<'a> Runner<'a> {
 	fn new(client: &'a mut Client, store: &'a Store, cfg: &'a RunConfig) -> Result<Self> {
-		let view = client
-			.task(cfg.task, None)?
-			.ok_or_else(|| invalid(format!("task {} does not exist or has settled", cfg.task)))?;
+		// A task published moments ago may not have reached this node yet (another node
+		// mined it): give it a few blocks before calling it unknown.
+		let mut view = client.task(cfg.task, None)?;
+		let started = Instant::now();
+		while view.is_none() && started.elapsed() < TASK_APPEAR_WAIT {
+			client.wait_new_head(Duration::from_secs(5))?;
+			view = client.task(cfg.task, None)?;
+		}
+		let view = view.ok_or_else(|| {
+			invalid(format!(
+				"task {} does not exist or has settled (waited {} s for it)",
+				cfg.task,
+				TASK_APPEAR_WAIT.as_secs()
+			))
+		})?;
 		let spec = view.spec;
 		let arch = registry::model(spec.model_id)?;
 		let shape = registry::shape(spec.dataset_id)?;
@@ -294,6 +309,13 @@ impl<'a> Runner<'a> {
 		loop {
 			let (number, head) = self.client.confirmed_head()?;
 			let step = match self.client.task(self.cfg.task, Some(head))? {
+				// Published moments ago and not yet `confirmations` deep: wait for it rather
+				// than taking it for settled (a trainer started right after publication).
+				None if self.last_phase.is_none()
+					&& self.client.task(self.cfg.task, None)?.is_some() =>
+				{
+					Step::Wait
+				}
 				None => Step::Done,
 				Some(view) => {
 					self.head_number = number;

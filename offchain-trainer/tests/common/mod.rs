@@ -77,6 +77,27 @@ pub fn start_node(dir: &Path, name: &str, rpc: u16, p2p: u16, log: &str) -> Proc
 	Proc(child)
 }
 
+/// Publish a task as Alice with `blade-trainer publish-task --url url --confirmations 2`
+/// and `args` (rounds, trainers, phases, reward...); returns the task id it printed.
+pub fn publish_task(url: &str, args: &[&str]) -> u64 {
+	let published = Command::new(trainer_bin())
+		.args(["publish-task", "--url", url, "--suri", "//Alice"])
+		.args(["--confirmations", "2"])
+		.args(args)
+		.env_remove("BLADE_SURI")
+		.output()
+		.unwrap();
+	assert!(
+		published.status.success(),
+		"publish-task failed: {}",
+		String::from_utf8_lossy(&published.stderr)
+	);
+	String::from_utf8_lossy(&published.stdout)
+		.trim()
+		.parse()
+		.expect("publish-task prints the task id")
+}
+
 /// The account of the development key `//{who}` (e.g. `Bob`, `Alice//stash`).
 pub fn dev_account(who: &str) -> blade_trainer::chain::AccountId {
 	use sp_core::crypto::Pair as _;

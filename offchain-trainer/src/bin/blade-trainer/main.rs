@@ -1,5 +1,6 @@
 //! `blade-trainer`: the BLADE-FL off-chain trainer's command line.
 
+mod govern;
 mod node;
 #[cfg(feature = "torch")]
 mod progress;
@@ -7,6 +8,7 @@ mod progress;
 mod serve;
 #[cfg(feature = "torch")]
 mod train;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -82,6 +84,13 @@ enum Command {
 	/// Send BLADE from one account to several (trainers' stakes and fees on a dev or test
 	/// chain). Transfers are sent together and confirmed together.
 	Fund(node::FundArgs),
+	/// Change chain parameters as governance does: the target block time by a council
+	/// motion (propose, majority votes, close), the lazy slash by sudo.
+	Govern(govern::GovernArgs),
+	/// Follow one task live (a table row per round: blocks, time, submitted, revealed,
+	/// lazy proven, votes for the aggregate, test accuracy, forks) and write a Markdown
+	/// report when it settles.
+	Watch(watch::WatchArgs),
 	/// Show tasks (phase, round, trainers, updates, votes, global models), reputation and
 	/// balances, read at the confirmed head.
 	Status {
@@ -182,6 +191,8 @@ fn main() -> anyhow::Result<()> {
 		Command::PublishTask(args) => node::publish(args)?,
 		Command::CancelTask { node, suri, task } => node::cancel(node, &suri, task)?,
 		Command::Fund(args) => node::fund(args)?,
+		Command::Govern(args) => govern::govern(args)?,
+		Command::Watch(args) => watch::watch(args)?,
 		Command::Status {
 			node,
 			task,

@@ -15,8 +15,8 @@ use blade_trainer::runner::PROGRESS_TARGET;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tracing::{field::Field, Event, Subscriber};
 use tracing_subscriber::{
-	filter::{filter_fn, Filter},
-	layer::Context,
+	filter::filter_fn,
+	layer::{Context, Filter},
 	Layer,
 };
 
@@ -42,7 +42,10 @@ pub fn finish() {
 }
 
 /// The layer, filtered to progress events only.
-pub fn layer<S: Subscriber>() -> impl Layer<S> {
+pub fn layer<S>() -> impl Layer<S>
+where
+	S: Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
 	ProgressLayer.with_filter(progress_events())
 }
 
