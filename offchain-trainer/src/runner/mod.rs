@@ -118,6 +118,11 @@ struct Runner<'a> {
 	/// (update hash, key) pairs already tested this round (a key of `[0; 32]`: the test
 	/// against all victims together).
 	checked: HashSet<(H256, Seed)>,
+	/// Proven accusations waiting for their turn to be reported (see
+	/// `verify::report_delay`), by report key.
+	queued: std::collections::BTreeMap<String, verify::Queued>,
+	/// Reports sent and not yet confirmed.
+	in_flight: Vec<chain::Watch>,
 	/// (round, attempt) the caches above belong to.
 	cache_round: (u32, u8),
 	/// Block number of the confirmed head being acted on.
@@ -282,6 +287,8 @@ impl<'a> Runner<'a> {
 			adaptive,
 			updates: HashMap::new(),
 			checked: HashSet::new(),
+			queued: Default::default(),
+			in_flight: Vec::new(),
 			cache_round: (0, 0),
 			head_number: 0,
 			globals: HashMap::new(),
@@ -430,6 +437,7 @@ impl<'a> Runner<'a> {
 		if (view.round, view.attempt) != self.cache_round {
 			self.updates.clear();
 			self.checked.clear();
+			self.queued.clear();
 			self.cache_round = (view.round, view.attempt);
 		}
 		let bit = 1u64 << i;
@@ -455,6 +463,11 @@ impl<'a> Runner<'a> {
 			Phase::Aggregate if view.decided.is_none() => {
 				if self.verify(view, head)? == Step::Again {
 					return Ok(Step::Again);
+				}
+				// Vote only on the final eligible set: not while a proven copy waits to be
+				// reported or a report to be confirmed.
+				if !self.queued.is_empty() || !self.in_flight.is_empty() {
+					return Ok(Step::Wait);
 				}
 				if view.eligible() & bit != 0
 					&& !self.state.voted.contains(&(view.round, view.attempt))

@@ -109,7 +109,9 @@ fn council_motion(args: &GovernArgs, ms: u64) -> anyhow::Result<u32> {
 			&format!("vote of {member}"),
 		)?;
 	}
-	let mut closer = args.node.signer(members.last().map_or(&members[0], |m| m))?;
+	let mut closer = args
+		.node
+		.signer(members.last().map_or(&members[0], |m| m))?;
 	let confirmed = execute(
 		&mut closer,
 		RuntimeCall::Council(pallet_collective::Call::close {
@@ -126,7 +128,10 @@ fn council_motion(args: &GovernArgs, ms: u64) -> anyhow::Result<u32> {
 			RuntimeEvent::Council(pallet_collective::Event::Executed { result: Ok(()), .. })
 		)
 	}) {
-		bail!("the motion was closed but not executed: {:?}", confirmed.events);
+		bail!(
+			"the motion was closed but not executed: {:?}",
+			confirmed.events
+		);
 	}
 	Ok(confirmed.block_number)
 }

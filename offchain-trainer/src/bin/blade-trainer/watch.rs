@@ -51,6 +51,8 @@ struct Round {
 	revealed: u32,
 	lazy: u32,
 	votes: Option<(u32, u32)>,
+	/// Trainers whose updates the agreed aggregate included.
+	included: u64,
 	accuracy: Option<f64>,
 }
 
@@ -130,6 +132,17 @@ struct Watcher {
 	started: Option<(u32, Instant)>,
 	forks: u32,
 	published_at: Option<u32>,
+	/// Per round: most updates submitted and revealed seen, and the votes and included
+	/// set of the decided aggregate (read while the round is in its aggregate phase).
+	seen: BTreeMap<u32, Seen>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Seen {
+	submitted: u32,
+	revealed: u32,
+	votes: Option<(u32, u32)>,
+	included: u64,
 }
 
 impl Watcher {
@@ -159,13 +172,22 @@ impl Watcher {
 			started: None,
 			forks: 0,
 			published_at: None,
+			seen: BTreeMap::new(),
 		})
 	}
 
 	fn print_header(&self) {
 		println!(
 			"{:>5}  {:>13}  {:>6}  {:>9}  {:>8}  {:>11}  {:>9}  {:>7}  {:>5}",
-			"round", "blocks", "secs", "submitted", "revealed", "lazy proven", "agreement", "acc %", "forks"
+			"round",
+			"blocks",
+			"secs",
+			"submitted",
+			"revealed",
+			"lazy proven",
+			"agreement",
+			"acc %",
+			"forks"
 		);
 	}
 
@@ -179,9 +201,7 @@ impl Watcher {
 			round.submitted,
 			round.revealed,
 			round.lazy,
-			round
-				.votes
-				.map_or("-".into(), |(v, e)| format!("{v}/{e}")),
+			round.votes.map_or("-".into(), |(v, e)| format!("{v}/{e}")),
 			round
 				.accuracy
 				.map_or("-".into(), |a| format!("{:.2}", a * 100.0)),
@@ -192,11 +212,7 @@ impl Watcher {
 	/// Close the round `view` was in (the task moved on or settled).
 	fn close_round(&mut self, view: &TaskView, number: u32) -> anyhow::Result<()> {
 		let (first, began) = self.started.unwrap_or((number, Instant::now()));
-		let tallies = self.client.tallies(self.args.task, None).unwrap_or_default();
-		let votes = view
-			.decided
-			.and_then(|(hash, _)| tallies.iter().find(|t| t.hash == hash))
-			.map(|t| (t.votes, count(view.eligible())));
+		let seen = self.seen.get(&view.round).copied().unwrap_or_default();
 		// Trainers log the agreed model's accuracy shortly after the round ends.
 		let deadline = Instant::now() + Duration::from_secs(20);
 		let mut accuracy = accuracy_from_logs(self.args.logs.as_deref(), view.round + 1);
@@ -208,16 +224,51 @@ impl Watcher {
 			first_block: first,
 			last_block: number,
 			seconds: began.elapsed().as_secs_f64(),
-			submitted: count(view.submitted),
-			revealed: count(view.revealed),
+			submitted: seen.submitted.max(count(view.submitted)),
+			revealed: seen.revealed.max(count(view.revealed)),
 			lazy: count(view.lazy),
-			votes: votes.or_else(|| self.rounds.get(&view.round).and_then(|r| r.votes)),
+			votes: seen.votes,
+			included: seen.included,
 			accuracy,
 		};
 		self.print_row(view.round, &round);
 		self.rounds.insert(view.round, round);
 		self.started = Some((number, Instant::now()));
 		Ok(())
+	}
+
+	/// Remember the round's peaks and, once it is decided, its votes and included set.
+	fn observe(&mut self, view: &TaskView, head: sp_core::H256) -> anyhow::Result<()> {
+		let entry = self.seen.entry(view.round).or_default();
+		entry.submitted = entry.submitted.max(count(view.submitted));
+		entry.revealed = entry.revealed.max(count(view.revealed));
+		if let Some((hash, mask)) = view.decided {
+			if entry.votes.is_none() {
+				let tallies = self.client.tallies(self.args.task, Some(head))?;
+				let votes = tallies.iter().find(|t| t.hash == hash).map(|t| t.votes);
+				let entry = self.seen.entry(view.round).or_default();
+				entry.votes = votes.map(|v| (v, count(view.eligible())));
+				entry.included = mask;
+			}
+		}
+		Ok(())
+	}
+
+	/// Wait (at most a minute) until every trainer named in the roles file has written its
+	/// `trainer-N.out`: they print after the settlement is confirmed.
+	fn wait_for_outputs(&self) {
+		let Some(dir) = &self.args.logs else { return };
+		let deadline = Instant::now() + Duration::from_secs(60);
+		while Instant::now() < deadline {
+			let all = self.files.values().all(|stem| {
+				std::fs::read_to_string(dir.join(format!("{stem}.out")))
+					.is_ok_and(|t| t.contains("free balance") || t.contains("selected false"))
+			});
+			if all {
+				return;
+			}
+			std::thread::sleep(Duration::from_secs(1));
+		}
 	}
 
 	fn run(mut self) -> anyhow::Result<()> {
@@ -248,6 +299,7 @@ impl Watcher {
 						self.print_header();
 						header_printed = true;
 					}
+					self.observe(&view, head)?;
 					if view.phase != pallet_fl_tasks::Phase::Bidding && self.started.is_none() {
 						self.started = Some((number, Instant::now()));
 					}
@@ -281,6 +333,7 @@ impl Watcher {
 			self.client.wait_new_head(Duration::from_secs(30))?;
 		}
 		if let Some(path) = self.args.report.clone() {
+			self.wait_for_outputs();
 			let text = self.report()?;
 			std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
 			println!("report written to {}", path.display());
@@ -370,7 +423,11 @@ impl Watcher {
 					.map_or("-".into(), |a| format!("{:.2} %", a * 100.0))
 			)?;
 		}
-		writeln!(md, "\nForks seen by the watcher (best head replaced by a sibling): {}.\n", self.forks)?;
+		writeln!(
+			md,
+			"\nForks seen by the watcher (best head replaced by a sibling): {}.\n",
+			self.forks
+		)?;
 
 		// Detection against the roles given.
 		let lazy_accounts: Vec<&AccountId> = self
@@ -410,25 +467,36 @@ impl Watcher {
 		}
 
 		writeln!(md, "## Trainers\n")?;
-		writeln!(md, "| # | account | role | proven lazy | excluded | balance change (BLADE) | reputation | final accuracy | privacy (epsilon, delta) |")?;
-		writeln!(md, "|---|---|---|---|---|---|---|---|---|")?;
+		writeln!(md, "| # | account | role | proven lazy | excluded | rounds in the aggregate | balance change (BLADE) | reputation | final accuracy | privacy (epsilon, delta) |")?;
+		writeln!(md, "|---|---|---|---|---|---|---|---|---|---|")?;
 		for (i, who) in view.trainers.iter().enumerate() {
 			let out = self
 				.files
 				.get(who)
 				.zip(self.args.logs.as_ref())
-				.and_then(|(stem, dir)| std::fs::read_to_string(dir.join(format!("{stem}.out"))).ok())
+				.and_then(|(stem, dir)| {
+					std::fs::read_to_string(dir.join(format!("{stem}.out"))).ok()
+				})
 				.map(|t| printed(&t))
 				.unwrap_or_default();
 			let short = who.to_string();
 			writeln!(
 				md,
-				"| {i} | {}…{} | {} | {} | {} | {} | {:.2} % | {} | {} |",
+				"| {i} | {}…{} | {} | {} | {} | {} of {} | {} | {:.2} % | {} | {} |",
 				&short[..6],
 				&short[short.len() - 4..],
 				self.roles.get(who).map_or("-", |r| r.as_str()),
-				if view.lazy & (1u64 << i) != 0 { "yes" } else { "-" },
+				if view.lazy & (1u64 << i) != 0 {
+					"yes"
+				} else {
+					"-"
+				},
 				if out.excluded { "yes" } else { "-" },
+				self.rounds
+					.values()
+					.filter(|r| r.included & (1u64 << i) != 0)
+					.count(),
+				self.rounds.len(),
 				out.balance_change
 					.map_or("-".into(), |d| format!("{d:+.3}")),
 				self.client.reputation(who, None)?.deconstruct() as f64 / 1e7,
@@ -463,6 +531,37 @@ impl Watcher {
 				 {lo:.2} to {hi:.2}.",
 				spent.len()
 			)?;
+			let dp_included: usize = view
+				.trainers
+				.iter()
+				.enumerate()
+				.filter(|(_, who)| self.roles.get(*who).is_some_and(|r| r == "honest-dp"))
+				.map(|(i, _)| {
+					self.rounds
+						.values()
+						.filter(|r| r.included & (1u64 << i) != 0)
+						.count()
+				})
+				.sum();
+			let dp_count = self
+				.roles
+				.values()
+				.filter(|r| r.as_str() == "honest-dp")
+				.count();
+			if dp_count > 0 {
+				writeln!(
+					md,
+					"\nThe {dp_count} trainers with local DP had their updates in {dp_included} \
+					 round-aggregates of {} possible. Gaussian noise at this epsilon on a \
+					 {}-parameter update is far larger than the update itself: the screen (which \
+					 keeps updates aligned with the others) leaves such updates out, so private \
+					 trainers are neither used nor paid. Local DP per update cannot learn at a \
+					 protective epsilon; per-example DP-SGD with a Renyi accountant is the fix \
+					 under way.",
+					dp_count * self.rounds.len(),
+					spec.param_count
+				)?;
+			}
 			if hi > 10.0 {
 				writeln!(
 					md,
@@ -543,7 +642,8 @@ mod tests {
 
 	#[test]
 	fn run_output_is_read_back() {
-		let text = "task 0: selected true, excluded false, updates submitted 2, lazy reports upheld 1\n  \
+		let text =
+			"task 0: selected true, excluded false, updates submitted 2, lazy reports upheld 1\n  \
 		            global model after round 1: test accuracy 0.6100\n  \
 		            global model after round 2: test accuracy 0.7250\n  \
 		            privacy spent: epsilon 12.500 at delta 1e-5 (Renyi-DP accountant)\n  \
