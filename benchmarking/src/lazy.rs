@@ -16,7 +16,7 @@ use blade_trainer::{
 	train::TrainConfig,
 };
 
-use crate::svg::{line_chart, Series};
+use blade_trainer::plot::{line_chart, Series};
 
 /// 95 % Wilson score interval of `k` successes in `n` trials.
 fn wilson(k: usize, n: usize) -> (f64, f64) {

@@ -12,7 +12,6 @@ mod kernels;
 #[cfg(feature = "torch")]
 mod lazy;
 #[cfg(feature = "torch")]
-mod svg;
 #[cfg(feature = "torch")]
 mod train;
 use clap::{Parser, Subcommand};

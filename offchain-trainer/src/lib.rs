@@ -36,6 +36,7 @@ pub mod metrics;
 #[cfg(feature = "torch")]
 pub mod model;
 pub mod partition;
+pub mod plot;
 pub mod policy;
 pub mod privacy;
 pub mod registry;

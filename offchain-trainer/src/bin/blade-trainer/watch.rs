@@ -106,7 +106,7 @@ fn printed(text: &str) -> Printed {
 		if let Some(rest) = line.strip_prefix("free balance ") {
 			out.balance_change = rest
 				.rsplit_once('(')
-				.and_then(|(_, d)| d.split_whitespace().next()?.parse().ok());
+				.and_then(|(_, d)| d.trim_end_matches(')').trim().parse().ok());
 		} else if line.starts_with("global model after round") {
 			out.accuracy = line.rsplit(' ').next().and_then(|a| a.parse().ok());
 		} else if let Some(rest) = line.strip_prefix("privacy spent: epsilon ") {
@@ -334,7 +334,7 @@ impl Watcher {
 		}
 		if let Some(path) = self.args.report.clone() {
 			self.wait_for_outputs();
-			let text = self.report()?;
+			let text = self.report(&path)?;
 			std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
 			println!("report written to {}", path.display());
 		}
@@ -380,7 +380,18 @@ impl Watcher {
 		))
 	}
 
-	fn report(&self) -> anyhow::Result<String> {
+	/// Write `name` beside the report and return the Markdown line that shows it.
+	fn figure(&self, report: &Path, name: &str, svg: String, alt: &str) -> anyhow::Result<String> {
+		let stem = report
+			.file_stem()
+			.map_or("report".into(), |s| s.to_string_lossy().into_owned());
+		let file = format!("{stem}-{name}.svg");
+		let path = report.with_file_name(&file);
+		std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
+		Ok(format!("![{alt}]({file})\n"))
+	}
+
+	fn report(&self, path: &Path) -> anyhow::Result<String> {
 		let view = self.last.clone().context("the task was never seen")?;
 		let best = self.client.best_number()?;
 		let first = self.published_at.unwrap_or(1);
@@ -469,6 +480,7 @@ impl Watcher {
 		writeln!(md, "## Trainers\n")?;
 		writeln!(md, "| # | account | role | proven lazy | excluded | rounds in the aggregate | balance change (BLADE) | reputation | final accuracy | privacy (epsilon, delta) |")?;
 		writeln!(md, "|---|---|---|---|---|---|---|---|---|---|")?;
+		let mut bars = Vec::new();
 		for (i, who) in view.trainers.iter().enumerate() {
 			let out = self
 				.files
@@ -480,12 +492,25 @@ impl Watcher {
 				.map(|t| printed(&t))
 				.unwrap_or_default();
 			let short = who.to_string();
+			let role = self.roles.get(who).map_or("-", |r| r.as_str());
+			if let Some(change) = out.balance_change {
+				bars.push(blade_trainer::plot::Bar {
+					label: format!("{i} {role}"),
+					value: change,
+					colour: match role {
+						"lazy" => "#d62728",
+						"sign-flip" => "#ff7f0e",
+						"honest-dp" => "#9467bd",
+						_ => "#2ca02c",
+					},
+				});
+			}
 			writeln!(
 				md,
 				"| {i} | {}…{} | {} | {} | {} | {} of {} | {} | {:.2} % | {} | {} |",
 				&short[..6],
 				&short[short.len() - 4..],
-				self.roles.get(who).map_or("-", |r| r.as_str()),
+				role,
 				if view.lazy & (1u64 << i) != 0 {
 					"yes"
 				} else {
@@ -505,6 +530,22 @@ impl Watcher {
 				out.privacy
 					.map_or("none (no noise)".into(), |(e, d)| format!("{e:.2}, {d:e}"))
 			)?;
+		}
+
+		if !bars.is_empty() {
+			let svg = blade_trainer::plot::bar_chart(
+				&format!("Task {task}: change of each trainer's free balance"),
+				"BLADE",
+				&bars,
+				&[
+					("#2ca02c", "honest"),
+					("#9467bd", "honest, local DP"),
+					("#ff7f0e", "sign flip"),
+					("#d62728", "lazy"),
+				],
+			);
+			md.push('\n');
+			md.push_str(&self.figure(path, "trainers", svg, "balance change per trainer")?);
 		}
 
 		// Privacy, stated plainly.
