@@ -26,17 +26,7 @@ pub fn line_chart(
 	let (w, h, left, right, top, bottom) = (760.0, 460.0, 70.0, 20.0, 40.0, 60.0);
 	let px = |x: f64| left + (x - x_min) / (x_max - x_min).max(1e-12) * (w - left - right);
 	let py = |y: f64| h - bottom - (y - y_min) / (y_max - y_min).max(1e-12) * (h - top - bottom);
-	let mut s = String::new();
-	let _ = writeln!(
-		s,
-		r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
-	);
-	let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-	let _ = writeln!(
-		s,
-		r#"<text x="{}" y="22" text-anchor="middle" font-size="15">{title}</text>"#,
-		w / 2.0
-	);
+	let mut s = open(w, h, 12, title);
 	for i in 0..=5 {
 		let y = y_min + (y_max - y_min) * f64::from(i) / 5.0;
 		let _ = writeln!(
@@ -116,6 +106,23 @@ pub struct Bar {
 	pub colour: &'static str,
 }
 
+/// The start of an SVG document `w` x `h` on white, with `title` centred on top.
+fn open(w: f64, h: f64, font_size: u32, title: &str) -> String {
+	let mut s = String::new();
+	let _ = writeln!(
+		s,
+		r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="{font_size}">"#
+	);
+	let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+	let _ = writeln!(
+		s,
+		r#"<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
+		w / 2.0,
+		escape(title)
+	);
+	s
+}
+
 fn escape(text: &str) -> String {
 	text.replace('&', "&amp;")
 		.replace('<', "&lt;")
@@ -130,18 +137,7 @@ pub fn bar_chart(title: &str, y_label: &str, bars: &[Bar], legend: &[(&str, &str
 	let span = (max - min).max(1e-9);
 	let py = |y: f64| top + (max - y) / span * (h - top - bottom);
 	let slot = (w - left - right) / bars.len().max(1) as f64;
-	let mut s = String::new();
-	let _ = writeln!(
-		s,
-		r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">"#
-	);
-	let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-	let _ = writeln!(
-		s,
-		r#"<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>"#,
-		w / 2.0,
-		escape(title)
-	);
+	let mut s = open(w, h, 11, title);
 	for i in 0..=4 {
 		let y = min + span * f64::from(i) / 4.0;
 		let _ = writeln!(

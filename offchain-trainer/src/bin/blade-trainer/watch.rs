@@ -439,6 +439,39 @@ impl Watcher {
 			"\nForks seen by the watcher (best head replaced by a sibling): {}.\n",
 			self.forks
 		)?;
+		let accuracy: Vec<(f64, f64)> = self
+			.rounds
+			.iter()
+			.filter_map(|(r, row)| row.accuracy.map(|a| (f64::from(r + 1), a * 100.0)))
+			.collect();
+		if !accuracy.is_empty() {
+			let wanted = f64::from(spec.trainers_wanted.max(1));
+			let lazy: Vec<(f64, f64)> = self
+				.rounds
+				.iter()
+				.map(|(r, row)| (f64::from(r + 1), 100.0 * f64::from(row.lazy) / wanted))
+				.collect();
+			let svg = blade_trainer::plot::line_chart(
+				&format!("Task {task}: test accuracy of the agreed model, lazy trainers proven"),
+				"round",
+				"percent",
+				(1.0, f64::from(spec.rounds.max(2))),
+				(0.0, 100.0),
+				&[
+					blade_trainer::plot::Series {
+						label: "test accuracy (%)".into(),
+						colour: "#1f77b4",
+						points: accuracy,
+					},
+					blade_trainer::plot::Series {
+						label: "lazy proven (% of trainers)".into(),
+						colour: "#d62728",
+						points: lazy,
+					},
+				],
+			);
+			md.push_str(&self.figure(path, "rounds", svg, "accuracy and lazy proofs per round")?);
+		}
 
 		// Detection against the roles given.
 		let lazy_accounts: Vec<&AccountId> = self
