@@ -63,6 +63,19 @@ pub struct Confirmed {
 	pub resent: u32,
 }
 
+impl Confirmed {
+	/// Why the transaction failed on chain (its `ExtrinsicFailed` error, named where the
+	/// pallet is known), or `None` if it succeeded.
+	pub fn failure(&self) -> Option<String> {
+		self.events.iter().find_map(|e| match e {
+			RuntimeEvent::System(frame_system::Event::ExtrinsicFailed {
+				dispatch_error, ..
+			}) => Some(describe_error(dispatch_error)),
+			_ => None,
+		})
+	}
+}
+
 impl Client {
 	/// Sign `call` with `nonce`.
 	pub fn sign(&self, call: RuntimeCall, nonce: Nonce) -> UncheckedExtrinsic {
@@ -353,17 +366,8 @@ impl Client {
 		let name = call_name(&call);
 		let pending = self.submit(call)?;
 		let confirmed = self.confirm(pending)?;
-		for event in &confirmed.events {
-			if let RuntimeEvent::System(frame_system::Event::ExtrinsicFailed {
-				dispatch_error,
-				..
-			}) = event
-			{
-				return Err(Error::Dispatch {
-					call: name,
-					error: describe_error(dispatch_error),
-				});
-			}
+		if let Some(error) = confirmed.failure() {
+			return Err(Error::Dispatch { call: name, error });
 		}
 		tracing::info!(call = %name, block = confirmed.block_number, "confirmed");
 		Ok(confirmed)

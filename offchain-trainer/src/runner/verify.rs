@@ -185,14 +185,7 @@ impl<'a> Runner<'a> {
 		for mut watch in std::mem::take(&mut self.in_flight) {
 			match self.client.poll(&mut watch)? {
 				Some(confirmed) => {
-					let failed = confirmed.events.iter().any(|e| {
-						matches!(
-							e,
-							chain::RuntimeEvent::System(
-								frame_system::Event::ExtrinsicFailed { .. }
-							)
-						)
-					});
+					let failed = confirmed.failure().is_some();
 					let upheld = chain::fl_events(&confirmed.events).any(|e| {
 						matches!(
 							e,

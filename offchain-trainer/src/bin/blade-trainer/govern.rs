@@ -42,21 +42,9 @@ pub struct GovernArgs {
 	pub out: Option<PathBuf>,
 }
 
-fn failed(confirmed: &chain::Confirmed) -> Option<String> {
-	confirmed.events.iter().find_map(|e| match e {
-		RuntimeEvent::System(frame_system::Event::ExtrinsicFailed { dispatch_error, .. }) => {
-			Some(chain::describe_error(dispatch_error))
-		}
-		_ => None,
-	})
-}
-
+/// `client.execute(call)` (which fails on a dispatch error), with `what` as context.
 fn execute(client: &mut Client, call: RuntimeCall, what: &str) -> anyhow::Result<chain::Confirmed> {
-	let confirmed = client.execute(call).with_context(|| what.to_string())?;
-	if let Some(error) = failed(&confirmed) {
-		bail!("{what}: {error}");
-	}
-	Ok(confirmed)
+	client.execute(call).with_context(|| what.to_string())
 }
 
 /// Set the target block time by a council motion; returns the block it took effect in.

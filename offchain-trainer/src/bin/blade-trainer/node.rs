@@ -309,13 +309,7 @@ pub fn fund(args: FundArgs) -> anyhow::Result<()> {
 		let confirmed = client
 			.confirm(pending)
 			.with_context(|| format!("confirming the transfer to {dest}"))?;
-		if let Some(error) = confirmed.events.iter().find_map(|e| match e {
-			chain::RuntimeEvent::System(frame_system::Event::ExtrinsicFailed {
-				dispatch_error,
-				..
-			}) => Some(chain::describe_error(dispatch_error)),
-			_ => None,
-		}) {
+		if let Some(error) = confirmed.failure() {
 			bail!("the transfer to {dest} failed: {error}");
 		}
 		println!(
