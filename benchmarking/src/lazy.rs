@@ -209,6 +209,7 @@ pub fn report(o: &Options) {
 				.enumerate()
 				.map(|(i, r)| ((i + 1) as f64, r.accuracy))
 				.collect(),
+			dashed: false,
 		})
 		.collect();
 	let lazy = ((o.clients as f64) * o.lazy_fraction).round() as usize;

@@ -31,6 +31,7 @@ pub mod data;
 mod error;
 #[cfg(feature = "torch")]
 pub mod experiment;
+pub mod http;
 pub mod keys;
 pub mod metrics;
 #[cfg(feature = "torch")]

@@ -3,18 +3,14 @@
 //! One process-wide set, updated by the runner and the chain client wherever the event
 //! happens, and served as Prometheus text on `GET /metrics` by [`serve`].
 
-use std::{
-	io::{BufRead, BufReader, Write},
-	net::{SocketAddr, TcpListener},
-	sync::OnceLock,
-};
+use std::{net::SocketAddr, sync::OnceLock};
 
 use prometheus::{
 	core::Collector, Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 	TextEncoder,
 };
 
-use crate::error::{invalid, Result};
+use crate::{error::Result, http};
 
 /// The trainer's metrics.
 pub struct Metrics {
@@ -163,39 +159,13 @@ pub fn cpu_seconds() -> Option<f64> {
 /// Serve the metrics on `addr` (`GET /metrics`, any other path: 404) from a background
 /// thread; returns the bound address (pass port 0 for any free port).
 pub fn serve(addr: SocketAddr) -> Result<SocketAddr> {
-	let listener =
-		TcpListener::bind(addr).map_err(|e| invalid(format!("metrics endpoint {addr}: {e}")))?;
-	let bound = listener
-		.local_addr()
-		.map_err(|e| invalid(format!("metrics endpoint: {e}")))?;
-	std::thread::Builder::new()
-		.name("metrics".into())
-		.spawn(move || {
-			for stream in listener.incoming().flatten() {
-				let mut reader = BufReader::new(&stream);
-				let mut request = String::new();
-				if reader.read_line(&mut request).is_err() {
-					continue;
-				}
-				// Drain the headers.
-				let mut line = String::new();
-				while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-					line.clear();
-				}
-				let (status, body) = if request.starts_with("GET /metrics") {
-					("200 OK", get().text())
-				} else {
-					("404 Not Found", "try /metrics\n".to_string())
-				};
-				let mut stream = &stream;
-				let _ = write!(
-					stream,
-					"HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-					body.len()
-				);
-			}
-		})
-		.map_err(|e| invalid(format!("metrics thread: {e}")))?;
+	let bound = http::serve(addr, "metrics", |path| {
+		if path == "/metrics" {
+			http::Response::ok("text/plain; version=0.0.4", get().text())
+		} else {
+			http::Response::not_found("try /metrics")
+		}
+	})?;
 	tracing::info!(%bound, "serving metrics on http://{bound}/metrics");
 	Ok(bound)
 }
@@ -204,7 +174,7 @@ pub fn serve(addr: SocketAddr) -> Result<SocketAddr> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
 	use super::*;
-	use std::io::Read;
+	use std::io::{Read, Write};
 
 	#[test]
 	fn metrics_are_served_as_prometheus_text_and_move() {

@@ -12,6 +12,8 @@ pub struct Series {
 	pub colour: &'static str,
 	/// Points `(x, y)`.
 	pub points: Vec<(f64, f64)>,
+	/// Draw dashed (a reference beside the measured lines).
+	pub dashed: bool,
 }
 
 /// An SVG document with `series` on `[x_min, x_max] x [y_min, y_max]`.
@@ -39,11 +41,22 @@ pub fn line_chart(
 			py(y) + 4.0
 		);
 	}
-	for i in 0..=5 {
-		let x = x_min + (x_max - x_min) * f64::from(i) / 5.0;
+	// Whole-number ranges of at most 10 (rounds, say) get one tick per number.
+	let whole = x_min.fract() == 0.0 && x_max.fract() == 0.0 && x_max - x_min <= 10.0;
+	let ticks: Vec<f64> = if whole && x_max > x_min {
+		(0..=(x_max - x_min) as u32)
+			.map(|i| x_min + f64::from(i))
+			.collect()
+	} else {
+		(0..=5)
+			.map(|i| x_min + (x_max - x_min) * f64::from(i) / 5.0)
+			.collect()
+	};
+	let decimals = if whole || x_max - x_min >= 10.0 { 0 } else { 2 };
+	for x in ticks {
 		let _ = writeln!(
 			s,
-			r#"<text x="{:.1}" y="{}" text-anchor="middle">{x:.0}</text>"#,
+			r#"<text x="{:.1}" y="{}" text-anchor="middle">{x:.decimals$}</text>"#,
 			px(x),
 			h - bottom + 18.0
 		);
@@ -74,16 +87,30 @@ pub fn line_chart(
 			.iter()
 			.map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
 			.collect();
+		let dash = if line.dashed {
+			r#" stroke-dasharray="8 5""#
+		} else {
+			""
+		};
 		let _ = writeln!(
 			s,
-			r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
+			r#"<polyline fill="none" stroke="{}" stroke-width="2"{dash} points="{}"/>"#,
 			line.colour,
 			points.join(" ")
 		);
+		for (x, y) in &line.points {
+			let _ = writeln!(
+				s,
+				r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{}"/>"#,
+				px(*x),
+				py(*y),
+				line.colour
+			);
+		}
 		let ly = h - bottom - 20.0 - 18.0 * i as f64;
 		let _ = writeln!(
 			s,
-			r#"<line x1="{}" x2="{}" y1="{ly}" y2="{ly}" stroke="{}" stroke-width="3"/><text x="{}" y="{}">{}</text>"#,
+			r#"<line x1="{}" x2="{}" y1="{ly}" y2="{ly}" stroke="{}" stroke-width="3"{dash}/><text x="{}" y="{}">{}</text>"#,
 			w - right - 300.0,
 			w - right - 276.0,
 			line.colour,
@@ -240,8 +267,19 @@ mod tests {
 				label: "chain".into(),
 				colour: "blue",
 				points: vec![(1.0, 60.0), (3.0, 76.0)],
+				dashed: true,
 			}],
 		);
 		assert_eq!(line.matches("<polyline").count(), 1);
+		assert_eq!(line.matches("<circle").count(), 2);
+		assert!(line.contains("stroke-dasharray"));
+		// Rounds 1..3: one tick per round, no repeated labels.
+		for round in ["1", "2", "3"] {
+			assert_eq!(
+				line.matches(&format!(">{round}</text>")).count(),
+				1,
+				"{round}"
+			);
+		}
 	}
 }

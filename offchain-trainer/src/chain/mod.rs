@@ -30,6 +30,7 @@
 
 mod blocks;
 mod reads;
+pub use reads::Ledger;
 pub mod rpc;
 mod tx;
 

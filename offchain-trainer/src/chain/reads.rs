@@ -126,4 +126,81 @@ impl Client {
 			held: info.data.reserved,
 		})
 	}
+
+	/// The ledger at block `at`: `Balances.TotalIssuance` and the sum of free plus held
+	/// balance over every account in `System.Account` (read page by page). On a sound chain
+	/// the two are equal: whatever is minted, burnt, slashed or moved, every unit is in
+	/// exactly one account.
+	pub fn ledger(&self, at: H256) -> Result<Ledger> {
+		let issuance_key = pallet_balances::TotalIssuance::<Runtime>::hashed_key();
+		let issuance = match self.storage(&issuance_key, Some(at))? {
+			Some(raw) => Balance::decode(&mut &raw[..]).map_err(|e| Error::Decode {
+				what: "Balances.TotalIssuance".into(),
+				reason: e.to_string(),
+			})?,
+			None => 0,
+		};
+		let prefix = [
+			sp_crypto_hashing::twox_128(b"System"),
+			sp_crypto_hashing::twox_128(b"Account"),
+		]
+		.concat();
+		let mut ledger = Ledger {
+			issuance,
+			..Ledger::default()
+		};
+		let mut start: Option<String> = None;
+		loop {
+			let keys = self.rpc.call(
+				"state_getKeysPaged",
+				json!([
+					format!("0x{}", hex::encode(&prefix)),
+					500,
+					start,
+					format!("{at:?}")
+				]),
+			)?;
+			let keys: Vec<String> = serde_json::from_value(keys).map_err(|e| Error::Decode {
+				what: "state_getKeysPaged".into(),
+				reason: e.to_string(),
+			})?;
+			for key in &keys {
+				let raw = parse_bytes(&json!(key), "account key")?;
+				let Some(value) = self.storage(&raw, Some(at))? else {
+					continue;
+				};
+				let info = frame_system::AccountInfo::<Nonce, pallet_balances::AccountData<Balance>>::decode(
+					&mut &value[..],
+				)
+				.map_err(|e| Error::Decode { what: "System.Account".into(), reason: e.to_string() })?;
+				ledger.accounts += 1;
+				ledger.free = ledger.free.saturating_add(info.data.free);
+				ledger.held = ledger.held.saturating_add(info.data.reserved);
+			}
+			if keys.len() < 500 {
+				return Ok(ledger);
+			}
+			start = keys.last().cloned();
+		}
+	}
+}
+
+/// Total issuance against what the accounts hold ([`Client::ledger`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ledger {
+	/// `Balances.TotalIssuance`.
+	pub issuance: Balance,
+	/// Accounts in `System.Account`.
+	pub accounts: u32,
+	/// Sum of free balances.
+	pub free: Balance,
+	/// Sum of held (reserved) balances: stakes, escrows, deposits.
+	pub held: Balance,
+}
+
+impl Ledger {
+	/// Free plus held over every account.
+	pub fn total(&self) -> Balance {
+		self.free.saturating_add(self.held)
+	}
 }

@@ -61,36 +61,18 @@ impl<'a> Runner<'a> {
 			}),
 			None => None,
 		};
-		let screened = aggregation::screen(&clean, previous.as_deref())?;
-		for (k, why) in &screened.dropped {
-			tracing::info!(round, trainer = %view.trainers[bits[*k]], ?why, "update left out by the screen");
-		}
-		if screened.kept.is_empty() {
+		let Some((next, kept)) = pipeline::next_global(
+			&global,
+			clean,
+			&weights,
+			previous.as_deref(),
+			rule_of(view.spec.rule),
+		)?
+		else {
 			tracing::warn!(round, "no update carries training: not voting");
 			return Ok(Step::Wait);
-		}
-		// Move the kept updates out (`screened.kept` is ascending): no copy of each model.
-		let kept: Vec<Vec<f32>> = clean
-			.into_iter()
-			.enumerate()
-			.filter(|(k, _)| screened.kept.binary_search(k).is_ok())
-			.map(|(_, u)| u)
-			.collect();
-		let kept_weights: Vec<u128> = screened.kept.iter().map(|k| weights[*k]).collect();
-		let aggregate = aggregation::aggregate(
-			&kept,
-			&kept_weights,
-			fit_rule(rule_of(view.spec.rule), kept.len()),
-		)?;
-		let included = aggregate
-			.included
-			.iter()
-			.fold(0u64, |mask, k| mask | (1u64 << bits[screened.kept[*k]]));
-		let next: Vec<f32> = global
-			.iter()
-			.zip(&aggregate.values)
-			.map(|(g, d)| g + d)
-			.collect();
+		};
+		let included = kept.iter().fold(0u64, |mask, k| mask | (1u64 << bits[*k]));
 		let blob = codec::encode(self.cfg.task, round, Codec::F32, &next)?;
 		let hash = H256(codec::hash(&blob));
 		self.store

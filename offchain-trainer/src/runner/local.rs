@@ -161,7 +161,7 @@ impl<'a> Runner<'a> {
 		} else {
 			None
 		};
-		let mut update = if victim.is_none() {
+		let trained = if victim.is_none() {
 			let config = TrainConfig {
 				seed: u64::from(round) ^ (self.cfg.shard.0 as u64) << 32,
 				..self.cfg.train
@@ -187,44 +187,26 @@ impl<'a> Runner<'a> {
 		} else {
 			vec![0.0; global.len()]
 		};
-		update = behaviour::apply(
+		let privacy = self
+			.adaptive
+			.as_ref()
+			.map(|a| pipeline::mechanism(&self.cfg.privacy, a.epsilon));
+		if let (None, Some(a)) = (&victim, &self.adaptive) {
+			tracing::info!(round, epsilon = a.epsilon, "local DP applied");
+		}
+		let update = pipeline::publishable(
 			self.cfg.behaviour,
-			&update,
+			&trained,
 			victim.as_deref(),
+			privacy,
+			&mut self.accountant,
+			(
+				f64::from(view.spec.pn_snr_centi_db) / 100.0,
+				norm_bound(&view.spec),
+			),
+			&key,
 			&mut self.rng,
 		)?;
-		if victim.is_none() {
-			if let Some(adaptive) = &self.adaptive {
-				let p = &self.cfg.privacy;
-				let mechanism = match p.noise {
-					Noise::Gaussian => Mechanism::Gaussian {
-						epsilon: adaptive.epsilon,
-						delta: p.delta,
-						clip: p.clip,
-					},
-					Noise::Laplace => Mechanism::Laplace {
-						epsilon: adaptive.epsilon,
-						clip: p.clip,
-					},
-					Noise::Off => Mechanism::Off,
-				};
-				let release = privacy::privatise(&mut update, mechanism, &mut self.rng)?;
-				self.accountant.record(release);
-				tracing::info!(round, epsilon = adaptive.epsilon, "local DP applied");
-			}
-		}
-		let snr_db = f64::from(view.spec.pn_snr_centi_db) / 100.0;
-		let bound = norm_bound(&view.spec);
-		privacy::clip_l2(&mut update, signature::norm_before_watermark(bound, snr_db));
-		let amplitude = match self.cfg.behaviour {
-			Behaviour::Inflate { factor } => factor * privacy::rms(&update),
-			_ => signature::amplitude_for_snr(&update, snr_db),
-		};
-		signature::apply(&mut update, &key, amplitude, 1.0);
-		if let Behaviour::Inflate { .. } = self.cfg.behaviour {
-			// The inflating copier must still fit the norm bound the chain enforces.
-			privacy::clip_l2(&mut update, 0.98 * bound);
-		}
 		Ok(Some(update))
 	}
 

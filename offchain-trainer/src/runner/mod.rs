@@ -42,9 +42,11 @@
 //! screen, the aggregate, the vote and publication; [`params`] the runtime parameters read.
 
 mod aggregate;
+pub mod baseline;
 pub mod config;
 mod local;
 pub mod params;
+mod pipeline;
 mod verify;
 
 pub use config::{Noise, Outcome, PrivacyConfig, RunConfig};
@@ -64,7 +66,7 @@ use rand::SeedableRng;
 use sp_core::H256;
 
 use crate::{
-	aggregation::{self, Rule},
+	aggregation::Rule,
 	behaviour::{self, Behaviour},
 	chain::{self, AccountId, Client, FlCall, TaskView},
 	codec,
@@ -72,7 +74,7 @@ use crate::{
 	error::{invalid, Error, Result},
 	model::Model,
 	partition::partition,
-	privacy::{self, Accountant, AdaptiveNoise, Mechanism},
+	privacy::{self, Accountant, AdaptiveNoise},
 	registry, signature,
 	state::{self, Store, TaskState},
 	train::{self, Tensors, TrainConfig},

@@ -1,5 +1,7 @@
 //! `blade-trainer`: the BLADE-FL off-chain trainer's command line.
 
+#[cfg(feature = "torch")]
+mod baseline;
 mod govern;
 mod node;
 #[cfg(feature = "torch")]
@@ -111,6 +113,11 @@ enum Command {
 	/// aggregate, vote and publish. Safe to kill and restart with the same --state-dir.
 	#[cfg(feature = "torch")]
 	Run(Box<train::RunArgs>),
+	/// Train a task's trainers without the chain, in one process and through the same
+	/// pipeline (shards, seeds, behaviours, local DP, watermarks, screen, rule), and write
+	/// the accuracy per round: what the chain's coordination costs in learning.
+	#[cfg(feature = "torch")]
+	Baseline(Box<baseline::BaselineArgs>),
 	/// Run as a service: watch the chain for tasks, bid where the policy says (data set,
 	/// model, reward per round, stake, privacy cap, time to train), serve every task won
 	/// at once, collect rewards, keep going. Restart with the same --state-dir to resume
@@ -201,6 +208,8 @@ fn main() -> anyhow::Result<()> {
 		} => node::status(node, task, accounts, json)?,
 		#[cfg(feature = "torch")]
 		Command::Run(args) => train::run(*args)?,
+		#[cfg(feature = "torch")]
+		Command::Baseline(args) => baseline::baseline(*args)?,
 		#[cfg(feature = "torch")]
 		Command::Serve(args) => serve::serve(*args)?,
 		#[cfg(feature = "torch")]

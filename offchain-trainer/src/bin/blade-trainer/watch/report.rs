@@ -1,93 +1,25 @@
-//! `watch`: follow one task live (a table row per round) and write a Markdown report when
-//! it settles: rounds, lazy-client detection, trainers' pay, reputation and privacy,
-//! blocks per miner, and the effect of governance changes made meanwhile.
+//! The Markdown report written when the task settles, with its SVG figures.
 
-use std::{
-	collections::{BTreeMap, HashMap},
-	fmt::Write as _,
-	path::{Path, PathBuf},
-	time::{Duration, Instant},
-};
+use std::{collections::BTreeMap, fmt::Write as _, path::Path};
 
 use anyhow::Context;
-use blade_trainer::chain::{self, AccountId, Client, TaskView};
-use clap::Args;
+use blade_trainer::chain::{self, AccountId};
 use codec::Decode;
 use serde_json::json;
 
-use crate::node::{account_of, NodeArgs};
+use super::Watcher;
 
-/// `watch` arguments.
-#[derive(Args, Debug)]
-pub struct WatchArgs {
-	#[command(flatten)]
-	pub node: NodeArgs,
-	/// The task.
-	#[arg(long)]
-	pub task: u64,
-	/// Write a Markdown report here when the task settles.
-	#[arg(long)]
-	pub report: Option<PathBuf>,
-	/// Trainers' roles, one `SECRET_URI_OR_SS58 ROLE` per line (shown in the report; the
-	/// role `lazy` is what detection is measured against).
-	#[arg(long)]
-	pub roles: Option<PathBuf>,
-	/// Directory of the trainers' `trainer-N.log` / `trainer-N.out` files: test accuracy,
-	/// privacy spent and balance changes are read from them.
-	#[arg(long)]
-	pub logs: Option<PathBuf>,
-	/// JSON written by `govern --out` (changes shown with their effect).
-	#[arg(long)]
-	pub governance: Option<PathBuf>,
-}
+/// `sc-consensus-pow`'s digest id.
+const POW_ENGINE: sp_runtime::ConsensusEngineId = *b"pow_";
 
-/// One finished round as the watcher saw it.
-#[derive(Clone, Debug, Default)]
-struct Round {
-	first_block: u32,
-	last_block: u32,
-	seconds: f64,
-	submitted: u32,
-	revealed: u32,
-	lazy: u32,
-	votes: Option<(u32, u32)>,
-	/// Trainers whose updates the agreed aggregate included.
-	included: u64,
-	accuracy: Option<f64>,
-}
-
-fn count(mask: u64) -> u32 {
-	mask.count_ones()
-}
-
-fn median(mut values: Vec<f64>) -> Option<f64> {
-	if values.is_empty() {
-		return None;
-	}
-	values.sort_by(|a, b| a.total_cmp(b));
-	Some(values[values.len() / 2])
-}
-
-/// Test accuracy of the global model after `round` (1-based) as the trainers evaluated it:
-/// the median over every `trainer-*.log` line `global model round=R accuracy=X`.
-fn accuracy_from_logs(logs: Option<&Path>, round: u32) -> Option<f64> {
-	let dir = logs?;
-	let needle = format!("global model round={round} accuracy=");
-	let mut values = Vec::new();
-	for entry in std::fs::read_dir(dir).ok()?.flatten() {
-		let name = entry.file_name().to_string_lossy().into_owned();
-		if !(name.starts_with("trainer-") && name.ends_with(".log")) {
-			continue;
+/// The miner of a block: the account in its `pow_` pre-runtime digest.
+pub(super) fn author(header: &blade_fl_runtime::Header) -> Option<AccountId> {
+	header.digest.logs.iter().find_map(|item| match item {
+		sp_runtime::DigestItem::PreRuntime(POW_ENGINE, data) => {
+			AccountId::decode(&mut &data[..]).ok()
 		}
-		let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-		if let Some(value) = text.lines().rev().find_map(|l| {
-			let at = l.find(&needle)? + needle.len();
-			l[at..].split_whitespace().next()?.parse::<f64>().ok()
-		}) {
-			values.push(value);
-		}
-	}
-	median(values)
+		_ => None,
+	})
 }
 
 /// What a trainer's `run` printed at the end (`trainer-N.out`).
@@ -121,227 +53,89 @@ fn printed(text: &str) -> Printed {
 	out
 }
 
-struct Watcher {
-	args: WatchArgs,
-	client: Client,
-	roles: HashMap<AccountId, String>,
-	/// Account -> `trainer-N` file stem, from the roles file order.
-	files: HashMap<AccountId, String>,
-	rounds: BTreeMap<u32, Round>,
-	last: Option<TaskView>,
-	started: Option<(u32, Instant)>,
-	forks: u32,
-	published_at: Option<u32>,
-	/// Per round: most updates submitted and revealed seen, and the votes and included
-	/// set of the decided aggregate (read while the round is in its aggregate phase).
-	seen: BTreeMap<u32, Seen>,
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-struct Seen {
-	submitted: u32,
-	revealed: u32,
-	votes: Option<(u32, u32)>,
-	included: u64,
-}
-
 impl Watcher {
-	fn new(args: WatchArgs) -> anyhow::Result<Watcher> {
-		let client = args.node.reader()?;
-		let mut roles = HashMap::new();
-		let mut files = HashMap::new();
-		if let Some(path) = &args.roles {
-			let text = std::fs::read_to_string(path)
-				.with_context(|| format!("reading {}", path.display()))?;
-			for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
-				let (who, role) = line
-					.split_once(' ')
-					.with_context(|| format!("roles line {line:?}: want `ACCOUNT ROLE`"))?;
-				let account = account_of(who)?;
-				roles.insert(account.clone(), role.trim().to_string());
-				files.insert(account, format!("trainer-{i}"));
-			}
+	/// Accuracy after `round` (0-based) of the run without the chain, once known.
+	pub(super) fn baseline_at(&self, round: u32) -> Option<f64> {
+		self.baseline.as_ref()?.get(round as usize).copied()
+	}
+
+	/// Read `--baseline` if it has been written (by `blade-trainer baseline`).
+	pub(super) fn load_baseline(&mut self) {
+		if self.baseline.is_some() {
+			return;
 		}
-		Ok(Watcher {
-			args,
-			client,
-			roles,
-			files,
-			rounds: BTreeMap::new(),
-			last: None,
-			started: None,
-			forks: 0,
-			published_at: None,
-			seen: BTreeMap::new(),
-		})
-	}
-
-	fn print_header(&self) {
-		println!(
-			"{:>5}  {:>13}  {:>6}  {:>9}  {:>8}  {:>11}  {:>9}  {:>7}  {:>5}",
-			"round",
-			"blocks",
-			"secs",
-			"submitted",
-			"revealed",
-			"lazy proven",
-			"agreement",
-			"acc %",
-			"forks"
-		);
-	}
-
-	fn print_row(&self, index: u32, round: &Round) {
-		println!(
-			"{:>5}  {:>6}-{:<6}  {:>6.0}  {:>9}  {:>8}  {:>11}  {:>9}  {:>7}  {:>5}",
-			index + 1,
-			round.first_block,
-			round.last_block,
-			round.seconds,
-			round.submitted,
-			round.revealed,
-			round.lazy,
-			round.votes.map_or("-".into(), |(v, e)| format!("{v}/{e}")),
-			round
-				.accuracy
-				.map_or("-".into(), |a| format!("{:.2}", a * 100.0)),
-			self.forks
-		);
-	}
-
-	/// Close the round `view` was in (the task moved on or settled).
-	fn close_round(&mut self, view: &TaskView, number: u32) -> anyhow::Result<()> {
-		let (first, began) = self.started.unwrap_or((number, Instant::now()));
-		let seen = self.seen.get(&view.round).copied().unwrap_or_default();
-		// Trainers log the agreed model's accuracy shortly after the round ends.
-		let deadline = Instant::now() + Duration::from_secs(20);
-		let mut accuracy = accuracy_from_logs(self.args.logs.as_deref(), view.round + 1);
-		while accuracy.is_none() && self.args.logs.is_some() && Instant::now() < deadline {
-			std::thread::sleep(Duration::from_millis(500));
-			accuracy = accuracy_from_logs(self.args.logs.as_deref(), view.round + 1);
-		}
-		let round = Round {
-			first_block: first,
-			last_block: number,
-			seconds: began.elapsed().as_secs_f64(),
-			submitted: seen.submitted.max(count(view.submitted)),
-			revealed: seen.revealed.max(count(view.revealed)),
-			lazy: count(view.lazy),
-			votes: seen.votes,
-			included: seen.included,
-			accuracy,
+		let Some(path) = &self.args.baseline else {
+			return;
 		};
-		self.print_row(view.round, &round);
-		self.rounds.insert(view.round, round);
-		self.started = Some((number, Instant::now()));
-		Ok(())
-	}
-
-	/// Remember the round's peaks and, once it is decided, its votes and included set.
-	fn observe(&mut self, view: &TaskView, head: sp_core::H256) -> anyhow::Result<()> {
-		let entry = self.seen.entry(view.round).or_default();
-		entry.submitted = entry.submitted.max(count(view.submitted));
-		entry.revealed = entry.revealed.max(count(view.revealed));
-		if let Some((hash, mask)) = view.decided {
-			if entry.votes.is_none() {
-				let tallies = self.client.tallies(self.args.task, Some(head))?;
-				let votes = tallies.iter().find(|t| t.hash == hash).map(|t| t.votes);
-				let entry = self.seen.entry(view.round).or_default();
-				entry.votes = votes.map(|v| (v, count(view.eligible())));
-				entry.included = mask;
-			}
-		}
-		Ok(())
-	}
-
-	/// Wait (at most a minute) until every trainer named in the roles file has written its
-	/// `trainer-N.out`: they print after the settlement is confirmed.
-	fn wait_for_outputs(&self) {
-		let Some(dir) = &self.args.logs else { return };
-		let deadline = Instant::now() + Duration::from_secs(60);
-		while Instant::now() < deadline {
-			let all = self.files.values().all(|stem| {
-				std::fs::read_to_string(dir.join(format!("{stem}.out")))
-					.is_ok_and(|t| t.contains("free balance") || t.contains("selected false"))
-			});
-			if all {
-				return;
-			}
-			std::thread::sleep(Duration::from_secs(1));
+		let Ok(text) = std::fs::read_to_string(path) else {
+			return;
+		};
+		let record: serde_json::Value = serde_json::from_str(&text).unwrap_or(json!({}));
+		if let Some(values) = record["accuracy"].as_array() {
+			self.baseline = Some(values.iter().filter_map(|v| v.as_f64()).collect());
 		}
 	}
 
-	fn run(mut self) -> anyhow::Result<()> {
-		let task = self.args.task;
-		let mut last_head: Option<chain::Head> = None;
-		let mut header_printed = false;
-		loop {
-			let best = self.client.best_head()?;
-			if let Some(prev) = last_head {
-				if best.hash != prev.hash && best.parent != prev.hash {
-					self.forks += 1;
-				}
-			}
-			last_head = Some(best);
-			let (number, head) = self.client.confirmed_head()?;
-			match self.client.task(task, Some(head))? {
-				Some(view) => {
-					self.published_at.get_or_insert(number);
-					if !header_printed {
-						println!(
-							"task {task}: {} trainers wanted, {} rounds, model {} ({} parameters), {:?}",
-							view.spec.trainers_wanted,
-							view.spec.rounds,
-							view.spec.model_id,
-							view.spec.param_count,
-							view.spec.rule
-						);
-						self.print_header();
-						header_printed = true;
-					}
-					self.observe(&view, head)?;
-					if view.phase != pallet_fl_tasks::Phase::Bidding && self.started.is_none() {
-						self.started = Some((number, Instant::now()));
-					}
-					if let Some(prev) = self.last.clone() {
-						if view.round > prev.round {
-							self.close_round(&prev, number)?;
-						}
-					}
-					self.last = Some(view);
-				}
-				None if self.last.is_some() => {
-					let prev = self.last.clone().context("seen")?;
-					if prev.phase == pallet_fl_tasks::Phase::Bidding {
-						println!(
-							"task {task} ended in bidding at block {number}: {} bids, {} needed (escrow refunded)",
-							prev.bids, prev.spec.trainers_min
-						);
-					} else {
-						self.close_round(&prev, number)?;
-						println!("task {task} settled at block {number}");
-					}
-					break;
-				}
-				None => {
-					if self.client.task(task, None)?.is_none() && self.published_at.is_none() {
-						// Not even at the best block: wait for publication a while.
-						tracing::debug!(task, "task not published yet");
-					}
-				}
-			}
-			self.client.wait_new_head(Duration::from_secs(30))?;
+	/// Test accuracy of the agreed model and the share of trainers proven lazy, per round
+	/// so far; `None` before the first accuracy is known.
+	pub(super) fn accuracy_chart(&self, spec: &chain::TaskSpec) -> Option<String> {
+		let accuracy: Vec<(f64, f64)> = self
+			.rounds
+			.iter()
+			.filter_map(|(r, row)| row.accuracy.map(|a| (f64::from(r + 1), a * 100.0)))
+			.collect();
+		if accuracy.is_empty() {
+			return None;
 		}
-		if let Some(path) = self.args.report.clone() {
-			self.wait_for_outputs();
-			let text = self.report(&path)?;
-			std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-			println!("report written to {}", path.display());
-		}
-		Ok(())
+		let wanted = f64::from(spec.trainers_wanted.max(1));
+		let lazy: Vec<(f64, f64)> = self
+			.rounds
+			.iter()
+			.map(|(r, row)| (f64::from(r + 1), 100.0 * f64::from(row.lazy) / wanted))
+			.collect();
+		let alone: Vec<(f64, f64)> = self
+			.baseline
+			.iter()
+			.flatten()
+			.enumerate()
+			.map(|(r, a)| (r as f64 + 1.0, a * 100.0))
+			.collect();
+		Some(blade_trainer::plot::line_chart(
+			&format!(
+				"Task {}: test accuracy of the agreed model, lazy trainers proven",
+				self.args.task
+			),
+			"round",
+			"percent",
+			(1.0, f64::from(spec.rounds.max(2))),
+			(0.0, 100.0),
+			&[
+				blade_trainer::plot::Series {
+					label: "test accuracy (%)".into(),
+					colour: "#1f77b4",
+					points: accuracy,
+					dashed: false,
+				},
+				blade_trainer::plot::Series {
+					label: "lazy proven (% of trainers)".into(),
+					colour: "#d62728",
+					points: lazy,
+					dashed: false,
+				},
+				blade_trainer::plot::Series {
+					label: "test accuracy without the chain (%)".into(),
+					colour: "#7f7f7f",
+					points: alone,
+					dashed: true,
+				},
+			],
+		))
 	}
 
-	fn header_at(&self, number: u32) -> anyhow::Result<Option<blade_fl_runtime::Header>> {
+	pub(super) fn header_at(
+		&self,
+		number: u32,
+	) -> anyhow::Result<Option<blade_fl_runtime::Header>> {
 		let Some(hash) = self.client.block_hash(number)? else {
 			return Ok(None);
 		};
@@ -352,7 +146,7 @@ impl Watcher {
 		Ok(serde_json::from_value(value).ok())
 	}
 
-	fn timestamp_at(&self, number: u32) -> anyhow::Result<Option<u64>> {
+	pub(super) fn timestamp_at(&self, number: u32) -> anyhow::Result<Option<u64>> {
 		let Some(hash) = self.client.block_hash(number)? else {
 			return Ok(None);
 		};
@@ -391,7 +185,7 @@ impl Watcher {
 		Ok(format!("![{alt}]({file})\n"))
 	}
 
-	fn report(&self, path: &Path) -> anyhow::Result<String> {
+	pub(super) fn report(&self, path: &Path) -> anyhow::Result<String> {
 		let view = self.last.clone().context("the task was never seen")?;
 		let best = self.client.best_number()?;
 		let first = self.published_at.unwrap_or(1);
@@ -416,12 +210,12 @@ impl Watcher {
 		)?;
 
 		writeln!(md, "## Rounds\n")?;
-		writeln!(md, "| round | blocks | seconds | submitted | revealed | lazy proven (total) | votes for the aggregate | test accuracy |")?;
-		writeln!(md, "|---|---|---|---|---|---|---|---|")?;
+		writeln!(md, "| round | blocks | seconds | submitted | revealed | lazy proven (total) | votes for the aggregate | test accuracy | without the chain |")?;
+		writeln!(md, "|---|---|---|---|---|---|---|---|---|")?;
 		for (index, r) in &self.rounds {
 			writeln!(
 				md,
-				"| {} | {}-{} | {:.0} | {} | {} | {} | {} | {} |",
+				"| {} | {}-{} | {:.0} | {} | {} | {} | {} | {} | {} |",
 				index + 1,
 				r.first_block,
 				r.last_block,
@@ -431,45 +225,33 @@ impl Watcher {
 				r.lazy,
 				r.votes.map_or("-".into(), |(v, e)| format!("{v} of {e}")),
 				r.accuracy
-					.map_or("-".into(), |a| format!("{:.2} %", a * 100.0))
+					.map_or("-".into(), |a| format!("{:.2} %", a * 100.0)),
+				self.baseline_at(*index)
+					.map_or("-".into(), |a| format!("{:.2} %", a * 100.0)),
 			)?;
+		}
+		let last = self.rounds.keys().next_back().copied();
+		let on_chain = last.and_then(|r| self.rounds.get(&r)?.accuracy);
+		match (on_chain, last.and_then(|r| self.baseline_at(r))) {
+			(Some(chain), Some(alone)) => writeln!(
+				md,
+				"\nFinal accuracy {:.2} % on chain, {:.2} % for the same trainers and seeds without \
+				 the chain (`blade-trainer baseline`): {:+.2} points.",
+				chain * 100.0,
+				alone * 100.0,
+				(chain - alone) * 100.0
+			)?,
+			_ if self.args.baseline.is_some() => {
+				writeln!(md, "\nThe run without the chain did not finish in time.")?
+			}
+			_ => {}
 		}
 		writeln!(
 			md,
 			"\nForks seen by the watcher (best head replaced by a sibling): {}.\n",
 			self.forks
 		)?;
-		let accuracy: Vec<(f64, f64)> = self
-			.rounds
-			.iter()
-			.filter_map(|(r, row)| row.accuracy.map(|a| (f64::from(r + 1), a * 100.0)))
-			.collect();
-		if !accuracy.is_empty() {
-			let wanted = f64::from(spec.trainers_wanted.max(1));
-			let lazy: Vec<(f64, f64)> = self
-				.rounds
-				.iter()
-				.map(|(r, row)| (f64::from(r + 1), 100.0 * f64::from(row.lazy) / wanted))
-				.collect();
-			let svg = blade_trainer::plot::line_chart(
-				&format!("Task {task}: test accuracy of the agreed model, lazy trainers proven"),
-				"round",
-				"percent",
-				(1.0, f64::from(spec.rounds.max(2))),
-				(0.0, 100.0),
-				&[
-					blade_trainer::plot::Series {
-						label: "test accuracy (%)".into(),
-						colour: "#1f77b4",
-						points: accuracy,
-					},
-					blade_trainer::plot::Series {
-						label: "lazy proven (% of trainers)".into(),
-						colour: "#d62728",
-						points: lazy,
-					},
-				],
-			);
+		if let Some(svg) = self.accuracy_chart(spec) {
 			md.push_str(&self.figure(path, "rounds", svg, "accuracy and lazy proofs per round")?);
 		}
 
@@ -557,7 +339,7 @@ impl Watcher {
 				self.rounds.len(),
 				out.balance_change
 					.map_or("-".into(), |d| format!("{d:+.3}")),
-				self.client.reputation(who, None)?.deconstruct() as f64 / 1e7,
+				self.reputation.get(who).copied().unwrap_or_default(),
 				out.accuracy
 					.map_or("-".into(), |a| format!("{:.2} %", a * 100.0)),
 				out.privacy
@@ -655,14 +437,8 @@ impl Watcher {
 			let Some(header) = self.header_at(number)? else {
 				continue;
 			};
-			for item in &header.digest.logs {
-				if let sp_runtime::DigestItem::PreRuntime(id, data) = item {
-					if id == b"pow_" {
-						if let Ok(who) = AccountId::decode(&mut &data[..]) {
-							*authors.entry(who.to_string()).or_default() += 1;
-						}
-					}
-				}
+			if let Some(who) = author(&header) {
+				*authors.entry(who.to_string()).or_default() += 1;
 			}
 		}
 		writeln!(md, "\n## Miners (blocks {first}-{best})\n")?;
@@ -706,13 +482,10 @@ impl Watcher {
 	}
 }
 
-pub fn watch(args: WatchArgs) -> anyhow::Result<()> {
-	Watcher::new(args)?.run()
-}
-
 #[cfg(test)]
 mod tests {
 	use super::*;
+	use crate::watch::median;
 
 	#[test]
 	fn run_output_is_read_back() {
