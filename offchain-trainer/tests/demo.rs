@@ -2,7 +2,8 @@
 //! trainers (two lazy, one sign flipper, three honest), two rounds, the council motion and
 //! the sudo call mid-task, and faults: the third node and one honest trainer are killed
 //! (SIGKILL) mid-task and restarted. Meanwhile an operator joins: a fourth node (Dave's)
-//! joins through the printed bootnode and mines. The task must settle with both copiers
+//! joins through the printed bootnode and mines, and Dave's trainer, through that node,
+//! serves the next task. The task must settle with both copiers
 //! proven and nobody else, the sign flipper in no aggregate, the report and its figures
 //! written; the exported model must load in PyTorch and score on the full test set what the
 //! trainers reported; the live page must show the rounds and the accuracy curve in headless
@@ -55,7 +56,8 @@ fn last_round_accuracy(report: &str) -> (f64, Option<f64>) {
 		.lines()
 		.skip_while(|l| !l.starts_with("## Rounds"))
 		.take_while(|l| !l.starts_with("Forks"))
-		.filter(|l| l.starts_with("| ") && l.contains(" % |"))
+		// Rows of the rounds table (the split table below it has fewer columns).
+		.filter(|l| l.starts_with("| ") && l.contains(" % |") && l.split('|').count() == 11)
 		.last()
 		.expect("a rounds row with an accuracy");
 	let cells: Vec<&str> = row.split('|').map(str::trim).collect();
@@ -370,6 +372,74 @@ fn the_demo_settles_a_task_on_three_nodes_through_faults_and_shows_it() {
 		ledger.total(),
 		ledger.issuance,
 		"every unit in exactly one account: {ledger:?}"
+	);
+
+	// The operator's trainer joins the next task through the operator's own node.
+	let next = common::publish_task(
+		&format!("ws://127.0.0.1:{base}"),
+		&[
+			"--rounds",
+			"1",
+			"--trainers",
+			"2",
+			"--min-trainers",
+			"2",
+			"--max-samples",
+			"300",
+			"--bidding",
+			"6",
+			"--submit",
+			"6",
+			"--reveal",
+			"6",
+			"--aggregate",
+			"6",
+			"--reward",
+			"40",
+			"--stake",
+			"10",
+		],
+	);
+	let join = |who: &str, port: u16, shard: &str| {
+		let log = std::fs::File::create(dir.path().join(format!("{who}.log"))).unwrap();
+		let child = Command::new(trainer_bin())
+			.args(["run", "--url", &format!("ws://127.0.0.1:{port}")])
+			.args(["--suri", &format!("//{who}"), "--task", &next.to_string()])
+			.args([
+				"--shard",
+				shard,
+				"--max-samples",
+				"300",
+				"--eval-samples",
+				"500",
+			])
+			.args([
+				"--threads",
+				"1",
+				"--noise",
+				"off",
+				"--confirmations",
+				"2",
+				"--quiet",
+			])
+			.arg("--state-dir")
+			.arg(dir.path().join(format!("state-{who}")))
+			.stdout(std::fs::File::create(dir.path().join(format!("{who}.out"))).unwrap())
+			.stderr(log)
+			.spawn()
+			.unwrap();
+		Proc(child)
+	};
+	let mut dave = join("Dave", base + 3, "0/2");
+	let mut eve = join("Eve", base + 1, "1/2");
+	let deadline = Instant::now() + Duration::from_secs(600);
+	common::wait_exit(&mut dave, &dir.path().join("Dave.log"), "Dave", deadline);
+	common::wait_exit(&mut eve, &dir.path().join("Eve.log"), "Eve", deadline);
+	let out_dave = std::fs::read_to_string(dir.path().join("Dave.out")).unwrap();
+	println!("{out_dave}");
+	assert!(
+		out_dave.contains("selected true") && out_dave.contains("global model after round 1"),
+		"the operator's trainer served the next task through its own node:\n{out_dave}"
 	);
 	drop(demo);
 	// The model: PyTorch loads it, and it scores on all 10 000 test images what the

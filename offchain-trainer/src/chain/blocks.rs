@@ -26,7 +26,17 @@ impl Client {
 	/// Wait for the best head to move (at most `limit`): subscribed, until the next
 	/// announcement; polling, one poll interval.
 	pub fn wait_new_head(&self, limit: Duration) -> Result<()> {
-		self.follow().heads.wait_new(limit)
+		let started = std::time::Instant::now();
+		let mut follow = self.follow();
+		let result = follow.heads.wait_new(limit);
+		follow.waited += started.elapsed();
+		result
+	}
+
+	/// Total time spent waiting for new blocks ([`Client::wait_new_head`], which every
+	/// wait for a phase, an inclusion or a confirmation goes through) since connecting.
+	pub fn waited(&self) -> Duration {
+		self.follow().waited
 	}
 
 	/// Whether heads arrive by subscription.

@@ -144,6 +144,8 @@ pub struct Client {
 pub(crate) struct Follow {
 	heads: Heads,
 	canon: BTreeMap<BlockNumber, H256>,
+	/// Time spent in [`Client::wait_new_head`] so far.
+	waited: Duration,
 }
 
 /// Blocks kept in [`Follow`]'s map below the head.
@@ -192,6 +194,7 @@ impl Client {
 			follow: Mutex::new(Follow {
 				heads,
 				canon: BTreeMap::new(),
+				waited: Duration::ZERO,
 			}),
 			watches: HashMap::new(),
 		};

@@ -174,9 +174,9 @@ impl<'a> Runner<'a> {
 			let started = Instant::now();
 			let (update, stats) =
 				train::local_update(&mut self.model, &global, &self.train, &config)?;
-			crate::metrics::get()
-				.training_seconds
-				.add(started.elapsed().as_secs_f64());
+			let seconds = started.elapsed().as_secs_f64();
+			crate::metrics::get().training_seconds.add(seconds);
+			self.split.training += seconds;
 			tracing::info!(
 				round,
 				loss = stats.loss,

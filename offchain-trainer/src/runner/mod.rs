@@ -133,8 +133,61 @@ struct Runner<'a> {
 	globals: HashMap<u32, Vec<f32>>,
 	/// The round-0 model every trainer starts from.
 	init: Vec<f32>,
+	/// Where this round's wall time went.
+	split: RoundSplit,
 	outcome: Outcome,
 	last_phase: Option<(chain::RoundIndex, pallet_fl_tasks::Phase)>,
+}
+
+/// Where one trainer's wall time in a round went: local training, waiting for blocks
+/// (phases, inclusions and confirmations: [`Client::waited`]) and the rest, its own client
+/// work (verification, aggregation, encoding, signing, RPC). Logged as `round time split`
+/// when the round ends; `watch` reports the median trainer.
+#[derive(Clone, Copy, Debug)]
+struct RoundSplit {
+	round: Option<u32>,
+	started: Instant,
+	waited_at_start: Duration,
+	training: f64,
+}
+
+impl RoundSplit {
+	fn new(waited: Duration) -> Self {
+		RoundSplit {
+			round: None,
+			started: Instant::now(),
+			waited_at_start: waited,
+			training: 0.0,
+		}
+	}
+
+	/// Account for being in `round` now (`waited`: the client's total wait so far): log
+	/// the split and start over if a new round began.
+	fn enter(&mut self, round: Option<u32>, waited: Duration) {
+		if self.round == round {
+			return;
+		}
+		if let Some(ended) = self.round {
+			let wall = self.started.elapsed().as_secs_f64();
+			let waiting = waited.saturating_sub(self.waited_at_start).as_secs_f64();
+			tracing::info!(
+				round = ended,
+				training = centi(self.training),
+				client = centi((wall - waiting - self.training).max(0.0)),
+				waiting = centi(waiting),
+				"round time split"
+			);
+		}
+		*self = RoundSplit {
+			round,
+			..RoundSplit::new(waited)
+		};
+	}
+}
+
+/// `x` rounded to hundredths (for logs).
+fn centi(x: f64) -> f64 {
+	(x * 100.0).round() / 100.0
 }
 
 /// Seed of the round-0 model of `task`: the same for every trainer.
@@ -295,6 +348,7 @@ impl<'a> Runner<'a> {
 			head_number: 0,
 			globals: HashMap::new(),
 			init,
+			split: RoundSplit::new(Duration::ZERO),
 			outcome: Outcome {
 				balance: (balance, balance),
 				..Default::default()
@@ -328,6 +382,9 @@ impl<'a> Runner<'a> {
 				None => Step::Done,
 				Some(view) => {
 					self.head_number = number;
+					if view.phase != pallet_fl_tasks::Phase::Bidding {
+						self.split.enter(Some(view.round), self.client.waited());
+					}
 					self.show(number, &view);
 					match self.step(&view, head) {
 						Ok(step) => step,
@@ -348,6 +405,7 @@ impl<'a> Runner<'a> {
 				Step::Wait => self.wait_for_block(number)?,
 			}
 		}
+		self.split.enter(None, self.client.waited());
 		let last = self.spec.rounds;
 		if !self.globals.contains_key(&last) {
 			// Settled before the final model was seen at the confirmed head: evaluate this

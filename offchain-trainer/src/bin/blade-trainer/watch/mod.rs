@@ -105,6 +105,38 @@ fn accuracy_from_logs(logs: Option<&Path>, round: u32) -> Option<f64> {
 	median(values)
 }
 
+/// Median over the trainers' logs of the `round time split` of `round` (0-based):
+/// (training, client work, waiting on the chain) in seconds, and how many trainers logged it.
+fn split_from_logs(logs: Option<&Path>, round: u32) -> Option<((f64, f64, f64), usize)> {
+	let dir = logs?;
+	let needle = format!("round time split round={round} ");
+	let (mut training, mut client, mut waiting) = (Vec::new(), Vec::new(), Vec::new());
+	for entry in std::fs::read_dir(dir).ok()?.flatten() {
+		let name = entry.file_name().to_string_lossy().into_owned();
+		if !(name.starts_with("trainer-") && name.ends_with(".log")) {
+			continue;
+		}
+		let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+		// A restarted trainer logs a round twice; the last line counts.
+		let Some(line) = text.lines().rev().find(|l| l.contains(&needle)) else {
+			continue;
+		};
+		let field = |name: &str| -> Option<f64> {
+			let key = format!(" {name}=");
+			let at = line.find(&key)? + key.len();
+			line[at..].split_whitespace().next()?.parse().ok()
+		};
+		if let (Some(t), Some(c), Some(w)) = (field("training"), field("client"), field("waiting"))
+		{
+			training.push(t);
+			client.push(c);
+			waiting.push(w);
+		}
+	}
+	let n = training.len();
+	Some(((median(training)?, median(client)?, median(waiting)?), n))
+}
+
 struct Watcher {
 	args: WatchArgs,
 	client: Client,

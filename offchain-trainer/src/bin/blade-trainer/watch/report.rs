@@ -54,6 +54,46 @@ fn printed(text: &str) -> Printed {
 }
 
 impl Watcher {
+	/// The round time split table: where the median trainer's time went per round.
+	fn write_split(&self, md: &mut String) -> anyhow::Result<()> {
+		let rows: Vec<(u32, (f64, f64, f64), usize)> = self
+			.rounds
+			.keys()
+			.filter_map(|r| {
+				let (split, n) = super::split_from_logs(self.args.logs.as_deref(), *r)?;
+				Some((*r, split, n))
+			})
+			.collect();
+		if rows.is_empty() {
+			return Ok(());
+		}
+		writeln!(md, "\n### Round time split (median trainer)\n")?;
+		writeln!(md, "| round | training (s) | client work (s) | waiting on the chain (s) | chain's share | trainers |")?;
+		writeln!(md, "|---|---|---|---|---|---|")?;
+		for (round, (training, client, waiting), n) in rows {
+			let total = training + client + waiting;
+			writeln!(
+				md,
+				"| {} | {training:.1} | {client:.1} | {waiting:.1} | {:.0} % | {n} |",
+				round + 1,
+				if total > 0.0 {
+					100.0 * waiting / total
+				} else {
+					0.0
+				}
+			)?;
+		}
+		writeln!(
+			md,
+			"\nWall time inside each trainer (the machine's cores are shared by every trainer): \
+			 waiting is time spent waiting for blocks (phases, inclusions, confirmations), \
+			 training is local SGD, client work is the rest (verifying the others' updates, \
+			 aggregating, encoding, signing, RPC). Phases are fixed in blocks when the task is \
+			 published and end early once everyone has acted."
+		)?;
+		Ok(())
+	}
+
 	/// Accuracy after `round` (0-based) of the run without the chain, once known.
 	pub(super) fn baseline_at(&self, round: u32) -> Option<f64> {
 		self.baseline.as_ref()?.get(round as usize).copied()
@@ -246,6 +286,7 @@ impl Watcher {
 			}
 			_ => {}
 		}
+		self.write_split(&mut md)?;
 		writeln!(
 			md,
 			"\nForks seen by the watcher (best head replaced by a sibling): {}.\n",
