@@ -55,15 +55,7 @@ pub fn without_chain(
 	let mut members = Vec::with_capacity(trainers.len());
 	for cfg in trainers {
 		let local = train_set.subset(&local_indices(&train_set, cfg)?)?;
-		let noise = match cfg.privacy.noise {
-			super::Noise::Off => None,
-			_ => Some(AdaptiveNoise::new(
-				cfg.privacy.epsilon.unwrap_or(max_epsilon),
-				max_epsilon,
-				cfg.privacy.growth,
-				cfg.privacy.patience,
-			)?),
-		};
+		let noise = pipeline::adaptive_noise(&cfg.privacy, max_epsilon)?;
 		members.push(Member {
 			samples: local.len().min(spec.max_samples as usize) as u64,
 			data: train::to_tensors(&local, cfg.device)?,

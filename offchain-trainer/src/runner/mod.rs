@@ -319,15 +319,7 @@ impl<'a> Runner<'a> {
 		let model = Model::new(arch, shape, cfg.device, init_seed(cfg.task))?;
 		let init = model.flatten()?;
 		let max_epsilon = f64::from(spec.max_epsilon_milli) / 1000.0;
-		let adaptive = match cfg.privacy.noise {
-			Noise::Off => None,
-			_ => Some(AdaptiveNoise::new(
-				cfg.privacy.epsilon.unwrap_or(max_epsilon),
-				max_epsilon,
-				cfg.privacy.growth,
-				cfg.privacy.patience,
-			)?),
-		};
+		let adaptive = pipeline::adaptive_noise(&cfg.privacy, max_epsilon)?;
 
 		let balance = client.account_info(&client.account().clone(), None)?.free;
 		Ok(Runner {

@@ -10,7 +10,7 @@ use crate::{
 	aggregation::{self, Rule},
 	behaviour::{self, Behaviour},
 	error::Result,
-	privacy::{self, Accountant, Mechanism},
+	privacy::{self, Accountant, AdaptiveNoise, Mechanism},
 	signature,
 };
 
@@ -28,6 +28,23 @@ pub(crate) fn mechanism(config: &super::PrivacyConfig, epsilon: f64) -> Mechanis
 		},
 		super::Noise::Off => Mechanism::Off,
 	}
+}
+
+/// The adaptive local-DP state of a trainer with `config` on a task whose per-round cap is
+/// `max_epsilon`; `None` without noise.
+pub(crate) fn adaptive_noise(
+	config: &super::PrivacyConfig,
+	max_epsilon: f64,
+) -> Result<Option<AdaptiveNoise>> {
+	Ok(match config.noise {
+		super::Noise::Off => None,
+		_ => Some(AdaptiveNoise::new(
+			config.epsilon.unwrap_or(max_epsilon),
+			max_epsilon,
+			config.growth,
+			config.patience,
+		)?),
+	})
 }
 
 /// What a trainer publishes: `trained` (zeros for a copier) through its `behaviour` (a
