@@ -5,6 +5,10 @@
 use std::{
 	io::{BufRead, BufReader, Read, Write},
 	net::{SocketAddr, TcpListener, TcpStream},
+	sync::{
+		atomic::{AtomicUsize, Ordering},
+		Arc,
+	},
 	time::Duration,
 };
 
@@ -44,28 +48,57 @@ impl Response {
 /// The longest request line read; longer requests are answered `400`.
 const MAX_REQUEST_LINE: usize = 8 * 1024;
 
-/// Serve `handler(path)` for `GET path` on `addr` from a background thread named `name`;
+/// Connections answered at once; more get `503` straight away.
+const MAX_CONNECTIONS: usize = 32;
+
+/// Serve `handler(path)` for `GET path` on `addr` from background threads named `name`;
 /// returns the bound address (port 0: any free port). Other methods get `405`, garbage
-/// `400`; a slow or silent client is dropped after 5 s and never blocks the others for
-/// longer than that.
+/// `400`. Each connection has its own thread (at most [`MAX_CONNECTIONS`], then `503`), so
+/// a slow client delays nobody else; each of its reads and writes times out after 5 s.
 pub fn serve<F>(addr: SocketAddr, name: &str, handler: F) -> Result<SocketAddr>
 where
-	F: Fn(&str) -> Response + Send + 'static,
+	F: Fn(&str) -> Response + Send + Sync + 'static,
 {
 	let listener =
 		TcpListener::bind(addr).map_err(|e| invalid(format!("{name} on {addr}: {e}")))?;
 	let bound = listener
 		.local_addr()
 		.map_err(|e| invalid(format!("{name}: {e}")))?;
+	let handler = Arc::new(handler);
+	let open = Arc::new(AtomicUsize::new(0));
+	let thread_name = name.to_string();
 	std::thread::Builder::new()
 		.name(name.into())
 		.spawn(move || {
 			for stream in listener.incoming().flatten() {
-				answer(&stream, &handler);
+				if open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+					open.fetch_sub(1, Ordering::SeqCst);
+					reply(&stream, &busy());
+					continue;
+				}
+				let (handler, count) = (handler.clone(), open.clone());
+				let spawned =
+					std::thread::Builder::new()
+						.name(thread_name.clone())
+						.spawn(move || {
+							answer(&stream, &*handler);
+							count.fetch_sub(1, Ordering::SeqCst);
+						});
+				if spawned.is_err() {
+					open.fetch_sub(1, Ordering::SeqCst);
+				}
 			}
 		})
 		.map_err(|e| invalid(format!("{name} thread: {e}")))?;
 	Ok(bound)
+}
+
+fn busy() -> Response {
+	Response {
+		status: "503 Service Unavailable",
+		content_type: "text/plain; charset=utf-8",
+		body: b"too many connections\n".to_vec(),
+	}
 }
 
 fn answer<F: Fn(&str) -> Response>(stream: &TcpStream, handler: &F) {
@@ -96,6 +129,11 @@ fn answer<F: Fn(&str) -> Response>(stream: &TcpStream, handler: &F) {
 		}
 		_ => bad_request(),
 	};
+	reply(stream, &response);
+}
+
+fn reply(stream: &TcpStream, response: &Response) {
+	let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
 	let mut stream = stream;
 	let head = format!(
 		"HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
@@ -155,5 +193,13 @@ mod tests {
 		let long = vec![b'A'; MAX_REQUEST_LINE * 2];
 		assert!(ask(addr, &long).starts_with("HTTP/1.1 400"));
 		assert!(ask(addr, b"GET /hello HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200"));
+		// A silent client (connected, sends nothing) does not hold up the next one.
+		let _silent = TcpStream::connect(addr).unwrap();
+		let started = std::time::Instant::now();
+		assert!(ask(addr, b"GET /hello HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200"));
+		assert!(
+			started.elapsed() < Duration::from_secs(4),
+			"answered while another client was silent"
+		);
 	}
 }

@@ -374,7 +374,9 @@ fn the_demo_settles_a_task_on_three_nodes_through_faults_and_shows_it() {
 		"every unit in exactly one account: {ledger:?}"
 	);
 
-	// The operator's trainer joins the next task through the operator's own node.
+	// The operator's trainer joins the next task through the operator's own node. Bidding
+	// is long enough for both trainers to load their data and bid after publication is
+	// confirmed (6 blocks were not, in one CI run).
 	let next = common::publish_task(
 		&format!("ws://127.0.0.1:{base}"),
 		&[
@@ -387,7 +389,7 @@ fn the_demo_settles_a_task_on_three_nodes_through_faults_and_shows_it() {
 			"--max-samples",
 			"300",
 			"--bidding",
-			"6",
+			"16",
 			"--submit",
 			"6",
 			"--reveal",

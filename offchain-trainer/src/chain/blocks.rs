@@ -35,6 +35,7 @@ impl Client {
 
 	/// Total time spent waiting for new blocks ([`Client::wait_new_head`], which every
 	/// wait for a phase, an inclusion or a confirmation goes through) since connecting.
+	/// Backoff sleeps while the node is unreachable are not in it (they are client time).
 	pub fn waited(&self) -> Duration {
 		self.follow().waited
 	}

@@ -67,6 +67,7 @@ impl<'a> Runner<'a> {
 			&weights,
 			previous.as_deref(),
 			rule_of(view.spec.rule),
+			&|k| view.trainers[bits[k]].to_string(),
 		)?
 		else {
 			tracing::warn!(round, "no update carries training: not voting");

@@ -9,8 +9,11 @@
 //!
 //! Not reproduced, and why the two may differ slightly: PN seeds are random (the least
 //! squares removal leaves a different tiny residue), reputations are taken equal (the
-//! chain's move a little after round 1), local-DP noise draws differ, and on chain a copier
-//! proven only after the vote is in that round's aggregate.
+//! chain's move a little after round 1), local-DP noise draws differ, on chain a copier
+//! proven only after the vote is in that round's aggregate, and every trainer given is taken
+//! as selected and on time (on chain a late or unselected one is not in the aggregate).
+//! Behaviours whose blobs the chain refuses (a crafted blob) have no chain-free meaning:
+//! give honest, lazy (copier) or sign-flip trainers.
 
 use blade_fl_primitives::{pn::round_key, verdict::contribution_weight};
 use rand::{Rng, SeedableRng};
@@ -18,6 +21,7 @@ use rand::{Rng, SeedableRng};
 use super::{init_seed, local_indices, norm_bound, pipeline, rule_of, RunConfig};
 use crate::{
 	chain::TaskSpec,
+	codec,
 	error::{invalid, Result},
 	model::Model,
 	privacy::{Accountant, AdaptiveNoise},
@@ -125,16 +129,21 @@ pub fn without_chain(
 		// The chain's view of the round: copiers proven and excluded, the rest revealed.
 		let mut clean = Vec::new();
 		let mut weights = Vec::new();
+		let mut owners = Vec::new();
 		for (i, entry) in published.into_iter().enumerate() {
-			let Some((mut values, key)) = entry else {
+			let Some((values, key)) = entry else {
 				continue;
 			};
 			if trainers[i].behaviour.copies() {
 				continue;
 			}
+			// Through the task's blob codec, as the chain carries it (f16/int8 quantise).
+			let blob = codec::encode(task, round, spec.codec, &values)?;
+			let mut values = codec::decode(&blob, blob.len())?.1;
 			signature::remove(&mut values, &key);
 			weights.push(contribution_weight(members[i].samples, REPUTATION_PARTS));
 			clean.push(values);
+			owners.push(i);
 		}
 		if clean.is_empty() {
 			return Err(invalid(format!("round {round}: no update to aggregate")));
@@ -145,6 +154,7 @@ pub fn without_chain(
 			&weights,
 			previous_step.as_deref(),
 			rule_of(spec.rule),
+			&|k| format!("trainer {}", owners[k]),
 		)?
 		else {
 			return Err(invalid(format!("round {round}: the screen kept no update")));

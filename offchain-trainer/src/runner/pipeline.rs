@@ -84,17 +84,18 @@ pub(crate) fn publishable(
 /// removed) with their `weights`: the screen leaves out updates that carry no training
 /// (noise, empty, sign flips, replays of `previous`, the last global step), then `rule`
 /// aggregates the rest. Returns the next model and the indices into `clean` it includes,
-/// or `None` when the screen keeps nothing.
+/// or `None` when the screen keeps nothing. `who(k)` names the owner of `clean[k]` in logs.
 pub(crate) fn next_global(
 	global: &[f32],
 	clean: Vec<Vec<f32>>,
 	weights: &[u128],
 	previous: Option<&[f32]>,
 	rule: Rule,
+	who: &dyn Fn(usize) -> String,
 ) -> Result<Option<(Vec<f32>, Vec<usize>)>> {
 	let screened = aggregation::screen(&clean, previous)?;
 	for (k, why) in &screened.dropped {
-		tracing::info!(update = k, ?why, "update left out by the screen");
+		tracing::info!(trainer = who(*k), ?why, "update left out by the screen");
 	}
 	if screened.kept.is_empty() {
 		return Ok(None);

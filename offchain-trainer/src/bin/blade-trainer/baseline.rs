@@ -28,8 +28,8 @@ pub struct BaselineArgs {
 	pub task: u64,
 	/// Trainers' roles, one `ACCOUNT ROLE` per line as for `watch --roles`: line i is
 	/// shard i of N. `lazy` copies (left out of every aggregate, as the chain proves it),
-	/// `sign-flip` negates, `honest-dp` adds Gaussian local DP at `--dp-epsilon`, any other
-	/// role trains honestly without noise.
+	/// `sign-flip` negates, `honest-dp` adds Gaussian local DP at `--dp-epsilon`, `honest`
+	/// and `honest-*` (e.g. `honest-restarted`) train without noise; other roles are refused.
 	#[arg(long)]
 	pub roles: PathBuf,
 	/// Per-round epsilon of the `honest-dp` trainers (default: the task's cap).
@@ -43,7 +43,18 @@ pub struct BaselineArgs {
 	pub trainer: TrainerArgs,
 }
 
+/// Run, and on failure leave `{"error": ...}` at `--out` so that a watcher waiting for the
+/// result stops waiting.
 pub fn baseline(args: BaselineArgs) -> anyhow::Result<()> {
+	let out = args.out.clone();
+	let result = compute(args);
+	if let Err(e) = &result {
+		let _ = std::fs::write(&out, json!({ "error": format!("{e:#}") }).to_string());
+	}
+	result
+}
+
+fn compute(args: BaselineArgs) -> anyhow::Result<()> {
 	let client = args.node.reader()?;
 	let started = Instant::now();
 	let view = loop {
@@ -65,7 +76,7 @@ pub fn baseline(args: BaselineArgs) -> anyhow::Result<()> {
 		.map(|l| l.split_whitespace().nth(1).unwrap_or("honest"))
 		.collect();
 	anyhow::ensure!(!roles.is_empty(), "no trainers in {}", args.roles.display());
-	let trainers: Vec<runner::RunConfig> = roles
+	let trainers = roles
 		.iter()
 		.enumerate()
 		.map(|(i, role)| {
@@ -77,15 +88,20 @@ pub fn baseline(args: BaselineArgs) -> anyhow::Result<()> {
 					noise: args.trainer.lazy_noise,
 				},
 				"sign-flip" => Behaviour::SignFlip,
-				_ => Behaviour::Honest,
+				"honest-dp" => {
+					cfg.privacy.noise = Noise::Gaussian;
+					cfg.privacy.epsilon = args.dp_epsilon;
+					Behaviour::Honest
+				}
+				r if r == "honest" || r.starts_with("honest-") => Behaviour::Honest,
+				other => anyhow::bail!(
+					"role {other:?} of trainer {i}: the baseline knows lazy, sign-flip, \
+					 honest-dp and honest[-*]"
+				),
 			};
-			if *role == "honest-dp" {
-				cfg.privacy.noise = Noise::Gaussian;
-				cfg.privacy.epsilon = args.dp_epsilon;
-			}
-			cfg
+			Ok(cfg)
 		})
-		.collect();
+		.collect::<anyhow::Result<Vec<runner::RunConfig>>>()?;
 	let clock = Instant::now();
 	let accuracy = runner::baseline::without_chain(args.task, &view.spec, &trainers, |r, i| {
 		tracing::debug!(round = r, trainer = i, "training without the chain");

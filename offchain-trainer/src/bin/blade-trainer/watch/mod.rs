@@ -105,12 +105,14 @@ fn accuracy_from_logs(logs: Option<&Path>, round: u32) -> Option<f64> {
 	median(values)
 }
 
-/// Median over the trainers' logs of the `round time split` of `round` (0-based):
-/// (training, client work, waiting on the chain) in seconds, and how many trainers logged it.
+/// The `round time split` of `round` (0-based) of the median trainer: of the trainers
+/// that trained that round (copiers do not), the one whose wall time (training + client
+/// work + waiting) is the median. Returns (training, client work, waiting) in seconds and
+/// how many trainers logged the round.
 fn split_from_logs(logs: Option<&Path>, round: u32) -> Option<((f64, f64, f64), usize)> {
 	let dir = logs?;
 	let needle = format!("round time split round={round} ");
-	let (mut training, mut client, mut waiting) = (Vec::new(), Vec::new(), Vec::new());
+	let mut splits = Vec::new();
 	for entry in std::fs::read_dir(dir).ok()?.flatten() {
 		let name = entry.file_name().to_string_lossy().into_owned();
 		if !(name.starts_with("trainer-") && name.ends_with(".log")) {
@@ -128,13 +130,17 @@ fn split_from_logs(logs: Option<&Path>, round: u32) -> Option<((f64, f64, f64), 
 		};
 		if let (Some(t), Some(c), Some(w)) = (field("training"), field("client"), field("waiting"))
 		{
-			training.push(t);
-			client.push(c);
-			waiting.push(w);
+			splits.push((t, c, w));
 		}
 	}
-	let n = training.len();
-	Some(((median(training)?, median(client)?, median(waiting)?), n))
+	let logged = splits.len();
+	let mut trained: Vec<(f64, f64, f64)> = splits.iter().copied().filter(|s| s.0 > 0.0).collect();
+	if trained.is_empty() {
+		trained = splits;
+	}
+	trained.sort_by(|a, b| (a.0 + a.1 + a.2).total_cmp(&(b.0 + b.1 + b.2)));
+	let median = *trained.get(trained.len() / 2)?;
+	Some((median, logged))
 }
 
 struct Watcher {
@@ -159,8 +165,9 @@ struct Watcher {
 	reputation: HashMap<AccountId, f64>,
 	/// Where the report went, once written.
 	report_written: Option<PathBuf>,
-	/// Accuracy per round without the chain (`--baseline`), once written.
-	baseline: Option<Vec<f64>>,
+	/// Accuracy per round without the chain (`--baseline`), once written (empty if the
+	/// run failed).
+	baseline: Option<Vec<Option<f64>>>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -272,7 +279,9 @@ impl Watcher {
 		};
 		self.print_row(view.round, &round);
 		self.rounds.insert(view.round, round);
-		self.refresh_reputation()?;
+		if let Err(e) = self.refresh_reputation() {
+			tracing::warn!(error = %e, "reputation not refreshed");
+		}
 		self.started = Some((number, Instant::now()));
 		Ok(())
 	}
@@ -396,8 +405,15 @@ impl Watcher {
 					}
 				}
 			}
-			self.publish(best.number, number, false)?;
+			if let Err(e) = self.publish(best.number, number, false) {
+				tracing::warn!(error = %e, "live page not refreshed");
+			}
 			self.client.wait_new_head(Duration::from_secs(30))?;
+		}
+		// The page shows the settlement while the report waits for the trainers' outputs.
+		let best = self.client.best_number()?;
+		if let Err(e) = self.publish(best, best, true) {
+			tracing::warn!(error = %e, "live page not refreshed");
 		}
 		if let Some(path) = self.args.report.clone() {
 			self.wait_for_outputs();
@@ -417,7 +433,9 @@ impl Watcher {
 			println!("the task is over; still serving the live page (Ctrl-C stops)");
 			loop {
 				let best = self.client.best_number()?;
-				self.publish(best, best, true)?;
+				if let Err(e) = self.publish(best, best, true) {
+					tracing::warn!(error = %e, "live page not refreshed");
+				}
 				self.client.wait_new_head(Duration::from_secs(30))?;
 			}
 		}
@@ -427,4 +445,42 @@ impl Watcher {
 
 pub fn watch(args: WatchArgs) -> anyhow::Result<()> {
 	Watcher::new(args)?.run()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+	use super::split_from_logs;
+
+	#[test]
+	fn the_round_split_is_the_median_trainers_own() {
+		let dir = tempfile::tempdir().unwrap();
+		let line = |t: f64, c: f64, w: f64| {
+			format!(
+				"2026-11-28T10:58:43Z  INFO blade_trainer::runner: round time split round=0 training={t} client={c} waiting={w}\n"
+			)
+		};
+		// Wall times 10, 20, 40 among those that trained; the copier (no training) is left
+		// out; trainer 3 restarted and logged round 0 twice (the last line counts).
+		let logs = [
+			line(8.0, 1.0, 1.0),
+			line(5.0, 5.0, 10.0),
+			line(30.0, 5.0, 5.0),
+			line(0.0, 1.0, 99.0),
+		];
+		for (i, text) in logs.iter().enumerate() {
+			std::fs::write(dir.path().join(format!("trainer-{i}.log")), text).unwrap();
+		}
+		std::fs::write(
+			dir.path().join("trainer-4.log"),
+			line(1.0, 1.0, 1.0) + &line(50.0, 50.0, 50.0),
+		)
+		.unwrap();
+		std::fs::write(dir.path().join("node-0.log"), line(1.0, 1.0, 1.0)).unwrap();
+		let (split, logged) = split_from_logs(Some(dir.path()), 0).unwrap();
+		// Trained: walls 10, 20, 40, 150 -> the upper median, 40.
+		assert_eq!(split, (30.0, 5.0, 5.0));
+		assert_eq!(logged, 5);
+		assert!(split_from_logs(Some(dir.path()), 1).is_none());
+	}
 }

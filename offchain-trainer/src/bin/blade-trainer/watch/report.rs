@@ -67,7 +67,10 @@ impl Watcher {
 		if rows.is_empty() {
 			return Ok(());
 		}
-		writeln!(md, "\n### Round time split (median trainer)\n")?;
+		writeln!(
+			md,
+			"\n### Round time split (the trainer with the median wall time)\n"
+		)?;
 		writeln!(md, "| round | training (s) | client work (s) | waiting on the chain (s) | chain's share | trainers |")?;
 		writeln!(md, "|---|---|---|---|---|---|")?;
 		for (round, (training, client, waiting), n) in rows {
@@ -85,7 +88,8 @@ impl Watcher {
 		}
 		writeln!(
 			md,
-			"\nWall time inside each trainer (the machine's cores are shared by every trainer): \
+			"\nOf the trainers that trained in the round, the one whose wall time is the median \
+			 (the machine's cores are shared by every trainer): \
 			 waiting is time spent waiting for blocks (phases, inclusions, confirmations), \
 			 training is local SGD, client work is the rest (verifying the others' updates, \
 			 aggregating, encoding, signing, RPC). Phases are fixed in blocks when the task is \
@@ -96,7 +100,11 @@ impl Watcher {
 
 	/// Accuracy after `round` (0-based) of the run without the chain, once known.
 	pub(super) fn baseline_at(&self, round: u32) -> Option<f64> {
-		self.baseline.as_ref()?.get(round as usize).copied()
+		self.baseline
+			.as_ref()?
+			.get(round as usize)
+			.copied()
+			.flatten()
 	}
 
 	/// Read `--baseline` if it has been written (by `blade-trainer baseline`).
@@ -111,8 +119,12 @@ impl Watcher {
 			return;
 		};
 		let record: serde_json::Value = serde_json::from_str(&text).unwrap_or(json!({}));
-		if let Some(values) = record["accuracy"].as_array() {
-			self.baseline = Some(values.iter().filter_map(|v| v.as_f64()).collect());
+		if let Some(error) = record["error"].as_str() {
+			tracing::warn!(error, "the run without the chain failed");
+			self.baseline = Some(Vec::new());
+		} else if let Some(values) = record["accuracy"].as_array() {
+			// One entry per round; a NaN accuracy was written as null and stays a gap.
+			self.baseline = Some(values.iter().map(|v| v.as_f64()).collect());
 		}
 	}
 
@@ -138,7 +150,7 @@ impl Watcher {
 			.iter()
 			.flatten()
 			.enumerate()
-			.map(|(r, a)| (r as f64 + 1.0, a * 100.0))
+			.filter_map(|(r, a)| Some((r as f64 + 1.0, (*a)? * 100.0)))
 			.collect();
 		Some(blade_trainer::plot::line_chart(
 			&format!(

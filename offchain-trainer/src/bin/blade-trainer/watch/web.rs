@@ -145,7 +145,7 @@ impl Watcher {
 		let url = self.args.node.url.clone();
 		let chain = json!({
 			"url": url,
-			"apps": format!("https://polkadot.js.org/apps/?rpc={url}"),
+			"apps": format!("https://polkadot.js.org/apps/?rpc={}", percent_encode(&url)),
 			"best": best,
 			"confirmed": confirmed,
 			"forks": self.forks,
@@ -232,5 +232,28 @@ impl Watcher {
 			"miners": miners,
 			"report": self.report_written.as_ref().map(|p| p.display().to_string()),
 		}))
+	}
+}
+
+/// `text` with everything but unreserved URL characters percent-encoded.
+fn percent_encode(text: &str) -> String {
+	text.bytes()
+		.map(|b| match b {
+			b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+				(b as char).to_string()
+			}
+			_ => format!("%{b:02X}"),
+		})
+		.collect()
+}
+
+#[cfg(test)]
+mod tests {
+	#[test]
+	fn node_urls_are_encoded_for_the_apps_link() {
+		assert_eq!(
+			super::percent_encode("ws://127.0.0.1:9944/?a=b&c"),
+			"ws%3A%2F%2F127.0.0.1%3A9944%2F%3Fa%3Db%26c"
+		);
 	}
 }
