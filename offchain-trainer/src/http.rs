@@ -103,7 +103,6 @@ fn busy() -> Response {
 
 fn answer<F: Fn(&str) -> Response>(stream: &TcpStream, handler: &F) {
 	let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-	let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
 	let mut reader = BufReader::new(stream).take(MAX_REQUEST_LINE as u64 * 4);
 	let mut request = String::new();
 	let response = match reader.read_line(&mut request) {

@@ -83,25 +83,34 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 	Some(values[values.len() / 2])
 }
 
+/// The text of every trainer's log (`trainer-*.log`) in `dir`.
+fn trainer_logs(dir: &Path) -> Vec<String> {
+	let Ok(entries) = std::fs::read_dir(dir) else {
+		return Vec::new();
+	};
+	entries
+		.flatten()
+		.filter(|e| {
+			let name = e.file_name().to_string_lossy().into_owned();
+			name.starts_with("trainer-") && name.ends_with(".log")
+		})
+		.map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+		.collect()
+}
+
 /// Test accuracy of the global model after `round` (1-based) as the trainers evaluated it:
 /// the median over every `trainer-*.log` line `global model round=R accuracy=X`.
 fn accuracy_from_logs(logs: Option<&Path>, round: u32) -> Option<f64> {
-	let dir = logs?;
 	let needle = format!("global model round={round} accuracy=");
-	let mut values = Vec::new();
-	for entry in std::fs::read_dir(dir).ok()?.flatten() {
-		let name = entry.file_name().to_string_lossy().into_owned();
-		if !(name.starts_with("trainer-") && name.ends_with(".log")) {
-			continue;
-		}
-		let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-		if let Some(value) = text.lines().rev().find_map(|l| {
-			let at = l.find(&needle)? + needle.len();
-			l[at..].split_whitespace().next()?.parse::<f64>().ok()
-		}) {
-			values.push(value);
-		}
-	}
+	let values = trainer_logs(logs?)
+		.iter()
+		.filter_map(|text| {
+			text.lines().rev().find_map(|l| {
+				let at = l.find(&needle)? + needle.len();
+				l[at..].split_whitespace().next()?.parse::<f64>().ok()
+			})
+		})
+		.collect();
 	median(values)
 }
 
@@ -110,15 +119,9 @@ fn accuracy_from_logs(logs: Option<&Path>, round: u32) -> Option<f64> {
 /// work + waiting) is the median. Returns (training, client work, waiting) in seconds and
 /// how many trainers logged the round.
 fn split_from_logs(logs: Option<&Path>, round: u32) -> Option<((f64, f64, f64), usize)> {
-	let dir = logs?;
 	let needle = format!("round time split round={round} ");
 	let mut splits = Vec::new();
-	for entry in std::fs::read_dir(dir).ok()?.flatten() {
-		let name = entry.file_name().to_string_lossy().into_owned();
-		if !(name.starts_with("trainer-") && name.ends_with(".log")) {
-			continue;
-		}
-		let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+	for text in trainer_logs(logs?) {
 		// A restarted trainer logs a round twice; the last line counts.
 		let Some(line) = text.lines().rev().find(|l| l.contains(&needle)) else {
 			continue;
@@ -450,7 +453,24 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-	use super::split_from_logs;
+	use super::{accuracy_from_logs, split_from_logs};
+
+	#[test]
+	fn accuracy_is_the_median_of_the_trainers_last_word() {
+		let dir = tempfile::tempdir().unwrap();
+		let line =
+			|r: u32, a: f64| format!("INFO runner: global model round={r} accuracy={a} loss=1\n");
+		std::fs::write(dir.path().join("trainer-0.log"), line(1, 0.5)).unwrap();
+		std::fs::write(
+			dir.path().join("trainer-1.log"),
+			line(1, 0.1) + &line(1, 0.6),
+		)
+		.unwrap();
+		std::fs::write(dir.path().join("trainer-2.log"), line(1, 0.7)).unwrap();
+		std::fs::write(dir.path().join("node-0.log"), line(1, 0.9)).unwrap();
+		assert_eq!(accuracy_from_logs(Some(dir.path()), 1), Some(0.6));
+		assert_eq!(accuracy_from_logs(Some(dir.path()), 2), None);
+	}
 
 	#[test]
 	fn the_round_split_is_the_median_trainers_own() {
