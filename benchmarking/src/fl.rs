@@ -89,7 +89,7 @@ fn measure(bytes: u32, repeats: u32) -> (f64, f64) {
 				max_samples: 1_000,
 				codec: Codec::F32,
 				rule: AggregationRule::FedAvg,
-				max_epsilon_milli: 1_000,
+				privacy: None,
 				pn_snr_centi_db: 600,
 				max_norm_milli: u32::MAX,
 				phases: PhaseLengths {

@@ -102,7 +102,7 @@ fn task_round_trip_on_a_real_node() {
 		max_samples: 1_000_000,
 		codec: Codec::F32,
 		rule: AggregationRule::FedAvg,
-		max_epsilon_milli: 8_000,
+		privacy: None,
 		pn_snr_centi_db: 600,
 		max_norm_milli: 1_000_000,
 		phases: PhaseLengths {

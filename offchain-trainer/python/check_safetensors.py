@@ -1,7 +1,7 @@
 """Load a BLADE-FL model saved as safetensors into plain PyTorch modules and print the
 logits of a fixed input as JSON: the trainer's tests compare them with libtorch's.
 
-usage: check_safetensors.py MODEL.safetensors {mlp,cnn} CHANNELS HEIGHT WIDTH
+usage: check_safetensors.py MODEL.safetensors {mlp,cnn,dp-cnn} CHANNELS HEIGHT WIDTH
 """
 import json
 import math
@@ -20,6 +20,19 @@ def build(kind, state, c, h, w):
             "fc2": torch.nn.Linear(hidden, classes),
         })
         forward = lambda x: net["fc2"](torch.relu(net["fc1"](x.flatten(1))))
+    elif kind == "dp-cnn":
+        side = lambda s: ((s + 6 - 8) // 2 + 1 - 1 - 4) // 2 + 1 - 1
+        net = torch.nn.ModuleDict({
+            "conv1": torch.nn.Conv2d(c, 16, 8, stride=2, padding=3),
+            "conv2": torch.nn.Conv2d(16, 32, 4, stride=2),
+            "fc1": torch.nn.Linear(32 * side(h) * side(w), 32),
+            "fc2": torch.nn.Linear(32, classes),
+        })
+
+        def forward(x):
+            x = torch.max_pool2d(torch.tanh(net["conv1"](x)), 2, 1)
+            x = torch.max_pool2d(torch.tanh(net["conv2"](x)), 2, 1)
+            return net["fc2"](torch.tanh(net["fc1"](x.flatten(1))))
     else:
         side = lambda s: ((s - 4) // 2 - 4) // 2
         flat = 64 * side(h) * side(w)

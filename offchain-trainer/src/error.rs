@@ -86,6 +86,10 @@ pub enum Error {
 		reason: String,
 	},
 	/// Waited too long for something on chain.
+	/// The trainer will not take part in a task (for example: it cannot meet the task's
+	/// privacy floor).
+	#[error("refusing the task: {0}")]
+	Refused(String),
 	#[error("timed out waiting for {0}")]
 	Timeout(String),
 }

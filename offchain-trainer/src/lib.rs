@@ -10,8 +10,10 @@
 //!   threshold derived from its false-positive rate; the runtime's own fixed-point verdict;
 //! - [`aggregation`]: the contribution screen (noise, sign flips, boosted and replayed
 //!   updates left out) and bit-exact FedAvg, coordinate median, trimmed mean, Multi-Krum;
-//! - [`privacy`]: clipping, Gaussian and Laplace mechanisms with per-client epsilon,
-//!   adaptive noise decay, and a Rényi-DP accountant;
+//! - [`privacy`]: per-task privacy budgets (the task's floor and the trainer's own),
+//!   noise calibrated over all rounds (constant or adaptive decay), the Rényi-DP
+//!   accountant (sampled Gaussian for DP-SGD, Gaussian, Laplace), output perturbation;
+//! - `dpsgd` (feature `torch`): record-level DP-SGD with exact per-sample gradients;
 //! - [`behaviour`]: honest, lazy, sign-flip, scale and random trainers for experiments;
 //! - [`state`]: seeds, submissions and progress persisted atomically per task (owner-only);
 //! - [`keys`]: the signing key from a node keystore, a key file or a secret URI;
@@ -28,6 +30,8 @@ pub mod behaviour;
 pub mod chain;
 pub mod codec;
 pub mod data;
+#[cfg(feature = "torch")]
+pub mod dpsgd;
 mod error;
 #[cfg(feature = "torch")]
 pub mod experiment;

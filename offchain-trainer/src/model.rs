@@ -9,10 +9,73 @@
 
 use std::path::Path;
 
-use tch::{nn, nn::ModuleT, Device, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 use crate::error::{invalid, Error, Result};
 pub use crate::registry::{Arch, Shape};
+
+/// One stage of a model's forward pass. [`Model::forward`] and the traced forward pass of
+/// DP-SGD ([`crate::dpsgd`]) both run this one list, so they cannot disagree.
+pub enum Layer {
+	/// Fully connected layer on flattened inputs.
+	Linear(nn::Linear),
+	/// 2-D convolution with a square stride and zero padding.
+	Conv {
+		/// Weights and bias.
+		conv: nn::Conv2D,
+		/// Stride.
+		stride: i64,
+		/// Zero padding on each side.
+		padding: i64,
+	},
+	/// ReLU.
+	Relu,
+	/// Tanh.
+	Tanh,
+	/// Max-pooling with a square kernel and stride.
+	MaxPool {
+		/// Kernel side.
+		kernel: i64,
+		/// Stride.
+		stride: i64,
+	},
+	/// Reshape to `N x C x H x W`.
+	Image(i64, i64, i64),
+	/// Flatten to `N x features`.
+	Flatten,
+}
+
+impl Layer {
+	/// Apply this stage.
+	pub fn apply(&self, xs: &Tensor) -> Tensor {
+		match self {
+			Layer::Linear(l) => xs.linear(&l.ws, l.bs.as_ref()),
+			Layer::Conv {
+				conv,
+				stride,
+				padding,
+			} => xs.conv2d(
+				&conv.ws,
+				conv.bs.as_ref(),
+				[*stride, *stride],
+				[*padding, *padding],
+				[1, 1],
+				1,
+			),
+			Layer::Relu => xs.relu(),
+			Layer::Tanh => xs.tanh(),
+			Layer::MaxPool { kernel, stride } => xs.max_pool2d(
+				[*kernel, *kernel],
+				[*stride, *stride],
+				[0, 0],
+				[1, 1],
+				false,
+			),
+			Layer::Image(c, h, w) => xs.view([-1, *c, *h, *w]),
+			Layer::Flatten => xs.flatten(1, -1),
+		}
+	}
+}
 
 /// A model with its variables.
 pub struct Model {
@@ -21,7 +84,7 @@ pub struct Model {
 	/// Input shape.
 	pub shape: Shape,
 	vs: nn::VarStore,
-	net: nn::SequentialT,
+	layers: Vec<Layer>,
 	/// Variables in the documented order with their shapes (fixed once built).
 	layout: Vec<(String, Vec<i64>)>,
 	params: usize,
@@ -37,46 +100,62 @@ impl Model {
 		}
 		let vs = nn::VarStore::new(device);
 		let root = vs.root();
-		let features = shape.channels * shape.height * shape.width;
-		let net = match arch {
+		let (c, h, w) = (shape.channels, shape.height, shape.width);
+		let linear = |name: &str, i: i64, o: i64| {
+			Layer::Linear(nn::linear(&root / name, i, o, Default::default()))
+		};
+		let conv = |name: &str, i: i64, o: i64, k: i64, stride: i64, padding: i64| {
+			let config = nn::ConvConfig {
+				stride,
+				padding,
+				..Default::default()
+			};
+			Layer::Conv {
+				conv: nn::conv2d(&root / name, i, o, k, config),
+				stride,
+				padding,
+			}
+		};
+		let pool = |kernel: i64, stride: i64| Layer::MaxPool { kernel, stride };
+		let layers = match arch {
 			Arch::Mlp { hidden } => {
 				if hidden <= 0 {
 					return Err(invalid("MLP needs hidden units"));
 				}
-				nn::seq_t()
-					.add_fn(move |x| x.view([-1, features]))
-					.add(nn::linear(
-						&root / "fc1",
-						features,
-						hidden,
-						Default::default(),
-					))
-					.add_fn(|x| x.relu())
-					.add(nn::linear(
-						&root / "fc2",
-						hidden,
-						shape.classes,
-						Default::default(),
-					))
+				vec![
+					Layer::Image(c, h, w),
+					Layer::Flatten,
+					linear("fc1", c * h * w, hidden),
+					Layer::Relu,
+					linear("fc2", hidden, shape.classes),
+				]
 			}
-			Arch::Cnn => {
-				let (c, h, w) = (shape.channels, shape.height, shape.width);
-				let flat = crate::registry::cnn_features(shape);
-				nn::seq_t()
-					.add_fn(move |x| x.view([-1, c, h, w]))
-					.add(nn::conv2d(&root / "conv1", c, 32, 5, Default::default()))
-					.add_fn(|x| x.relu().max_pool2d_default(2))
-					.add(nn::conv2d(&root / "conv2", 32, 64, 5, Default::default()))
-					.add_fn(move |x| x.relu().max_pool2d_default(2).view([-1, flat]))
-					.add(nn::linear(&root / "fc1", flat, 128, Default::default()))
-					.add_fn(|x| x.relu())
-					.add(nn::linear(
-						&root / "fc2",
-						128,
-						shape.classes,
-						Default::default(),
-					))
-			}
+			Arch::Cnn => vec![
+				Layer::Image(c, h, w),
+				conv("conv1", c, 32, 5, 1, 0),
+				Layer::Relu,
+				pool(2, 2),
+				conv("conv2", 32, 64, 5, 1, 0),
+				Layer::Relu,
+				pool(2, 2),
+				Layer::Flatten,
+				linear("fc1", crate::registry::cnn_features(shape), 128),
+				Layer::Relu,
+				linear("fc2", 128, shape.classes),
+			],
+			Arch::DpCnn => vec![
+				Layer::Image(c, h, w),
+				conv("conv1", c, 16, 8, 2, 3),
+				Layer::Tanh,
+				pool(2, 1),
+				conv("conv2", 16, 32, 4, 2, 0),
+				Layer::Tanh,
+				pool(2, 1),
+				Layer::Flatten,
+				linear("fc1", crate::registry::dp_cnn_features(shape), 32),
+				Layer::Tanh,
+				linear("fc2", 32, shape.classes),
+			],
 		};
 		let mut layout: Vec<(String, Vec<i64>)> = vs
 			.variables()
@@ -92,7 +171,7 @@ impl Model {
 			arch,
 			shape,
 			vs,
-			net,
+			layers,
 			layout,
 			params,
 		};
@@ -126,14 +205,27 @@ impl Model {
 		self.vs.device()
 	}
 
-	/// Logits for a batch.
-	pub fn forward(&self, xs: &Tensor, train: bool) -> Tensor {
-		self.net.forward_t(xs, train)
+	/// Logits for a batch (`train` is accepted for symmetry: no layer behaves differently
+	/// in training).
+	pub fn forward(&self, xs: &Tensor, _train: bool) -> Tensor {
+		self.layers
+			.iter()
+			.fold(xs.shallow_clone(), |x, l| l.apply(&x))
+	}
+
+	/// The stages of the forward pass.
+	pub fn layers(&self) -> &[Layer] {
+		&self.layers
 	}
 
 	/// The variable store (for optimisers).
 	pub fn var_store(&self) -> &nn::VarStore {
 		&self.vs
+	}
+
+	/// The variable store, mutably (to change the parameters' kind, e.g. for tests in f64).
+	pub fn var_store_mut(&mut self) -> &mut nn::VarStore {
+		&mut self.vs
 	}
 
 	/// Variables in the documented order, with their shapes.
@@ -241,7 +333,7 @@ mod tests {
 		}
 		// The registry's formula (used by `publish-task` without libtorch) agrees with
 		// the built models for every registered model and data set.
-		for model_id in 1..=3 {
+		for model_id in 1..=4 {
 			for dataset_id in 1..=3 {
 				let arch = crate::registry::model(model_id).unwrap();
 				let shape = crate::registry::shape(dataset_id).unwrap();
@@ -298,6 +390,8 @@ mod tests {
 			(Arch::Mlp { hidden: 32 }, "mlp", FMNIST),
 			(Arch::Cnn, "cnn", FMNIST),
 			(Arch::Cnn, "cnn", CIFAR),
+			(Arch::DpCnn, "dp-cnn", FMNIST),
+			(Arch::DpCnn, "dp-cnn", CIFAR),
 		] {
 			let model = Model::new(arch, shape, Device::Cpu, 5).unwrap();
 			let path = dir

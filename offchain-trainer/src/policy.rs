@@ -21,8 +21,8 @@ pub struct Policy {
 	pub max_stake: Balance,
 	/// Tasks served at once.
 	pub max_tasks: usize,
-	/// Least per-task privacy cap (epsilon) this trainer can learn at; tasks that demand
-	/// more privacy are left to others.
+	/// Least total epsilon per task this trainer can learn at; tasks whose privacy floor
+	/// demands more privacy are left to others.
 	pub min_epsilon: f64,
 	/// Data set ids this trainer holds data for.
 	pub datasets: Vec<u32>,
@@ -109,6 +109,9 @@ pub enum Skip {
 		/// Stake plus reserve.
 		needed: Balance,
 	},
+	/// This trainer cannot meet the task's privacy floor with its configuration (see
+	/// [`crate::privacy::task::Refusal`]).
+	PrivacyFloor(String),
 	/// The task's privacy cap is below what this trainer can learn at.
 	Privacy {
 		/// The task's epsilon cap.
@@ -164,6 +167,7 @@ impl fmt::Display for Skip {
 				blade(*free),
 				blade(*needed)
 			),
+			Skip::PrivacyFloor(why) => write!(f, "{why}"),
 			Skip::Privacy { cap, floor } => write!(
 				f,
 				"privacy cap epsilon {cap} below min-epsilon {floor} (this trainer would not learn)"
@@ -242,12 +246,14 @@ pub fn decide(policy: &Policy, task: &TaskView, me: Situation) -> Decision {
 			needed,
 		});
 	}
-	let cap = f64::from(spec.max_epsilon_milli) / 1000.0;
-	if cap < policy.min_epsilon {
-		return skip(Skip::Privacy {
-			cap,
-			floor: policy.min_epsilon,
-		});
+	if let Some(floor) = spec.privacy {
+		let cap = f64::from(floor.max_epsilon_milli) / 1000.0;
+		if cap < policy.min_epsilon {
+			return skip(Skip::Privacy {
+				cap,
+				floor: policy.min_epsilon,
+			});
+		}
 	}
 	let phases = spec.phases;
 	let shortest = phases.submit.min(phases.reveal).min(phases.aggregate);
@@ -294,7 +300,10 @@ mod tests {
 				max_samples: 6_000,
 				codec: Codec::F32,
 				rule: AggregationRule::CoordinateMedian,
-				max_epsilon_milli: 8_000,
+				privacy: Some(pallet_fl_tasks::PrivacyFloor {
+					max_epsilon_milli: 8_000,
+					delta: sp_runtime::Perbill::from_parts(10_000),
+				}),
 				pn_snr_centi_db: 600,
 				max_norm_milli: 100_000,
 				phases: PhaseLengths {

@@ -14,6 +14,7 @@
 //! | 1 | MLP, 32 hidden units (25 450 parameters on 28x28) |
 //! | 2 | MLP, 128 hidden units |
 //! | 3 | CNN (two 5x5 conv layers, 128-unit head) |
+//! | 4 | DP-CNN: Papernot et al. 2020's tempered-sigmoid (tanh) CNN for DP-SGD (26 010 parameters on 28x28) |
 
 use std::path::Path;
 
@@ -31,6 +32,8 @@ pub enum ModelName {
 	Mlp128,
 	/// CNN, two 5x5 conv layers and a 128-unit head (`model_id` 3).
 	Cnn,
+	/// Tempered-sigmoid (tanh) CNN for DP-SGD (`model_id` 4).
+	DpCnn,
 }
 
 impl ModelName {
@@ -40,19 +43,25 @@ impl ModelName {
 			ModelName::Mlp32 => 1,
 			ModelName::Mlp128 => 2,
 			ModelName::Cnn => 3,
+			ModelName::DpCnn => 4,
 		}
 	}
 
 	/// The name of an on-chain `model_id`.
 	pub fn from_id(id: u32) -> Result<ModelName> {
-		[ModelName::Mlp32, ModelName::Mlp128, ModelName::Cnn]
-			.into_iter()
-			.find(|m| m.id() == id)
-			.ok_or_else(|| {
-				invalid(format!(
-					"unknown model_id {id} (1 = mlp32, 2 = mlp128, 3 = cnn)"
-				))
-			})
+		[
+			ModelName::Mlp32,
+			ModelName::Mlp128,
+			ModelName::Cnn,
+			ModelName::DpCnn,
+		]
+		.into_iter()
+		.find(|m| m.id() == id)
+		.ok_or_else(|| {
+			invalid(format!(
+				"unknown model_id {id} (1 = mlp32, 2 = mlp128, 3 = cnn, 4 = dp-cnn)"
+			))
+		})
 	}
 }
 
@@ -105,6 +114,12 @@ pub enum Arch {
 	/// `conv1 5x5 (32) -> ReLU -> maxpool 2 -> conv2 5x5 (64) -> ReLU -> maxpool 2 ->
 	/// fc1 (128) -> ReLU -> fc2 (classes)`.
 	Cnn,
+	/// Papernot et al. 2020 ("Tempered Sigmoid Activations for Deep Learning with
+	/// Differential Privacy"), the (Fashion-)MNIST network: `conv1 8x8 stride 2 pad 3 (16)
+	/// -> tanh -> maxpool 2 stride 1 -> conv2 4x4 stride 2 (32) -> tanh -> maxpool 2 stride
+	/// 1 -> fc1 (32) -> tanh -> fc2 (classes)`. Small, bounded activations: what DP-SGD
+	/// learns best with.
+	DpCnn,
 }
 
 /// Input shape and class count.
@@ -136,8 +151,21 @@ impl Arch {
 					+ linear(flat, 128)
 					+ linear(128, shape.classes)
 			}
+			Arch::DpCnn => {
+				(16 * shape.channels * 64 + 16) as u64
+					+ (32 * 16 * 16 + 32) as u64
+					+ linear(dp_cnn_features(shape), 32)
+					+ linear(32, shape.classes)
+			}
 		}
 	}
+}
+
+/// Inputs of the DP-CNN's `fc1`: 32 channels after (8x8 stride 2 pad 3 conv, 2x2 stride 1
+/// pool, 4x4 stride 2 conv, 2x2 stride 1 pool).
+pub fn dp_cnn_features(shape: Shape) -> i64 {
+	let side = |s: i64| ((s + 6 - 8) / 2 + 1 - 1 - 4) / 2 + 1 - 1;
+	32 * side(shape.height) * side(shape.width)
 }
 
 /// Inputs of the CNN's `fc1`: 64 channels after two (5x5 valid conv, 2x2 max-pool) stages.
@@ -152,8 +180,9 @@ pub fn model(model_id: u32) -> Result<Arch> {
 		1 => Ok(Arch::Mlp { hidden: 32 }),
 		2 => Ok(Arch::Mlp { hidden: 128 }),
 		3 => Ok(Arch::Cnn),
+		4 => Ok(Arch::DpCnn),
 		other => Err(invalid(format!(
-			"unknown model_id {other} (1 = MLP-32, 2 = MLP-128, 3 = CNN)"
+			"unknown model_id {other} (1 = MLP-32, 2 = MLP-128, 3 = CNN, 4 = DP-CNN)"
 		))),
 	}
 }

@@ -58,6 +58,7 @@ fn label(skip: &Skip) -> &'static str {
 		Skip::StakeTooHigh { .. } => "stake",
 		Skip::Funds { .. } => "funds",
 		Skip::Privacy { .. } => "privacy",
+		Skip::PrivacyFloor(_) => "privacy_floor",
 		Skip::PhaseTooShort { .. } => "phases",
 		Skip::NoTimeToTrain { .. } => "time",
 	}
@@ -164,7 +165,15 @@ pub fn serve(
 					free,
 					serving: serving.len(),
 				};
-				match decide(&cfg.policy, &view, situation) {
+				let mut decision = decide(&cfg.policy, &view, situation);
+				// The policy would bid: can this trainer meet the task's privacy floor?
+				if let Decision::Bid { .. } = decision {
+					if let Some(why) = runner::privacy_refusal(&cfg.run, &view.spec, have as usize)
+					{
+						decision = Decision::Skip(Skip::PrivacyFloor(why));
+					}
+				}
+				match decision {
 					Decision::Skip(why) => {
 						if logged.get(&task) != Some(&why) {
 							tracing::info!(task, block = number, reason = %why, "not bidding");

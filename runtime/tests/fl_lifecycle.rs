@@ -163,7 +163,7 @@ fn five_trainers_three_rounds_in_the_runtime() {
 			max_samples: 10_000,
 			codec: Codec::F32,
 			rule: AggregationRule::FedAvg,
-			max_epsilon_milli: 8_000,
+			privacy: None,
 			pn_snr_centi_db: 600,
 			max_norm_milli: 1_000_000,
 			phases: PhaseLengths {

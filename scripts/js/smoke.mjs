@@ -80,7 +80,7 @@ if (data.free.toBigInt() !== amount) fail(`destination holds ${data.free}`);
 const spec = {
   modelId: 1, paramCount: 1000, datasetId: 1, validationHash: '0x' + '11'.repeat(32),
   rounds: 2, trainersWanted: 3, trainersMin: 2, minSamples: 10, maxSamples: 1000, codec: 'F32',
-  rule: { TrimmedMean: { trim: 10 } }, maxEpsilonMilli: 4000, pnSnrCentiDb: 600, maxNormMilli: 100000,
+  rule: { TrimmedMean: { trim: 10 } }, privacy: { maxEpsilonMilli: 3000, delta: 10000 }, pnSnrCentiDb: 600, maxNormMilli: 100000,
   phases: { bidding: 100, submit: 20, reveal: 20, aggregate: 20 },
   reward: 100_000_000_000_000n, minStake: 10_000_000_000_000n,
 };

@@ -24,7 +24,7 @@ use crate::{
 	codec,
 	error::{invalid, Result},
 	model::Model,
-	privacy::{Accountant, AdaptiveNoise},
+	privacy::{task::TaskPlan, Accountant},
 	registry, signature,
 	train::{self, TrainConfig},
 };
@@ -49,31 +49,22 @@ pub fn without_chain(
 	let test = train::to_tensors(&test_set.subset(&eval)?, first.device)?;
 	let mut model = Model::new(arch, shape, first.device, init_seed(task))?;
 	let mut global = model.flatten()?;
-	let max_epsilon = f64::from(spec.max_epsilon_milli) / 1000.0;
 	struct Member {
 		data: train::Tensors,
 		samples: u64,
-		noise: Option<AdaptiveNoise>,
+		privacy: Option<TaskPlan>,
 		accountant: Accountant,
 	}
 	let mut members = Vec::with_capacity(trainers.len());
 	for cfg in trainers {
 		let local = train_set.subset(&local_indices(&train_set, cfg)?)?;
-		let noise = pipeline::adaptive_noise(&cfg.privacy, max_epsilon)?;
+		let privacy = pipeline::privacy_plan(&cfg.privacy, &cfg.train, spec, local.len())?;
 		members.push(Member {
 			samples: local.len().min(spec.max_samples as usize) as u64,
 			data: train::to_tensors(&local, cfg.device)?,
-			noise,
+			privacy,
 			accountant: Accountant::new(),
 		});
-	}
-	// As each runner does: the round-0 model is evaluated before training (and seen by the
-	// adaptive noise).
-	let initial = train::evaluate(&model, &test, 256)?.accuracy;
-	for member in &mut members {
-		if let Some(noise) = member.noise.as_mut() {
-			noise.observe(initial);
-		}
 	}
 	let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(task);
 	let shape_of_round = (f64::from(spec.pn_snr_centi_db) / 100.0, norm_bound(spec));
@@ -98,6 +89,7 @@ pub fn without_chain(
 			} else {
 				None
 			};
+			let member = &mut members[i];
 			let trained = match victim {
 				Some(_) => vec![0.0; global.len()],
 				None => {
@@ -106,23 +98,36 @@ pub fn without_chain(
 						seed: u64::from(round) ^ (cfg.shard.0 as u64) << 32,
 						..cfg.train
 					};
-					train::local_update(&mut model, &global, &members[i].data, &config)?.0
+					let (update, _, release) = pipeline::local_training(
+						&mut model,
+						&global,
+						&member.data,
+						&config,
+						(member.privacy.as_ref(), cfg.privacy.clip),
+						round,
+						&mut rng,
+					)?;
+					if let Some(release) = release {
+						pipeline::spend(&mut member.accountant, member.privacy.as_ref(), release)?;
+					}
+					update
 				}
 			};
-			let member = &mut members[i];
-			let privacy = member
-				.noise
-				.as_ref()
-				.map(|a| pipeline::mechanism(&cfg.privacy, a.epsilon));
+			let mechanism = match victim {
+				None => pipeline::mechanism(member.privacy.as_ref(), cfg.privacy.clip, round)?,
+				Some(_) => None,
+			};
+			let plan = member.privacy.as_ref();
 			let update = pipeline::publishable(
 				cfg.behaviour,
 				&trained,
 				victim.as_deref(),
-				privacy,
+				mechanism.and_then(|m| plan.map(|p| (m, p))),
 				&mut member.accountant,
 				shape_of_round,
 				&key,
 				&mut rng,
+				|_| Ok(()),
 			)?;
 			published[i] = Some((update, key));
 		}
@@ -168,11 +173,6 @@ pub fn without_chain(
 			accuracy = eval.accuracy,
 			"global model without the chain"
 		);
-		for member in &mut members {
-			if let Some(noise) = member.noise.as_mut() {
-				noise.observe(eval.accuracy);
-			}
-		}
 		accuracy.push(eval.accuracy);
 	}
 	Ok(accuracy)

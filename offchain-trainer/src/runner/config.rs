@@ -11,44 +11,60 @@ use crate::{
 	train::TrainConfig,
 };
 
-/// Which local-DP mechanism protects each update.
+/// How the trainer protects its data (see [`crate::privacy`] for what each protects).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Noise {
-	/// Gaussian, `(epsilon, delta)` per release, L2 clipping.
+	/// DP-SGD: per-sample clipping to `clip` and Gaussian noise every step (record-level).
+	DpSgd,
+	/// Output perturbation, Gaussian: the update clipped to L2 `clip`, noise once per round
+	/// (user-level).
 	Gaussian,
-	/// Laplace, pure `epsilon` per release, L1 clipping.
+	/// Output perturbation, Laplace: the update clipped to L1 `clip` (user-level, pure DP).
 	Laplace,
-	/// No noise (explicit opt-out).
+	/// No noise (explicit opt-out; refused by tasks with a privacy floor).
 	Off,
 }
 
-/// Local differential privacy settings.
+/// Differential-privacy settings of a trainer.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PrivacyConfig {
 	/// Mechanism.
 	pub noise: Noise,
-	/// This client's starting per-round epsilon (`None`: the task's cap).
+	/// This trainer's own total epsilon over a task (`None`: the task's floor). The tighter
+	/// of the two is spent.
 	pub epsilon: Option<f64>,
-	/// Gaussian delta per release.
+	/// This trainer's delta (the smaller of it and the task's is used).
 	pub delta: f64,
-	/// Clipping norm of the update.
+	/// Clipping norm: per sample (DP-SGD) or of the update (output perturbation).
 	pub clip: f64,
-	/// Adaptive decay: epsilon grows by this factor (less noise) after `patience` rounds
-	/// without accuracy gain, up to the task's cap.
-	pub growth: f64,
-	/// Rounds without gain that trigger the decay.
-	pub patience: u32,
+	/// A fixed noise multiplier instead of one calibrated to the budget; a task whose
+	/// budget it would exceed is refused.
+	pub noise_multiplier: Option<f64>,
+	/// Adaptive decay: each round's noise is this factor times the previous round's (1:
+	/// constant), calibrated so all rounds together spend the budget.
+	pub decay: f64,
+}
+
+impl PrivacyConfig {
+	/// The noise schedule over rounds.
+	pub fn schedule(&self) -> crate::privacy::Schedule {
+		if self.decay < 1.0 {
+			crate::privacy::Schedule::Adaptive { decay: self.decay }
+		} else {
+			crate::privacy::Schedule::Constant
+		}
+	}
 }
 
 impl Default for PrivacyConfig {
 	fn default() -> Self {
 		PrivacyConfig {
-			noise: Noise::Gaussian,
+			noise: Noise::DpSgd,
 			epsilon: None,
 			delta: 1e-5,
 			clip: 1.0,
-			growth: 1.5,
-			patience: 1,
+			noise_multiplier: None,
+			decay: 1.0,
 		}
 	}
 }

@@ -161,7 +161,22 @@ impl<'a> Runner<'a> {
 		} else {
 			None
 		};
-		let trained = if victim.is_none() {
+		// A round retried after a failed vote reuses the noisy update it already published
+		// (post-processing: no new privacy cost); anything else trains afresh.
+		let private_name = format!("private-{round}");
+		let reused = match (&victim, view.attempt) {
+			(None, attempt) if attempt > 0 => self
+				.store
+				.load_blob(self.cfg.task, &private_name)?
+				.map(|blob| codec::decode(&blob, blob.len()).map(|d| d.1))
+				.transpose()?,
+			_ => None,
+		};
+		let fresh = victim.is_none() && reused.is_none();
+		let trained = if let Some(values) = reused {
+			tracing::info!(round, "retried round: reusing the update already released");
+			values
+		} else if fresh {
 			let config = TrainConfig {
 				seed: u64::from(round) ^ (self.cfg.shard.0 as u64) << 32,
 				..self.cfg.train
@@ -172,8 +187,19 @@ impl<'a> Runner<'a> {
 				self.samples
 			));
 			let started = Instant::now();
-			let (update, stats) =
-				train::local_update(&mut self.model, &global, &self.train, &config)?;
+			let (update, stats, release) = pipeline::local_training(
+				&mut self.model,
+				&global,
+				&self.train,
+				&config,
+				(self.privacy.as_ref(), self.cfg.privacy.clip),
+				round,
+				&mut self.rng,
+			)?;
+			if let Some(release) = release {
+				pipeline::spend(&mut self.accountant, self.privacy.as_ref(), release)?;
+				tracing::info!(round, ?release, "DP-SGD applied");
+			}
 			let seconds = started.elapsed().as_secs_f64();
 			crate::metrics::get().training_seconds.add(seconds);
 			self.split.training += seconds;
@@ -187,18 +213,19 @@ impl<'a> Runner<'a> {
 		} else {
 			vec![0.0; global.len()]
 		};
-		let privacy = self
-			.adaptive
-			.as_ref()
-			.map(|a| pipeline::mechanism(&self.cfg.privacy, a.epsilon));
-		if let (None, Some(a)) = (&victim, &self.adaptive) {
-			tracing::info!(round, epsilon = a.epsilon, "local DP applied");
+		let mechanism = match fresh {
+			true => pipeline::mechanism(self.privacy.as_ref(), self.cfg.privacy.clip, round)?,
+			false => None,
+		};
+		if let Some(m) = mechanism {
+			tracing::info!(round, mechanism = ?m, "output perturbation applied");
 		}
+		let plan = self.privacy.as_ref();
 		let update = pipeline::publishable(
 			self.cfg.behaviour,
 			&trained,
 			victim.as_deref(),
-			privacy,
+			mechanism.and_then(|m| plan.map(|p| (m, p))),
 			&mut self.accountant,
 			(
 				f64::from(view.spec.pn_snr_centi_db) / 100.0,
@@ -206,6 +233,13 @@ impl<'a> Runner<'a> {
 			),
 			&key,
 			&mut self.rng,
+			|private| {
+				if fresh {
+					let blob = codec::encode(self.cfg.task, round, Codec::F32, private)?;
+					self.store.save_blob(self.cfg.task, &private_name, &blob)?;
+				}
+				Ok(())
+			},
 		)?;
 		Ok(Some(update))
 	}

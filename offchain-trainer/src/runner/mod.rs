@@ -74,7 +74,7 @@ use crate::{
 	error::{invalid, Error, Result},
 	model::Model,
 	partition::partition,
-	privacy::{self, Accountant, AdaptiveNoise},
+	privacy::{self, task::TaskPlan, Accountant},
 	registry, signature,
 	state::{self, Store, TaskState},
 	train::{self, Tensors, TrainConfig},
@@ -114,7 +114,8 @@ struct Runner<'a> {
 	samples: u64,
 	rng: rand_chacha::ChaCha12Rng,
 	accountant: Accountant,
-	adaptive: Option<AdaptiveNoise>,
+	/// The privacy plan for the task (`None`: no noise).
+	privacy: Option<TaskPlan>,
 	/// This round's downloaded update blobs and their values (`None`: unusable), by hash.
 	updates: HashMap<H256, (Vec<u8>, Option<Vec<f32>>)>,
 	/// (update hash, key) pairs already tested this round (a key of `[0; 32]`: the test
@@ -267,6 +268,15 @@ fn local_indices(train_set: &Dataset, cfg: &RunConfig) -> Result<Vec<usize>> {
 	Ok(mine)
 }
 
+/// Why this trainer, configured by `cfg` with `samples` local samples, refuses a task of
+/// `spec` for privacy (it cannot meet the task's floor), or `None`.
+pub fn privacy_refusal(cfg: &RunConfig, spec: &chain::TaskSpec, samples: usize) -> Option<String> {
+	match pipeline::privacy_plan(&cfg.privacy, &cfg.train, spec, samples) {
+		Ok(_) => None,
+		Err(e) => Some(e.to_string()),
+	}
+}
+
 /// How many samples this trainer holds for data set `dataset_id` under `cfg` (what it
 /// would declare in a bid, before the task's cap).
 pub fn local_samples(cfg: &RunConfig, dataset_id: u32) -> Result<u64> {
@@ -318,8 +328,9 @@ impl<'a> Runner<'a> {
 		);
 		let model = Model::new(arch, shape, cfg.device, init_seed(cfg.task))?;
 		let init = model.flatten()?;
-		let max_epsilon = f64::from(spec.max_epsilon_milli) / 1000.0;
-		let adaptive = pipeline::adaptive_noise(&cfg.privacy, max_epsilon)?;
+		// Before anything is sent: a trainer that cannot meet the task's privacy floor
+		// refuses it here.
+		let privacy = pipeline::privacy_plan(&cfg.privacy, &cfg.train, &spec, local.len())?;
 
 		let balance = client.account_info(&client.account().clone(), None)?.free;
 		Ok(Runner {
@@ -331,7 +342,7 @@ impl<'a> Runner<'a> {
 			model,
 			rng: rand_chacha::ChaCha12Rng::from_seed(state::fresh_seed()),
 			accountant: Accountant::new(),
-			adaptive,
+			privacy,
 			updates: HashMap::new(),
 			checked: HashSet::new(),
 			queued: Default::default(),
@@ -413,8 +424,8 @@ impl<'a> Runner<'a> {
 		let me = self.me().clone();
 		self.outcome.balance.1 = self.client.account_info(&me, None)?.free;
 		self.outcome.accuracy = self.state.accuracy.iter().map(|(r, a)| (*r, *a)).collect();
-		if self.accountant.releases() > 0 {
-			let delta = self.cfg.privacy.delta;
+		if let (true, Some(plan)) = (self.accountant.releases() > 0, &self.privacy) {
+			let delta = plan.budget.delta;
 			let epsilon = match self.cfg.privacy.noise {
 				Noise::Laplace => self.accountant.pure_epsilon(),
 				_ => self.accountant.epsilon(delta),
@@ -587,9 +598,6 @@ impl<'a> Runner<'a> {
 		if round > 0 {
 			self.state.accuracy.insert(round - 1, eval.accuracy);
 			self.save()?;
-		}
-		if let Some(adaptive) = self.adaptive.as_mut() {
-			adaptive.observe(eval.accuracy);
 		}
 		Ok(())
 	}

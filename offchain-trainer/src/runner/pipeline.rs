@@ -9,65 +9,180 @@ use rand::Rng;
 use crate::{
 	aggregation::{self, Rule},
 	behaviour::{self, Behaviour},
-	error::Result,
-	privacy::{self, Accountant, AdaptiveNoise, Mechanism},
+	chain::TaskSpec,
+	dpsgd::{self, DpSgd},
+	error::{invalid, Error, Result},
+	model::Model,
+	privacy::{
+		self,
+		task::{self, Method, TaskPlan, Wishes},
+		Accountant, Mechanism, Release,
+	},
 	signature,
+	train::{self, Tensors, TrainConfig, TrainStats},
 };
 
-/// Local-DP mechanism of `config` at `epsilon` this round.
-pub(crate) fn mechanism(config: &super::PrivacyConfig, epsilon: f64) -> Mechanism {
-	match config.noise {
-		super::Noise::Gaussian => Mechanism::Gaussian {
-			epsilon,
-			delta: config.delta,
-			clip: config.clip,
-		},
-		super::Noise::Laplace => Mechanism::Laplace {
-			epsilon,
-			clip: config.clip,
-		},
-		super::Noise::Off => Mechanism::Off,
+/// This trainer's privacy plan for a task of `spec` on `samples` local samples trained by
+/// `train`: the task's floor and the trainer's wishes, calibrated over all rounds before
+/// it bids. `Err(Error::Refused)` where it cannot meet the floor; `Ok(None)` without noise.
+pub(crate) fn privacy_plan(
+	privacy: &super::PrivacyConfig,
+	train: &TrainConfig,
+	spec: &TaskSpec,
+	samples: usize,
+) -> Result<Option<TaskPlan>> {
+	let floor = task::floor_budget(spec.privacy);
+	let method = match privacy.noise {
+		super::Noise::DpSgd => {
+			let q = (train.batch_size as f64 / samples.max(1) as f64).min(1.0);
+			Method::DpSgd {
+				sample_rate: q,
+				steps: dpsgd::steps_per_round(train.epochs, q),
+			}
+		}
+		super::Noise::Gaussian => Method::Gaussian,
+		super::Noise::Laplace => Method::Laplace,
+		super::Noise::Off => Method::Off,
+	};
+	let wishes = Wishes {
+		epsilon: privacy.epsilon,
+		delta: privacy.delta,
+		noise_multiplier: privacy.noise_multiplier,
+		schedule: privacy.schedule(),
+	};
+	let plan = task::plan_task(floor, spec.rounds, method, &wishes)
+		.map_err(|refusal| Error::Refused(refusal.to_string()))?;
+	if let Some(plan) = &plan {
+		tracing::info!(
+			method = ?plan.method,
+			epsilon = plan.plan.epsilon,
+			budget = plan.budget.epsilon,
+			delta = plan.budget.delta,
+			first_round_noise = plan.plan.per_round.first().copied().unwrap_or_default(),
+			"privacy plan for the task"
+		);
 	}
+	Ok(plan)
 }
 
-/// The adaptive local-DP state of a trainer with `config` on a task whose per-round cap is
-/// `max_epsilon`; `None` without noise.
-pub(crate) fn adaptive_noise(
-	config: &super::PrivacyConfig,
-	max_epsilon: f64,
-) -> Result<Option<AdaptiveNoise>> {
-	Ok(match config.noise {
-		super::Noise::Off => None,
-		_ => Some(AdaptiveNoise::new(
-			config.epsilon.unwrap_or(max_epsilon),
-			max_epsilon,
-			config.growth,
-			config.patience,
-		)?),
+/// Output-perturbation mechanism of round `round` under `plan` (`None` for DP-SGD, whose
+/// noise is in training, and without a plan).
+pub(crate) fn mechanism(
+	plan: Option<&TaskPlan>,
+	clip: f64,
+	round: u32,
+) -> Result<Option<Mechanism>> {
+	let Some(plan) = plan else { return Ok(None) };
+	let value = planned(plan, round)?;
+	Ok(match plan.method {
+		Method::Gaussian => Some(Mechanism::Gaussian {
+			noise_multiplier: value,
+			clip,
+		}),
+		Method::Laplace => Some(Mechanism::Laplace {
+			epsilon: value,
+			clip,
+		}),
+		Method::DpSgd { .. } | Method::Off => None,
 	})
 }
 
+/// The plan's noise of round `round`.
+fn planned(plan: &TaskPlan, round: u32) -> Result<f64> {
+	plan.plan
+		.per_round
+		.get(round as usize)
+		.copied()
+		.ok_or_else(|| invalid(format!("round {round} is beyond the privacy plan")))
+}
+
+/// One local round: `global` loaded into `model`, trained on `data` by `config`, with
+/// DP-SGD where `plan` says so (noise from `rng`). Returns the update (trained minus
+/// `global`), the run's statistics and what DP-SGD released.
+pub(crate) fn local_training(
+	model: &mut Model,
+	global: &[f32],
+	data: &Tensors,
+	config: &TrainConfig,
+	(plan, clip): (Option<&TaskPlan>, f64),
+	round: u32,
+	rng: &mut impl Rng,
+) -> Result<(Vec<f32>, TrainStats, Option<Release>)> {
+	let Some((plan, Method::DpSgd { sample_rate, .. })) = plan.map(|p| (p, p.method)) else {
+		let (update, stats) = train::local_update(model, global, data, config)?;
+		return Ok((update, stats, None));
+	};
+	model.load_flat(global)?;
+	let dp = DpSgd {
+		clip,
+		noise_multiplier: planned(plan, round)?,
+		sample_rate,
+		epochs: config.epochs,
+		lr: config.lr,
+		momentum: config.momentum,
+	};
+	let (stats, release) = dpsgd::train(model, data, &dp, config.threads, rng)?;
+	let update = model
+		.flatten()?
+		.iter()
+		.zip(global)
+		.map(|(l, g)| l - g)
+		.collect();
+	Ok((update, stats, Some(release)))
+}
+
+/// Record `release` in `accountant` unless it would take the total past `plan`'s budget
+/// (which a correct plan never does: this is the last line of defence).
+pub(crate) fn spend(
+	accountant: &mut Accountant,
+	plan: Option<&TaskPlan>,
+	release: Release,
+) -> Result<()> {
+	if let Some(plan) = plan {
+		let mut after = accountant.clone();
+		after.record(release);
+		let spent = match plan.method {
+			Method::Laplace => after.pure_epsilon(),
+			_ => after.epsilon(plan.budget.delta),
+		};
+		if spent > plan.budget.epsilon * (1.0 + 1e-9) {
+			return Err(Error::Refused(format!(
+				"this release would spend epsilon {spent:.3}, above the budget {} (delta {:e})",
+				plan.budget.epsilon, plan.budget.delta
+			)));
+		}
+	}
+	accountant.record(release);
+	Ok(())
+}
+
 /// What a trainer publishes: `trained` (zeros for a copier) through its `behaviour` (a
-/// copier takes `victim`), local DP by `privacy` for an update of its own (accounted in
-/// `accountant`), clipped to the task's norm bound less the watermark's share, then the
-/// PN watermark of `key` at the task's SNR.
+/// copier takes `victim`), output perturbation by `privacy` for an update of its own
+/// (accounted in `accountant` within the plan's budget), clipped to the task's norm bound
+/// less the watermark's share (handed to `keep`), then the PN watermark of `key` at the
+/// task's SNR.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn publishable(
 	behaviour: Behaviour,
 	trained: &[f32],
 	victim: Option<&[f32]>,
-	privacy: Option<Mechanism>,
+	privacy: Option<(Mechanism, &TaskPlan)>,
 	accountant: &mut Accountant,
 	(snr_db, bound): (f64, f64),
 	key: &Seed,
 	rng: &mut impl Rng,
+	mut keep: impl FnMut(&[f32]) -> Result<()>,
 ) -> Result<Vec<f32>> {
 	let mut update = behaviour::apply(behaviour, trained, victim, rng)?;
-	if let (None, Some(mechanism)) = (victim, privacy) {
-		let release = privacy::privatise(&mut update, mechanism, rng)?;
-		accountant.record(release);
+	if let (None, Some((mechanism, plan))) = (victim, privacy) {
+		let mut private = update.clone();
+		let release = privacy::privatise(&mut private, mechanism, rng)?;
+		spend(accountant, Some(plan), release)?;
+		update = private;
 	}
 	privacy::clip_l2(&mut update, signature::norm_before_watermark(bound, snr_db));
+	// What the trainer released, before this round's watermark: kept for a retried round.
+	keep(&update)?;
 	let amplitude = match behaviour {
 		Behaviour::Inflate { factor } => factor * privacy::rms(&update),
 		_ => signature::amplitude_for_snr(&update, snr_db),

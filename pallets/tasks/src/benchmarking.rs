@@ -17,7 +17,10 @@ use frame_support::{
 };
 use frame_system::RawOrigin;
 use sp_core::H256;
-use sp_runtime::traits::{Bounded, Saturating};
+use sp_runtime::{
+	traits::{Bounded, Saturating},
+	Perbill,
+};
 
 fn funded<T: Config>(name: &'static str, index: u32) -> T::AccountId {
 	let who: T::AccountId = account(name, index, 0);
@@ -67,7 +70,10 @@ fn spec<T: Config>(trainers: u32, params: u32) -> SpecOf<T> {
 		max_samples: 1_000_000,
 		codec: Codec::Int8,
 		rule: AggregationRule::FedAvg,
-		max_epsilon_milli: 1_000,
+		privacy: Some(PrivacyFloor {
+			max_epsilon_milli: 1_000,
+			delta: Perbill::from_parts(10_000),
+		}),
 		pn_snr_centi_db: 600,
 		max_norm_milli: u32::MAX,
 		phases: PhaseLengths {

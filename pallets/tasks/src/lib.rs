@@ -558,7 +558,8 @@ pub mod pallet {
 		/// The aggregation rule's parameters are impossible (trim >= 50 %, or Multi-Krum with
 		/// `2f + 2 >= trainers_min`).
 		BadRule,
-		/// Epsilon and PN SNR must be positive.
+		/// The privacy floor needs a positive epsilon and a delta in (0, 1 %), and the PN SNR
+		/// must be positive.
 		BadPrivacy,
 		/// `MaxActiveTasks` tasks are live; wait for one to settle.
 		TooManyTasks,
@@ -1269,10 +1270,12 @@ pub mod pallet {
 				}
 			};
 			ensure!(rule_ok, Error::<T>::BadRule);
-			ensure!(
-				spec.max_epsilon_milli > 0 && spec.pn_snr_centi_db > 0,
-				Error::<T>::BadPrivacy
-			);
+			let floor_ok = spec.privacy.map_or(true, |floor| {
+				floor.max_epsilon_milli > 0
+					&& floor.delta.deconstruct() > 0
+					&& floor.delta < Perbill::from_percent(1)
+			});
+			ensure!(floor_ok && spec.pn_snr_centi_db > 0, Error::<T>::BadPrivacy);
 			Ok(())
 		}
 

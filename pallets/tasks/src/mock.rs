@@ -187,7 +187,10 @@ pub fn spec(trainers: u32, rounds: u32) -> SpecOf<Test> {
 		rule: AggregationRule::TrimmedMean {
 			trim: Percent::from_percent(10),
 		},
-		max_epsilon_milli: 8_000,
+		privacy: Some(PrivacyFloor {
+			max_epsilon_milli: 8_000,
+			delta: Perbill::from_parts(10_000),
+		}),
 		pn_snr_centi_db: 600,
 		max_norm_milli: 100_000,
 		phases: PhaseLengths {

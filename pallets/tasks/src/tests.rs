@@ -196,7 +196,33 @@ fn publish_rejects_bad_specs() {
 			|s| s.rule = AggregationRule::MultiKrum { byzantine: 0 },
 			E::BadRule,
 		);
-		check(|s| s.max_epsilon_milli = 0, E::BadPrivacy);
+		check(
+			|s| {
+				s.privacy = Some(PrivacyFloor {
+					max_epsilon_milli: 0,
+					delta: Perbill::from_parts(10_000),
+				})
+			},
+			E::BadPrivacy,
+		);
+		check(
+			|s| {
+				s.privacy = Some(PrivacyFloor {
+					max_epsilon_milli: 3_000,
+					delta: Perbill::from_parts(0),
+				})
+			},
+			E::BadPrivacy,
+		);
+		check(
+			|s| {
+				s.privacy = Some(PrivacyFloor {
+					max_epsilon_milli: 3_000,
+					delta: Perbill::from_percent(1),
+				})
+			},
+			E::BadPrivacy,
+		);
 		check(|s| s.pn_snr_centi_db = 0, E::BadPrivacy);
 		// Multi-Krum with f = 1 needs trainers_min > 4.
 		let mut ok = spec(8, 1);

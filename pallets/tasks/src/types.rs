@@ -6,7 +6,7 @@ use codec::{Decode, DecodeWithMemTracking, Encode, MaxEncodedLen};
 use frame_support::{traits::Get, BoundedVec, CloneNoBound, DebugNoBound, PartialEqNoBound};
 use scale_info::TypeInfo;
 use sp_core::H256;
-use sp_runtime::Percent;
+use sp_runtime::{Perbill, Percent};
 
 /// Identifier of a task.
 pub type TaskId = u64;
@@ -71,6 +71,30 @@ pub struct PhaseLengths<BlockNumber> {
 	pub aggregate: BlockNumber,
 }
 
+/// The differential-privacy guarantee every trainer of a task must give its own data.
+///
+/// The chain cannot see a trainer's noise; the trainers' software enforces the floor: it
+/// calibrates its noise so that all rounds of the task together spend at most this budget
+/// and refuses to bid where it cannot (see `docs/privacy.md`).
+#[derive(
+	Clone,
+	Copy,
+	PartialEq,
+	Eq,
+	Debug,
+	Encode,
+	Decode,
+	DecodeWithMemTracking,
+	MaxEncodedLen,
+	TypeInfo,
+)]
+pub struct PrivacyFloor {
+	/// Largest total epsilon a trainer may spend over the whole task, in thousandths.
+	pub max_epsilon_milli: u32,
+	/// The delta of that guarantee (non-zero, below 1 %).
+	pub delta: Perbill,
+}
+
 /// What a publisher asks for.
 #[derive(
 	Clone,
@@ -108,8 +132,9 @@ pub struct TaskSpec<Balance, BlockNumber> {
 	pub codec: Codec,
 	/// Aggregation rule.
 	pub rule: AggregationRule,
-	/// Largest local-DP epsilon a trainer may use, in thousandths.
-	pub max_epsilon_milli: u32,
+	/// The privacy every trainer must give its data over the whole task; `None`: local
+	/// differential privacy is up to each trainer.
+	pub privacy: Option<PrivacyFloor>,
 	/// Power ratio of update to PN watermark, in hundredths of a decibel; every update must
 	/// carry its owner's watermark at least this strong (see `report_weak_watermark`).
 	pub pn_snr_centi_db: u32,

@@ -28,11 +28,12 @@ pub struct BaselineArgs {
 	pub task: u64,
 	/// Trainers' roles, one `ACCOUNT ROLE` per line as for `watch --roles`: line i is
 	/// shard i of N. `lazy` copies (left out of every aggregate, as the chain proves it),
-	/// `sign-flip` negates, `honest-dp` adds Gaussian local DP at `--dp-epsilon`, `honest`
+	/// `sign-flip` negates, `honest-dp` trains with DP-SGD at `--dp-epsilon`, `honest`
 	/// and `honest-*` (e.g. `honest-restarted`) train without noise; other roles are refused.
 	#[arg(long)]
 	pub roles: PathBuf,
-	/// Per-round epsilon of the `honest-dp` trainers (default: the task's cap).
+	/// Total epsilon of the `honest-dp` trainers over the task (DP-SGD; default: the
+	/// task's floor).
 	#[arg(long)]
 	pub dp_epsilon: Option<f64>,
 	/// Write `{"task", "accuracy": [per round], "seconds"}` here.
@@ -89,7 +90,7 @@ fn compute(args: BaselineArgs) -> anyhow::Result<()> {
 				},
 				"sign-flip" => Behaviour::SignFlip,
 				"honest-dp" => {
-					cfg.privacy.noise = Noise::Gaussian;
+					cfg.privacy.noise = Noise::DpSgd;
 					cfg.privacy.epsilon = args.dp_epsilon;
 					Behaviour::Honest
 				}

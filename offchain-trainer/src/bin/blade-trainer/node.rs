@@ -153,9 +153,14 @@ pub struct PublishArgs {
 	/// Multi-Krum: assumed Byzantine trainers.
 	#[arg(long, default_value_t = 1)]
 	pub byzantine: u8,
-	/// Largest per-round local-DP epsilon a trainer may use.
-	#[arg(long, default_value_t = 8.0)]
-	pub max_epsilon: f64,
+	/// Privacy floor: the largest total epsilon each trainer may spend on its data over the
+	/// whole task (trainers calibrate their noise to it and refuse a task they cannot
+	/// meet). Omit for a task without a floor.
+	#[arg(long)]
+	pub max_epsilon: Option<f64>,
+	/// The delta of the privacy floor.
+	#[arg(long, default_value_t = 1e-5)]
+	pub delta: f64,
 	/// Update-to-watermark power ratio in dB (the paper: 9, 6 or 3).
 	#[arg(long, default_value_t = 6.0)]
 	pub snr_db: f64,
@@ -226,7 +231,10 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<()> {
 				byzantine: args.byzantine,
 			},
 		},
-		max_epsilon_milli: (args.max_epsilon * 1000.0).round() as u32,
+		privacy: args.max_epsilon.map(|e| pallet_fl_tasks::PrivacyFloor {
+			max_epsilon_milli: (e * 1000.0).round() as u32,
+			delta: sp_runtime::Perbill::from_float(args.delta),
+		}),
 		pn_snr_centi_db: (args.snr_db * 100.0).round() as u32,
 		max_norm_milli: (args.max_norm * 1000.0)
 			.round()
@@ -459,7 +467,7 @@ pub fn status(
 			continue;
 		};
 		println!(
-			"task {id}: {:?}, round {}/{} (attempt {}), phase ends at block {}; publisher {}; escrow {} BLADE; model {} data set {} ({} parameters), {:?}, SNR {} dB, eps <= {}",
+			"task {id}: {:?}, round {}/{} (attempt {}), phase ends at block {}; publisher {}; escrow {} BLADE; model {} data set {} ({} parameters), {:?}, SNR {} dB, {}",
 			view.phase,
 			view.round + 1,
 			view.spec.rounds,
@@ -472,7 +480,7 @@ pub fn status(
 			view.spec.param_count,
 			view.spec.rule,
 			f64::from(view.spec.pn_snr_centi_db) / 100.0,
-			f64::from(view.spec.max_epsilon_milli) / 1000.0,
+			blade_trainer::privacy::task::floor_text(view.spec.privacy),
 		);
 		watch.push(view.publisher.clone());
 		if view.phase == pallet_fl_tasks::Phase::Bidding {

@@ -48,11 +48,15 @@ pub enum BehaviourArg {
 /// Local-DP mechanism.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum NoiseArg {
-	/// Gaussian mechanism, (epsilon, delta) per round, L2 clipping.
+	/// DP-SGD: each training record's gradient clipped to --clip, Gaussian noise every step
+	/// (record-level DP: one record in or out).
+	DpSgd,
+	/// Output perturbation, Gaussian: the whole update clipped to L2 --clip, noise once per
+	/// round (user-level DP: the trainer's whole data set in or out; needs far more noise).
 	Gaussian,
-	/// Laplace mechanism, pure epsilon per round, L1 clipping.
+	/// Output perturbation, Laplace: the update clipped to L1 --clip (user-level, pure DP).
 	Laplace,
-	/// No noise: the update leaves unprotected (explicit opt-out).
+	/// No noise (explicit opt-out; tasks with a privacy floor are refused).
 	Off,
 }
 
@@ -178,25 +182,29 @@ pub struct TrainerArgs {
 	/// Torch device.
 	#[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
 	pub device: DeviceArg,
-	/// Local-DP mechanism (on by default).
-	#[arg(long, value_enum, default_value_t = NoiseArg::Gaussian)]
+	/// How this trainer protects its data. Noise is calibrated, before bidding, so that
+	/// all rounds of the task together spend at most the privacy budget: the tighter of
+	/// the task's floor and --epsilon. Without either, no noise is added.
+	#[arg(long, value_enum, default_value_t = NoiseArg::DpSgd)]
 	pub noise: NoiseArg,
-	/// This client's starting per-round epsilon (default: the task's cap).
+	/// This trainer's own total epsilon over a task (the task's floor applies if tighter).
 	#[arg(long)]
 	pub epsilon: Option<f64>,
-	/// Gaussian delta per round.
+	/// This trainer's delta (the task's applies if smaller).
 	#[arg(long, default_value_t = 1e-5)]
 	pub delta: f64,
-	/// Clipping norm of the update (L2 for Gaussian, L1 for Laplace).
+	/// Clipping norm: of each sample's gradient (dp-sgd), of the update (L2 for gaussian,
+	/// L1 for laplace).
 	#[arg(long, default_value_t = 1.0)]
 	pub clip: f64,
-	/// Adaptive noise decay: epsilon x this factor after `--patience` rounds without
-	/// accuracy gain (capped by the task).
-	#[arg(long, default_value_t = 1.5)]
-	pub growth: f64,
-	/// Rounds without accuracy gain before the noise decays.
-	#[arg(long, default_value_t = 1)]
-	pub patience: u32,
+	/// Fix the noise multiplier instead of calibrating it; tasks whose budget it would
+	/// exceed are refused.
+	#[arg(long)]
+	pub noise_multiplier: Option<f64>,
+	/// Adaptive decay (the paper's): each round's noise is this factor times the previous
+	/// round's, more noise early and less late, for the same total budget (1: constant).
+	#[arg(long, default_value_t = 1.0)]
+	pub decay: f64,
 	/// Asking price of the bid, in BLADE.
 	#[arg(long, default_value_t = 1)]
 	pub price: u64,
@@ -339,6 +347,7 @@ impl TrainerArgs {
 			capability: args.capability,
 			privacy: PrivacyConfig {
 				noise: match args.noise {
+					NoiseArg::DpSgd => Noise::DpSgd,
 					NoiseArg::Gaussian => Noise::Gaussian,
 					NoiseArg::Laplace => Noise::Laplace,
 					NoiseArg::Off => Noise::Off,
@@ -346,8 +355,8 @@ impl TrainerArgs {
 				epsilon: args.epsilon,
 				delta: args.delta,
 				clip: args.clip,
-				growth: args.growth,
-				patience: args.patience,
+				noise_multiplier: args.noise_multiplier,
+				decay: args.decay,
 			},
 			device: device(args.device),
 		}

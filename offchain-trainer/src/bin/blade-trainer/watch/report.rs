@@ -248,7 +248,7 @@ impl Watcher {
 		writeln!(
 			md,
 			"Model {} on data set {} ({} parameters), {} trainers wanted, {} rounds, rule {:?}, \
-			 PN watermark at {} dB, local-DP epsilon cap {} per round, reward {:.0} BLADE, stake {:.0} BLADE.\n",
+			 PN watermark at {} dB, privacy floor: {}, reward {:.0} BLADE, stake {:.0} BLADE.\n",
 			spec.model_id,
 			spec.dataset_id,
 			spec.param_count,
@@ -256,7 +256,7 @@ impl Watcher {
 			spec.rounds,
 			spec.rule,
 			f64::from(spec.pn_snr_centi_db) / 100.0,
-			f64::from(spec.max_epsilon_milli) / 1000.0,
+			blade_trainer::privacy::task::floor_text(spec.privacy),
 			spec.reward as f64 / chain::UNIT as f64,
 			spec.min_stake as f64 / chain::UNIT as f64,
 		)?;
