@@ -12,6 +12,7 @@ mod kernels;
 #[cfg(feature = "torch")]
 mod lazy;
 #[cfg(feature = "torch")]
+mod paper;
 #[cfg(feature = "torch")]
 mod train;
 use clap::{Parser, Subcommand};
@@ -144,6 +145,49 @@ enum Bench {
 		#[arg(long, default_value = "docs/figures/lazy-accuracy.svg")]
 		svg: std::path::PathBuf,
 	},
+	/// The paper's experiments and ours beyond it on Fashion-MNIST (CSV + SVG under
+	/// `--out`; `benchmarking/results/paper.md` reports them): `dp` (Fig. 2 and the DP-SGD
+	/// goal), `k-sweep` (Fig. 3 and the planner), `attacks` (robust rules against sign-flip, scaling and random updates), `niid`
+	/// (NIID-Bench's configuration). Needs the `torch` feature.
+	#[cfg(feature = "torch")]
+	Paper {
+		#[command(subcommand)]
+		experiment: PaperExperiment,
+		/// Fashion-MNIST directory.
+		#[arg(
+			long,
+			global = true,
+			default_value = "/usr/share/datasets/fashion-mnist"
+		)]
+		data_dir: std::path::PathBuf,
+		/// Output directory.
+		#[arg(long, global = true, default_value = "benchmarking/results/paper")]
+		out: std::path::PathBuf,
+		/// Trainers.
+		#[arg(long, global = true, default_value_t = 20)]
+		clients: usize,
+		/// Samples per trainer (0: its whole shard of the 60 000).
+		#[arg(long, global = true, default_value_t = 0)]
+		samples: usize,
+		/// Rounds.
+		#[arg(long, global = true, default_value_t = 10)]
+		rounds: usize,
+		/// Local epochs per round.
+		#[arg(long, global = true, default_value_t = 1)]
+		epochs: usize,
+		/// Batch size (DP-SGD: the expected Poisson batch).
+		#[arg(long, global = true, default_value_t = 64)]
+		batch: usize,
+		/// Learning rate.
+		#[arg(long, global = true, default_value_t = 0.05)]
+		lr: f64,
+		/// Momentum.
+		#[arg(long, global = true, default_value_t = 0.9)]
+		momentum: f64,
+		/// libtorch threads.
+		#[arg(long, global = true, default_value_t = 2)]
+		threads: usize,
+	},
 	Fl {
 		/// Blob sizes in bytes (default: 100 kB, the 1 MiB governance maximum, the 2 MiB
 		/// hard bound).
@@ -153,6 +197,57 @@ enum Bench {
 		#[arg(long, default_value_t = 3)]
 		repeats: u32,
 	},
+}
+
+#[cfg(feature = "torch")]
+#[derive(Subcommand)]
+enum PaperExperiment {
+	/// Accuracy over rounds at several total epsilons per trainer: DP-SGD constant and
+	/// adaptive, output perturbation (Gaussian, Laplace), and without DP.
+	Dp {
+		/// Total epsilons per trainer over the run (delta 1e-5).
+		#[arg(long, value_delimiter = ',', default_values_t = [1.0, 3.0, 8.0])]
+		epsilons: Vec<f64>,
+		/// Per-sample clipping norm.
+		#[arg(long, default_value_t = 1.0)]
+		clip: f64,
+		/// Adaptive schedule's per-round noise factor (1: constant only).
+		#[arg(long, default_value_t = 0.9)]
+		decay: f64,
+		/// Also output perturbation at the largest epsilon.
+		#[arg(long)]
+		output_perturbation: bool,
+		/// `iid` or `k-labels` (2 labels per trainer).
+		#[arg(long, default_value = "iid")]
+		scheme: String,
+	},
+	/// The paper's Fig. 3: test loss after a fixed time budget against the number of rounds
+	/// K for several theta = t_T / t_B (MLP-32), and the planner's choice beside the
+	/// measured optimum.
+	KSweep {
+		/// Ratios of epoch time to block time.
+		#[arg(long, value_delimiter = ',', default_values_t = [0.5, 1.0, 2.0])]
+		thetas: Vec<f64>,
+		/// Rounds tried.
+		#[arg(long, value_delimiter = ',', default_values_t = [2u32, 4, 6, 8, 10, 14, 20, 30, 45])]
+		ks: Vec<u32>,
+		/// Time budget t_Sum (the paper: 200).
+		#[arg(long, default_value_t = 200.0)]
+		budget: f64,
+		/// Block time t_B (the paper: 2).
+		#[arg(long, default_value_t = 2.0)]
+		block: f64,
+	},
+	/// Sign-flip, x10 scaling and random updates at each share of trainers under FedAvg,
+	/// median, trimmed mean (20 %) and Multi-Krum (MLP-128, no DP).
+	Attacks {
+		/// Shares of attackers.
+		#[arg(long, value_delimiter = ',', default_values_t = [0.1, 0.2, 0.3])]
+		shares: Vec<f64>,
+	},
+	/// FedAvg in NIID-Bench's configuration (use --clients 10 --epochs 10 --lr 0.01
+	/// --rounds 50): IID, Dirichlet 0.5, 2 labels per client.
+	Niid,
 }
 
 /// Raw hash: Blake2b-256 over a 40-byte buffer whose last 8 bytes change every call.
@@ -249,6 +344,67 @@ fn main() {
 			},
 			svg: &svg,
 		}),
+		#[cfg(feature = "torch")]
+		Bench::Paper {
+			experiment,
+			data_dir,
+			out,
+			clients,
+			samples,
+			rounds,
+			epochs,
+			batch,
+			lr,
+			momentum,
+			threads,
+		} => {
+			let base = paper::Base {
+				clients,
+				samples,
+				rounds,
+				epochs,
+				batch,
+				lr,
+				momentum,
+				threads,
+			};
+			match experiment {
+				PaperExperiment::Dp {
+					epsilons,
+					clip,
+					decay,
+					output_perturbation,
+					scheme,
+				} => {
+					let split = match scheme.as_str() {
+						"iid" => blade_trainer::partition::Scheme::Iid,
+						"k-labels" => blade_trainer::partition::Scheme::KLabels { k: 2 },
+						other => panic!("--scheme {other:?}: use iid or k-labels"),
+					};
+					paper::dp(
+						&base,
+						split,
+						&scheme,
+						&epsilons,
+						clip,
+						decay,
+						output_perturbation,
+						&data_dir,
+						&out,
+					)
+				}
+				PaperExperiment::Attacks { shares } => {
+					paper::attacks(&base, &shares, &data_dir, &out)
+				}
+				PaperExperiment::Niid => paper::niid(&base, &data_dir, &out),
+				PaperExperiment::KSweep {
+					thetas,
+					ks,
+					budget,
+					block,
+				} => paper::k_sweep(&base, &thetas, &ks, (budget, block), &data_dir, &out),
+			}
+		}
 		Bench::Pow {
 			seconds,
 			repeats,

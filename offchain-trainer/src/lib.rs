@@ -14,9 +14,12 @@
 //!   noise calibrated over all rounds (constant or adaptive decay), the Rényi-DP
 //!   accountant (sampled Gaussian for DP-SGD, Gaussian, Laplace), output perturbation;
 //! - `dpsgd` (feature `torch`): record-level DP-SGD with exact per-sample gradients;
+//! - `fedsim` (feature `torch`): chain-free federated runs for the paper's experiments;
 //! - [`behaviour`]: honest, lazy, sign-flip, scale and random trainers for experiments;
 //! - [`state`]: seeds, submissions and progress persisted atomically per task (owner-only);
 //! - [`keys`]: the signing key from a node keystore, a key file or a secret URI;
+//! - [`planner`]: the paper's resource allocation (rounds, local epochs, mining cores
+//!   within a time budget);
 //! - [`policy`]: when a serving trainer bids (pure, every refusal with its reason);
 //! - [`metrics`]: Prometheus metrics of the process and their endpoint;
 //! - [`chain`]: typed calls, confirmations, reorg-safe resubmission, nonces and retries
@@ -35,12 +38,15 @@ pub mod dpsgd;
 mod error;
 #[cfg(feature = "torch")]
 pub mod experiment;
+#[cfg(feature = "torch")]
+pub mod fedsim;
 pub mod http;
 pub mod keys;
 pub mod metrics;
 #[cfg(feature = "torch")]
 pub mod model;
 pub mod partition;
+pub mod planner;
 pub mod plot;
 pub mod policy;
 pub mod privacy;

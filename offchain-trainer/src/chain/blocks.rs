@@ -84,6 +84,35 @@ impl Client {
 		Ok(())
 	}
 
+	/// The timestamp (ms, `Timestamp::Now`) of best-chain block `number`.
+	pub fn timestamp_at(&self, number: BlockNumber) -> Result<Option<u64>> {
+		let Some(hash) = self.block_hash(number)? else {
+			return Ok(None);
+		};
+		let key = [
+			sp_crypto_hashing::twox_128(b"Timestamp"),
+			sp_crypto_hashing::twox_128(b"Now"),
+		]
+		.concat();
+		Ok(self
+			.storage(&key, Some(hash))?
+			.and_then(|raw| <u64 as codec::Decode>::decode(&mut &raw[..]).ok()))
+	}
+
+	/// Mean block time (seconds) over best-chain blocks `from..to` (`None` for fewer than
+	/// two blocks).
+	pub fn mean_block_time(&self, from: BlockNumber, to: BlockNumber) -> Result<Option<f64>> {
+		if to <= from + 1 {
+			return Ok(None);
+		}
+		let (Some(a), Some(b)) = (self.timestamp_at(from.max(1))?, self.timestamp_at(to)?) else {
+			return Ok(None);
+		};
+		Ok(Some(
+			(b.saturating_sub(a)) as f64 / 1000.0 / f64::from(to - from.max(1)),
+		))
+	}
+
 	/// Hash of block `n` of the best chain.
 	pub fn block_hash(&self, n: BlockNumber) -> Result<Option<H256>> {
 		if self.subscribed() {

@@ -46,7 +46,7 @@ pub mod baseline;
 pub mod config;
 mod local;
 pub mod params;
-mod pipeline;
+pub(crate) mod pipeline;
 mod verify;
 
 pub use config::{Noise, Outcome, PrivacyConfig, RunConfig};

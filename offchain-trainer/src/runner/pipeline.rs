@@ -16,7 +16,7 @@ use crate::{
 	privacy::{
 		self,
 		task::{self, Method, TaskPlan, Wishes},
-		Accountant, Mechanism, Release,
+		Accountant, Budget, Mechanism, Release,
 	},
 	signature,
 	train::{self, Tensors, TrainConfig, TrainStats},
@@ -31,7 +31,23 @@ pub(crate) fn privacy_plan(
 	spec: &TaskSpec,
 	samples: usize,
 ) -> Result<Option<TaskPlan>> {
-	let floor = task::floor_budget(spec.privacy);
+	plan_for(
+		privacy,
+		train,
+		task::floor_budget(spec.privacy),
+		spec.rounds,
+		samples,
+	)
+}
+
+/// [`privacy_plan`] for a task of `rounds` rounds whose floor is `floor`.
+pub(crate) fn plan_for(
+	privacy: &super::PrivacyConfig,
+	train: &TrainConfig,
+	floor: Option<Budget>,
+	rounds: u32,
+	samples: usize,
+) -> Result<Option<TaskPlan>> {
 	let method = match privacy.noise {
 		super::Noise::DpSgd => {
 			let q = (train.batch_size as f64 / samples.max(1) as f64).min(1.0);
@@ -50,7 +66,7 @@ pub(crate) fn privacy_plan(
 		noise_multiplier: privacy.noise_multiplier,
 		schedule: privacy.schedule(),
 	};
-	let plan = task::plan_task(floor, spec.rounds, method, &wishes)
+	let plan = task::plan_task(floor, rounds, method, &wishes)
 		.map_err(|refusal| Error::Refused(refusal.to_string()))?;
 	if let Some(plan) = &plan {
 		tracing::info!(

@@ -4,6 +4,7 @@
 mod baseline;
 mod govern;
 mod node;
+mod plan;
 #[cfg(feature = "torch")]
 mod progress;
 #[cfg(feature = "torch")]
@@ -72,6 +73,10 @@ enum RuleArg {
 enum Command {
 	/// Publish a task: escrow its reward and open bidding. Prints the task id.
 	PublishTask(node::PublishArgs),
+	/// Plan a task's rounds K and local epochs tau (and this machine's mining and training
+	/// cores) within a time budget, from the measured epoch time and the chain's block
+	/// time: the paper's resource allocation, with the convergence bound it optimises.
+	Plan(plan::PlanArgs),
 	/// Cancel one of your tasks while it is still in bidding (full refunds).
 	CancelTask {
 		#[command(flatten)]
@@ -196,6 +201,7 @@ fn main() -> anyhow::Result<()> {
 	let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
 	match Cli::parse_from(args).command {
 		Command::PublishTask(args) => node::publish(args)?,
+		Command::Plan(args) => plan::plan(args)?,
 		Command::CancelTask { node, suri, task } => node::cancel(node, &suri, task)?,
 		Command::Fund(args) => node::fund(args)?,
 		Command::Govern(args) => govern::govern(args)?,

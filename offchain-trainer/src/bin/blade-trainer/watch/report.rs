@@ -199,31 +199,12 @@ impl Watcher {
 	}
 
 	pub(super) fn timestamp_at(&self, number: u32) -> anyhow::Result<Option<u64>> {
-		let Some(hash) = self.client.block_hash(number)? else {
-			return Ok(None);
-		};
-		let key = [
-			sp_crypto_hashing::twox_128(b"Timestamp"),
-			sp_crypto_hashing::twox_128(b"Now"),
-		]
-		.concat();
-		Ok(self
-			.client
-			.storage(&key, Some(hash))?
-			.and_then(|raw| u64::decode(&mut &raw[..]).ok()))
+		Ok(self.client.timestamp_at(number)?)
 	}
 
 	/// Mean block time (seconds) over blocks `from..to`.
 	fn mean_block_time(&self, from: u32, to: u32) -> anyhow::Result<Option<f64>> {
-		if to <= from + 1 {
-			return Ok(None);
-		}
-		let (Some(a), Some(b)) = (self.timestamp_at(from.max(1))?, self.timestamp_at(to)?) else {
-			return Ok(None);
-		};
-		Ok(Some(
-			(b.saturating_sub(a)) as f64 / 1000.0 / f64::from(to - from.max(1)),
-		))
+		Ok(self.client.mean_block_time(from, to)?)
 	}
 
 	/// Write `name` beside the report and return the Markdown line that shows it.
