@@ -128,8 +128,6 @@ fn run_task(dir: &Path, adversaries: bool) -> Run {
 			"20",
 			"--snr-db",
 			"6",
-			"--max-epsilon",
-			"5000",
 			"--reward",
 			"100",
 			"--stake",

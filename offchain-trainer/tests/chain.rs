@@ -1,6 +1,8 @@
 //! The trainer against a real BLADE-FL dev node, all through the `blade-trainer` binary:
-//! Alice publishes a 2-round Fashion-MNIST task; Bob, Charlie and Dave train honestly (Dave
-//! with Gaussian local DP), Eve is lazy and copies an update from the chain. Charlie is
+//! Alice publishes a 2-round Fashion-MNIST task with a privacy floor (total epsilon 8 per
+//! trainer, delta 1e-5); Bob, Charlie and Dave train honestly with DP-SGD calibrated to it
+//! (Dave at his own, tighter epsilon 4), Eve is lazy and copies an update from the chain, and
+//! Ferdie, configured without noise, refuses the task before bidding. Charlie is
 //! killed (SIGKILL) right after his first update is on chain and started again on the same
 //! state directory; later the node itself is stopped and restarted under the trainers. The
 //! task must settle with Eve proven lazy and slashed, every honest trainer paid, and the
@@ -86,7 +88,7 @@ fn trainers_finish_a_task_through_a_kill_and_a_node_restart() {
 			"--snr-db",
 			"6",
 			"--max-epsilon",
-			"5000",
+			"8",
 			"--reward",
 			"100",
 			"--stake",
@@ -95,17 +97,13 @@ fn trainers_finish_a_task_through_a_kill_and_a_node_restart() {
 	);
 	assert_eq!(task, 0);
 
-	let off = ["--noise", "off"];
-	let mut bob = trainer(dir, &url, "Bob", 0, &off);
-	let mut charlie = trainer(dir, &url, "Charlie", 1, &off);
-	// Dave protects his updates with the Gaussian mechanism at the task's epsilon cap.
-	let mut dave = trainer(
-		dir,
-		&url,
-		"Dave",
-		2,
-		&["--noise", "gaussian", "--clip", "2"],
-	);
+	// Everyone trains with DP-SGD calibrated to the floor; Dave wants epsilon 4 for himself.
+	let dp: [&str; 0] = [];
+	let mut bob = trainer(dir, &url, "Bob", 0, &dp);
+	let mut charlie = trainer(dir, &url, "Charlie", 1, &dp);
+	let mut dave = trainer(dir, &url, "Dave", 2, &["--epsilon", "4"]);
+	// Ferdie adds no noise: he must refuse the task rather than break its floor.
+	let mut ferdie = trainer(dir, &url, "Ferdie", 0, &["--noise", "off"]);
 	let mut eve = trainer(dir, &url, "Eve", 3, &["--behaviour", "lazy"]);
 
 	// Kill Charlie as soon as his first update is on chain, before he can reveal it.
@@ -120,7 +118,7 @@ fn trainers_finish_a_task_through_a_kill_and_a_node_restart() {
 	}
 	charlie.0.kill().unwrap();
 	charlie.0.wait().unwrap();
-	let mut charlie = trainer(dir, &url, "Charlie", 1, &off);
+	let mut charlie = trainer(dir, &url, "Charlie", 1, &dp);
 
 	// Restart the node once round 2 has begun: the trainers must ride it out.
 	loop {
@@ -167,10 +165,33 @@ fn trainers_finish_a_task_through_a_kill_and_a_node_restart() {
 		})
 		.sum();
 	assert_eq!(upheld, 1, "exactly one report proves Eve lazy");
+	// Every trainer's accounted privacy is within its budget: the floor, Dave's own 4.
+	for (who, budget) in [("Bob", 8.0), ("Charlie", 8.0), ("Dave", 4.0)] {
+		let text = out(who);
+		let spent: f64 = text
+			.split("privacy spent: epsilon ")
+			.nth(1)
+			.and_then(|s| s.split_whitespace().next()?.parse().ok())
+			.unwrap_or_else(|| panic!("{who} reports no privacy spent: {text}"));
+		assert!(
+			spent > 0.5 * budget && spent <= budget,
+			"{who}: {spent} of {budget}"
+		);
+	}
+	// Ferdie refused before bidding and holds no stake.
+	let status = ferdie.0.wait().unwrap();
+	let ferdie_log = std::fs::read_to_string(dir.join("Ferdie.log")).unwrap();
+	assert!(!status.success(), "{ferdie_log}");
 	assert!(
-		out("Dave").contains("privacy spent: epsilon"),
-		"{}",
-		out("Dave")
+		ferdie_log.contains("refusing the task") && ferdie_log.contains("adds no noise"),
+		"{ferdie_log}"
+	);
+	assert_eq!(
+		client
+			.account_info(&dev_account("Ferdie"), None)
+			.unwrap()
+			.held,
+		0
 	);
 	let charlie_log = std::fs::read_to_string(dir.join("Charlie.log")).unwrap();
 	assert!(charlie_log.contains("reveal_seed"), "{charlie_log}");

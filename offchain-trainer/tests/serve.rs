@@ -86,8 +86,6 @@ fn publish(url: &str, reward: &str) -> u64 {
 			"14",
 			"--aggregate",
 			"14",
-			"--max-epsilon",
-			"5000",
 			"--reward",
 			reward,
 			"--stake",
