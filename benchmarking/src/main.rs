@@ -220,6 +220,12 @@ enum PaperExperiment {
 		/// `iid` or `k-labels` (2 labels per trainer).
 		#[arg(long, default_value = "iid")]
 		scheme: String,
+		/// Leave out the run without DP.
+		#[arg(long)]
+		no_reference: bool,
+		/// Name of the CSV and SVG (default: dp-SCHEME).
+		#[arg(long)]
+		name: Option<String>,
 	},
 	/// The paper's Fig. 3: test loss after a fixed time budget against the number of rounds
 	/// K for several theta = t_T / t_B (MLP-32), and the planner's choice beside the
@@ -375,6 +381,8 @@ fn main() {
 					decay,
 					output_perturbation,
 					scheme,
+					no_reference,
+					name,
 				} => {
 					let split = match scheme.as_str() {
 						"iid" => blade_trainer::partition::Scheme::Iid,
@@ -389,6 +397,10 @@ fn main() {
 						clip,
 						decay,
 						output_perturbation,
+						(
+							!no_reference,
+							&name.unwrap_or_else(|| format!("dp-{scheme}")),
+						),
 						&data_dir,
 						&out,
 					)

@@ -185,13 +185,17 @@ pub fn dp(
 	clip: f64,
 	decay: f64,
 	output_perturbation: bool,
+	(reference, name): (bool, &str),
 	dir: &Path,
 	out: &Path,
 ) {
-	let mut cases = vec![Case {
-		label: "no DP".into(),
-		sim: base.sim(Arch::DpCnn, scheme, no_noise()),
-	}];
+	let mut cases = Vec::new();
+	if reference {
+		cases.push(Case {
+			label: "no DP".into(),
+			sim: base.sim(Arch::DpCnn, scheme, no_noise()),
+		});
+	}
 	for eps in epsilons {
 		let privacy = PrivacyConfig {
 			noise: Noise::DpSgd,
@@ -235,7 +239,7 @@ pub fn dp(
 		}
 	}
 	run_cases(
-		&format!("dp-{scheme_name}"),
+		name,
 		&format!(
 			"Fashion-MNIST, {} trainers ({scheme_name}), DP-CNN: accuracy vs total epsilon per trainer",
 			base.clients

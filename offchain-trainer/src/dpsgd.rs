@@ -60,7 +60,7 @@ impl DpSgd {
 
 /// Steps of a round of `epochs` epochs at sampling rate `q`: `epochs * round(1 / q)`.
 pub fn steps_per_round(epochs: usize, q: f64) -> u64 {
-	if !(q > 0.0) {
+	if q.is_nan() || q <= 0.0 {
 		return 0;
 	}
 	epochs as u64 * (1.0 / q).round().max(1.0) as u64
@@ -224,7 +224,7 @@ pub fn clipped_sum(
 		} else {
 			let g2 = g.square().sum_dim_intlist(1, false, None);
 			let a2 = trace.input.square().sum_dim_intlist(1, false, None);
-			sq = sq + &g2 * (a2 + 1.0);
+			sq += &g2 * (a2 + 1.0);
 			conv.push(None);
 		}
 	}
@@ -341,7 +341,7 @@ pub fn train(
 		}
 		let sigma = config.noise_multiplier * config.clip;
 		tch::no_grad(|| -> Result<()> {
-			for ((p, m), s) in params.iter().zip(momentum.iter_mut()).zip(sums.into_iter()) {
+			for ((p, m), s) in params.iter().zip(momentum.iter_mut()).zip(sums) {
 				for (param, buf, sum) in [(&p.0, &mut m.0, s.0), (&p.1, &mut m.1, s.1)] {
 					let noise = gaussian_like(&sum, sigma, rng)?;
 					let grad = (sum + noise) / expected;
@@ -490,7 +490,7 @@ mod tests {
 				.iter()
 				.map(|g| {
 					let shape: Vec<i64> = std::iter::once(-1)
-						.chain(std::iter::repeat(1).take(g.dim() - 1))
+						.chain(std::iter::repeat_n(1, g.dim() - 1))
 						.collect();
 					(g * factor.view(shape.as_slice())).sum_dim_intlist(0, false, None)
 				})

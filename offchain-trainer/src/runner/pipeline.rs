@@ -253,3 +253,69 @@ pub(crate) fn next_global(
 		.collect();
 	Ok(Some((next, included)))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+	use super::*;
+	use crate::runner::{Noise, PrivacyConfig};
+
+	/// A trainer spends its plan round by round and is stopped at the budget: a release
+	/// beyond the planned rounds (say, a retried round trained afresh) is refused rather
+	/// than accounted past the floor.
+	#[test]
+	fn a_trainer_never_spends_past_its_budget() {
+		let train = TrainConfig {
+			epochs: 2,
+			batch_size: 64,
+			..TrainConfig::default()
+		};
+		let floor = Some(Budget::new(3.0, 1e-5).unwrap());
+		for noise in [Noise::DpSgd, Noise::Gaussian, Noise::Laplace] {
+			let privacy = PrivacyConfig {
+				noise,
+				..PrivacyConfig::default()
+			};
+			let plan = plan_for(&privacy, &train, floor, 5, 3000).unwrap().unwrap();
+			let mut accountant = Accountant::new();
+			for round in 0..5 {
+				let value = planned(&plan, round).unwrap();
+				spend(
+					&mut accountant,
+					Some(&plan),
+					task::release(plan.method, value),
+				)
+				.unwrap();
+			}
+			let spent = match noise {
+				Noise::Laplace => accountant.pure_epsilon(),
+				_ => accountant.epsilon(1e-5),
+			};
+			assert!(spent <= 3.0 && spent > 2.9, "{noise:?}: {spent}");
+			let extra = task::release(plan.method, plan.plan.per_round[0]);
+			assert!(matches!(
+				spend(&mut accountant, Some(&plan), extra),
+				Err(Error::Refused(_))
+			));
+			assert!(planned(&plan, 5).is_err());
+			// The refused release was not recorded.
+			assert_eq!(accountant.releases(), 5);
+		}
+		// Output perturbation takes the plan's noise; DP-SGD none (its noise is in training).
+		let dp = plan_for(&PrivacyConfig::default(), &train, floor, 5, 3000)
+			.unwrap()
+			.unwrap();
+		assert_eq!(mechanism(Some(&dp), 1.0, 0).unwrap(), None);
+		let gaussian = PrivacyConfig {
+			noise: Noise::Gaussian,
+			..PrivacyConfig::default()
+		};
+		let out = plan_for(&gaussian, &train, floor, 5, 3000)
+			.unwrap()
+			.unwrap();
+		assert!(matches!(
+			mechanism(Some(&out), 1.0, 4).unwrap(),
+			Some(Mechanism::Gaussian { .. })
+		));
+	}
+}

@@ -1270,7 +1270,7 @@ pub mod pallet {
 				}
 			};
 			ensure!(rule_ok, Error::<T>::BadRule);
-			let floor_ok = spec.privacy.map_or(true, |floor| {
+			let floor_ok = spec.privacy.is_none_or(|floor| {
 				floor.max_epsilon_milli > 0
 					&& floor.delta.deconstruct() > 0
 					&& floor.delta < Perbill::from_percent(1)

@@ -416,9 +416,11 @@ impl Watcher {
 			let hi = spent.iter().cloned().fold(0.0, f64::max);
 			writeln!(
 				md,
-				"{} trainers added Gaussian local-DP noise; their accounted epsilon over the \
-				 whole task (Renyi-DP accountant, at the delta printed above) ranges from \
-				 {lo:.2} to {hi:.2}.",
+				"{} trainers trained with differential privacy (DP-SGD unless configured \
+				 otherwise); their accounted epsilon over the whole task (Renyi-DP accountant \
+				 of the sampled Gaussian mechanism, at the delta printed above) ranges from \
+				 {lo:.2} to {hi:.2}: each calibrated its noise before bidding so that all rounds \
+				 together stay within its budget (docs/privacy.md).",
 				spent.len()
 			)?;
 			let dp_included: usize = view
@@ -441,26 +443,10 @@ impl Watcher {
 			if dp_count > 0 {
 				writeln!(
 					md,
-					"\nThe {dp_count} trainers with local DP had their updates in {dp_included} \
-					 round-aggregates of {} possible. Gaussian noise at this epsilon on a \
-					 {}-parameter update is far larger than the update itself: the screen (which \
-					 keeps updates aligned with the others) leaves such updates out, so private \
-					 trainers are neither used nor paid. Local DP per update cannot learn at a \
-					 protective epsilon; per-example DP-SGD with a Renyi accountant is the fix \
-					 under way.",
+					"\nThe {dp_count} private trainers had their updates in {dp_included} \
+					 round-aggregates of {} possible (the screen keeps updates that point where \
+					 the others point; a private update that does is used and paid like any other).",
 					dp_count * self.rounds.len(),
-					spec.param_count
-				)?;
-			}
-			if hi > 10.0 {
-				writeln!(
-					md,
-					"\n**This is not meaningful privacy.** Noise is added once per update to a \
-					 {}-parameter model (local DP on the whole update); at an epsilon that \
-					 protects (say 1-8 over the task) the noise drowns the update and the model \
-					 does not learn. Per-example DP-SGD with a proper accountant is the fix \
-					 under way; until then read these trainers as \"noised\", not \"private\".",
-					spec.param_count
 				)?;
 			}
 		}
