@@ -399,12 +399,7 @@ mod tests {
 	use rand::SeedableRng;
 	use tch::{Device, Kind};
 
-	const FMNIST: Shape = Shape {
-		channels: 1,
-		height: 28,
-		width: 28,
-		classes: 10,
-	};
+	const FMNIST: Shape = crate::registry::GRAY_28;
 
 	fn batch(n: i64, kind: Kind) -> (Tensor, Tensor) {
 		let _guard = tch::no_grad_guard();

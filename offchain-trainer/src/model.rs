@@ -252,6 +252,19 @@ impl Model {
 		Ok(out)
 	}
 
+	/// This model's parameters minus `global` (a local update), in the documented order.
+	pub fn delta_from(&self, global: &[f32]) -> Result<Vec<f32>> {
+		let flat = self.flatten()?;
+		if flat.len() != global.len() {
+			return Err(invalid(format!(
+				"{} parameters against a global model of {}",
+				flat.len(),
+				global.len()
+			)));
+		}
+		Ok(flat.iter().zip(global).map(|(l, g)| l - g).collect())
+	}
+
 	/// Overwrite all parameters from one vector in the documented order.
 	pub fn load_flat(&mut self, values: &[f32]) -> Result<()> {
 		if values.len() != self.param_count() {
@@ -304,12 +317,7 @@ impl Model {
 mod tests {
 	use super::*;
 
-	const FMNIST: Shape = Shape {
-		channels: 1,
-		height: 28,
-		width: 28,
-		classes: 10,
-	};
+	const FMNIST: Shape = crate::registry::GRAY_28;
 	const CIFAR: Shape = Shape {
 		channels: 3,
 		height: 32,

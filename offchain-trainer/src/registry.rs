@@ -187,16 +187,18 @@ pub fn model(model_id: u32) -> Result<Arch> {
 	}
 }
 
+/// Fashion-MNIST's and MNIST's shape: one 28x28 channel, 10 classes.
+pub const GRAY_28: Shape = Shape {
+	channels: 1,
+	height: 28,
+	width: 28,
+	classes: 10,
+};
+
 /// Input shape of `dataset_id`.
 pub fn shape(dataset_id: u32) -> Result<Shape> {
-	let gray = Shape {
-		channels: 1,
-		height: 28,
-		width: 28,
-		classes: 10,
-	};
 	match dataset_id {
-		1 | 2 => Ok(gray),
+		1 | 2 => Ok(GRAY_28),
 		3 => Ok(Shape {
 			channels: 3,
 			height: 32,

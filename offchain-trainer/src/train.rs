@@ -146,13 +146,7 @@ pub fn local_update(
 ) -> Result<(Vec<f32>, TrainStats)> {
 	model.load_flat(global)?;
 	let stats = train(model, data, config)?;
-	let update = model
-		.flatten()?
-		.iter()
-		.zip(global)
-		.map(|(l, g)| l - g)
-		.collect();
-	Ok((update, stats))
+	Ok((model.delta_from(global)?, stats))
 }
 
 /// Loss and accuracy of `model` on `data`.

@@ -138,13 +138,7 @@ pub(crate) fn local_training(
 		momentum: config.momentum,
 	};
 	let (stats, release) = dpsgd::train(model, data, &dp, config.threads, rng)?;
-	let update = model
-		.flatten()?
-		.iter()
-		.zip(global)
-		.map(|(l, g)| l - g)
-		.collect();
-	Ok((update, stats, Some(release)))
+	Ok((model.delta_from(global)?, stats, Some(release)))
 }
 
 /// Record `release` in `accountant` unless it would take the total past `plan`'s budget
