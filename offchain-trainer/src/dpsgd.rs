@@ -279,6 +279,9 @@ pub fn train(
 		tch::set_num_threads(threads as i32);
 	}
 	let n = data.labels.size()[0] as usize;
+	if n == 0 {
+		return Err(invalid("DP-SGD on an empty data set"));
+	}
 	let expected = config.sample_rate * n as f64;
 	let device = model.device();
 	let traced: Vec<usize> = model

@@ -36,6 +36,12 @@ pub struct TaskState {
 	pub published: Vec<u32>,
 	/// Test accuracy of the global model after each round.
 	pub accuracy: BTreeMap<u32, f64>,
+	/// The privacy plan's noise per round, fixed when the task started: a restart must
+	/// plan the same (or refuse), so that a change of settings cannot overspend.
+	pub privacy_plan: Vec<f64>,
+	/// Rounds whose noisy update was released, with that round's planned noise: what a
+	/// restarted trainer has already spent.
+	pub privacy_releases: Vec<(u32, f64)>,
 }
 
 /// A directory of task states.

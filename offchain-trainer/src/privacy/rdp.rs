@@ -168,13 +168,17 @@ fn log_add(a: f64, b: f64) -> f64 {
 	hi + (lo - hi).exp().ln_1p()
 }
 
-/// `ln(e^a - e^b)` for `a >= b` (`-inf` when they are equal; a larger `b` is clamped to it,
-/// which only happens through rounding in the series).
+/// `ln(e^a - e^b)` for `a >= b` (`-inf` when they are equal). A larger `b` (which only
+/// rounding in the series could cause) gives `+inf`: that order's bound is then dropped
+/// rather than underestimated.
 fn log_sub(a: f64, b: f64) -> f64 {
 	if b == f64::NEG_INFINITY {
 		return a;
 	}
-	if b >= a {
+	if b > a {
+		return f64::INFINITY;
+	}
+	if b == a {
 		return f64::NEG_INFINITY;
 	}
 	a + (-(b - a).exp()).ln_1p()
@@ -261,5 +265,7 @@ mod tests {
 		assert!(log_erfc(40.0).is_finite());
 		assert!((log_add(0.0, 0.0) - 2f64.ln()).abs() < 1e-15);
 		assert!((log_sub(2f64.ln(), 0.0)).abs() < 1e-15);
+		assert_eq!(log_sub(0.0, 1.0), f64::INFINITY);
+		assert_eq!(log_sub(1.0, 1.0), f64::NEG_INFINITY);
 	}
 }

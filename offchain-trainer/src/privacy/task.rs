@@ -66,6 +66,9 @@ pub enum Refusal {
 		/// At delta.
 		delta: f64,
 	},
+	/// Neither the task nor the trainer sets a budget, and the trainer was not told to go
+	/// without noise: it does not publish unprotected updates by default.
+	NoBudget,
 	/// No plan exists (for example a budget too small for any calibrated noise).
 	Impossible(String),
 }
@@ -85,19 +88,32 @@ impl fmt::Display for Refusal {
 				f,
 				"the fixed noise multiplier would spend epsilon {spends:.3} over the task, above the budget {budget} (delta {delta:e})"
 			),
+			Refusal::NoBudget => write!(
+				f,
+				"the task sets no privacy floor and this trainer has no budget of its own: give --epsilon (or --noise off to publish unprotected updates)"
+			),
 			Refusal::Impossible(why) => write!(f, "no privacy plan: {why}"),
 		}
 	}
 }
 
-/// The plan for a task of `rounds` rounds whose floor is `floor`, or `None` when no noise is
-/// wanted (no floor, no own epsilon, or no noise where the task demands none).
+/// The plan for a task of `rounds` rounds whose floor is `floor`, or `None` when the
+/// trainer was told to add no noise (`Method::Off`) and the task demands none. Without any
+/// budget (no floor, no own epsilon) a trainer with noise refuses, unless its operator fixed
+/// the noise multiplier (then that is the plan, and what it spends is accounted).
 pub fn plan_task(
 	floor: Option<Budget>,
 	rounds: u32,
 	method: Method,
 	wishes: &Wishes,
 ) -> Result<Option<TaskPlan>, Refusal> {
+	if let Some(z) = wishes.noise_multiplier {
+		if !(z > 0.0 && z.is_finite()) {
+			return Err(Refusal::Impossible(format!(
+				"the noise multiplier must be positive and finite, got {z}"
+			)));
+		}
+	}
 	let budget = match (floor, wishes.epsilon) {
 		(Some(f), own) => Some(Budget {
 			epsilon: own.map_or(f.epsilon, |e| e.min(f.epsilon)),
@@ -110,7 +126,22 @@ pub fn plan_task(
 		(None, None) => None,
 	};
 	let Some(budget) = budget else {
-		return Ok(None);
+		return match (method, wishes.noise_multiplier) {
+			(Method::Off, _) => Ok(None),
+			(Method::DpSgd { .. } | Method::Gaussian, Some(z)) => {
+				let per_round = vec![z; rounds as usize];
+				let epsilon = spend(method, &per_round, wishes.delta);
+				Ok(Some(TaskPlan {
+					budget: Budget {
+						epsilon,
+						delta: wishes.delta,
+					},
+					method,
+					plan: Plan { per_round, epsilon },
+				}))
+			}
+			_ => Err(Refusal::NoBudget),
+		};
 	};
 	let budget = Budget::new(budget.epsilon, budget.delta)
 		.map_err(|e| Refusal::Impossible(e.to_string()))?;
@@ -243,8 +274,25 @@ mod tests {
 		};
 		let plan = plan_task(floor(3.0), 10, SGD, &loose).unwrap().unwrap();
 		assert_eq!(plan.budget.epsilon, 3.0);
-		// No floor and no wish: no noise.
-		assert_eq!(plan_task(None, 10, SGD, &WISHES).unwrap(), None);
+		// No floor and no wish: no unprotected updates by default; explicit opt-out is fine;
+		// a fixed noise multiplier is its own plan.
+		assert_eq!(plan_task(None, 10, SGD, &WISHES), Err(Refusal::NoBudget));
+		assert_eq!(plan_task(None, 10, Method::Off, &WISHES).unwrap(), None);
+		let fixed = Wishes {
+			noise_multiplier: Some(1.0),
+			..WISHES
+		};
+		let plan = plan_task(None, 10, SGD, &fixed).unwrap().unwrap();
+		assert_eq!(plan.plan.per_round, vec![1.0; 10]);
+		assert!(plan.budget.epsilon > 0.0 && plan.budget.epsilon == plan.plan.epsilon);
+		let negative = Wishes {
+			noise_multiplier: Some(-1.0),
+			..WISHES
+		};
+		assert!(matches!(
+			plan_task(floor(3.0), 10, Method::Gaussian, &negative),
+			Err(Refusal::Impossible(_))
+		));
 	}
 
 	#[test]

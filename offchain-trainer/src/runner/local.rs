@@ -221,6 +221,7 @@ impl<'a> Runner<'a> {
 			tracing::info!(round, mechanism = ?m, "output perturbation applied");
 		}
 		let plan = self.privacy.as_ref();
+		let planned = plan.and_then(|p| p.plan.per_round.get(round as usize).copied());
 		let update = pipeline::publishable(
 			self.cfg.behaviour,
 			&trained,
@@ -241,6 +242,11 @@ impl<'a> Runner<'a> {
 				Ok(())
 			},
 		)?;
+		// Spent: recorded with the state the caller saves before submitting, so a restarted
+		// trainer knows it (see `pipeline::resume_privacy`).
+		if let (true, Some(value)) = (fresh, planned) {
+			self.state.privacy_releases.push((round, value));
+		}
 		Ok(Some(update))
 	}
 

@@ -331,17 +331,19 @@ impl<'a> Runner<'a> {
 		// Before anything is sent: a trainer that cannot meet the task's privacy floor
 		// refuses it here.
 		let privacy = pipeline::privacy_plan(&cfg.privacy, &cfg.train, &spec, local.len())?;
+		let mut state = store.load(cfg.task)?;
+		let accountant = pipeline::resume_privacy(&mut state, privacy.as_ref())?;
 
 		let balance = client.account_info(&client.account().clone(), None)?.free;
 		Ok(Runner {
-			state: store.load(cfg.task)?,
+			state,
 			spec,
 			samples: local.len() as u64,
 			train: train::to_tensors(&local, cfg.device)?,
 			test: train::to_tensors(&test, cfg.device)?,
 			model,
 			rng: rand_chacha::ChaCha12Rng::from_seed(state::fresh_seed()),
-			accountant: Accountant::new(),
+			accountant,
 			privacy,
 			updates: HashMap::new(),
 			checked: HashSet::new(),

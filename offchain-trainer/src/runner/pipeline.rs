@@ -31,13 +31,47 @@ pub(crate) fn privacy_plan(
 	spec: &TaskSpec,
 	samples: usize,
 ) -> Result<Option<TaskPlan>> {
-	plan_for(
+	let plan = plan_for(
 		privacy,
 		train,
 		task::floor_budget(spec.privacy),
 		spec.rounds,
 		samples,
-	)
+	)?;
+	if let Some(why) = plan.as_ref().and_then(drowned) {
+		return Err(Error::Refused(why));
+	}
+	Ok(plan)
+}
+
+/// The accountant of a (re)started trainer: what `state` records as released, replayed;
+/// and the plan pinned in `state`. A plan that differs from the one the task started with
+/// (settings, data or training flags changed across a restart) is refused: the remaining
+/// rounds would be calibrated for the whole budget.
+pub(crate) fn resume_privacy(
+	state: &mut crate::state::TaskState,
+	plan: Option<&TaskPlan>,
+) -> Result<Accountant> {
+	let mut accountant = Accountant::new();
+	let Some(plan) = plan else {
+		if state.privacy_releases.is_empty() {
+			return Ok(accountant);
+		}
+		return Err(Error::Refused(
+			"this task started with a privacy plan and the trainer now has none: restart it with the same privacy settings".into(),
+		));
+	};
+	if !state.privacy_plan.is_empty() && state.privacy_plan != plan.plan.per_round {
+		return Err(Error::Refused(format!(
+			"the privacy plan {:?} differs from the one this task started with {:?}: restart with the same privacy, data and training settings",
+			plan.plan.per_round, state.privacy_plan
+		)));
+	}
+	state.privacy_plan = plan.plan.per_round.clone();
+	for (_, value) in &state.privacy_releases {
+		accountant.record(task::release(plan.method, *value));
+	}
+	Ok(accountant)
 }
 
 /// [`privacy_plan`] for a task of `rounds` rounds whose floor is `floor`.
@@ -68,6 +102,7 @@ pub(crate) fn plan_for(
 	};
 	let plan = task::plan_task(floor, rounds, method, &wishes)
 		.map_err(|refusal| Error::Refused(refusal.to_string()))?;
+
 	if let Some(plan) = &plan {
 		tracing::info!(
 			method = ?plan.method,
@@ -79,6 +114,30 @@ pub(crate) fn plan_for(
 		);
 	}
 	Ok(plan)
+}
+
+/// Why output perturbation under `plan` cannot be used: noise so large that no update
+/// could pass the contribution screen ([`aggregation::SCREEN_Z`]), so the trainer would
+/// stake, train and never be paid. An update clipped to `C` under Gaussian noise of norm
+/// `2 z C sqrt(d)` scores at most `1 / (2z)` on the screen; under Laplace noise at `eps` per
+/// round at most `eps / (2 sqrt 2)`. DP-SGD's noise is averaged over a whole round of steps
+/// and is not limited so.
+fn drowned(plan: &TaskPlan) -> Option<String> {
+	let z_max = 1.0 / (2.0 * aggregation::SCREEN_Z);
+	let eps_min = 2.0 * std::f64::consts::SQRT_2 * aggregation::SCREEN_Z;
+	match plan.method {
+		Method::Gaussian => plan.plan.per_round.iter().find(|z| **z > z_max).map(|z| {
+			format!(
+				"output perturbation at this budget needs noise multiplier {z:.3} > {z_max}: the noise would drown every update and the screen would leave it out (unpaid); use --noise dp-sgd"
+			)
+		}),
+		Method::Laplace => plan.plan.per_round.iter().find(|e| **e < eps_min).map(|e| {
+			format!(
+				"Laplace output perturbation at epsilon {e:.3} per round (< {eps_min:.1}) would drown every update and the screen would leave it out (unpaid); use --noise dp-sgd"
+			)
+		}),
+		Method::DpSgd { .. } | Method::Off => None,
+	}
 }
 
 /// Output-perturbation mechanism of round `round` under `plan` (`None` for DP-SGD, whose
@@ -311,5 +370,56 @@ mod tests {
 			mechanism(Some(&out), 1.0, 4).unwrap(),
 			Some(Mechanism::Gaussian { .. })
 		));
+	}
+
+	/// A trainer restarted mid-task knows what it spent, and cannot change its plan to spend
+	/// more: the attack (or mistake) of restarting with `--decay 0.5` after constant rounds.
+	#[test]
+	fn a_restart_keeps_the_spent_budget_and_the_plan() {
+		let train = TrainConfig::default();
+		let floor = Some(Budget::new(3.0, 1e-5).unwrap());
+		let plan = plan_for(&PrivacyConfig::default(), &train, floor, 5, 3000)
+			.unwrap()
+			.unwrap();
+		let mut state = crate::state::TaskState::default();
+		let fresh = resume_privacy(&mut state, Some(&plan)).unwrap();
+		assert_eq!(fresh.releases(), 0);
+		assert_eq!(state.privacy_plan, plan.plan.per_round);
+		state.privacy_releases = vec![(0, plan.plan.per_round[0]), (1, plan.plan.per_round[1])];
+		let resumed = resume_privacy(&mut state, Some(&plan)).unwrap();
+		assert_eq!(resumed.releases(), 2);
+		assert!(resumed.epsilon(1e-5) > 0.0);
+		let changed = PrivacyConfig {
+			decay: 0.5,
+			..PrivacyConfig::default()
+		};
+		let other = plan_for(&changed, &train, floor, 5, 3000).unwrap().unwrap();
+		assert!(matches!(
+			resume_privacy(&mut state, Some(&other)),
+			Err(Error::Refused(_))
+		));
+		assert!(matches!(
+			resume_privacy(&mut state, None),
+			Err(Error::Refused(_))
+		));
+	}
+
+	/// Output perturbation whose noise no update could survive the screen with is refused
+	/// before bidding (the trainer would stake and never be paid); a loose budget is fine.
+	#[test]
+	fn output_perturbation_that_drowns_updates_is_refused() {
+		let train = TrainConfig::default();
+		for noise in [Noise::Gaussian, Noise::Laplace] {
+			let privacy = PrivacyConfig {
+				noise,
+				..PrivacyConfig::default()
+			};
+			let tight = Some(Budget::new(3.0, 1e-5).unwrap());
+			let tight = plan_for(&privacy, &train, tight, 5, 3000).unwrap().unwrap();
+			assert!(drowned(&tight).is_some(), "{noise:?}");
+			let loose = Some(Budget::new(5000.0, 1e-5).unwrap());
+			let loose = plan_for(&privacy, &train, loose, 5, 3000).unwrap().unwrap();
+			assert_eq!(drowned(&loose), None, "{noise:?}");
+		}
 	}
 }

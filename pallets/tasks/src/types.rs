@@ -75,7 +75,9 @@ pub struct PhaseLengths<BlockNumber> {
 ///
 /// The chain cannot see a trainer's noise; the trainers' software enforces the floor: it
 /// calibrates its noise so that all rounds of the task together spend at most this budget
-/// and refuses to bid where it cannot (see `docs/privacy.md`).
+/// and refuses to bid where it cannot (see `docs/privacy.md`). The unit is the trainer's
+/// mechanism's: one training record for DP-SGD (the default), the trainer's whole data set
+/// for output perturbation; the same epsilon is a much stronger promise in the latter.
 #[derive(
 	Clone,
 	Copy,
