@@ -118,11 +118,13 @@ fn forward_traced(model: &Model, xs: &Tensor) -> (Tensor, Vec<Trace>) {
 }
 
 /// Per layer traced: output gradients `g` (`N x O` or `N x O x L`) for the summed loss.
-fn output_grads(logits: &Tensor, labels: &Tensor, traces: &[Trace]) -> Result<Vec<Tensor>> {
+/// Also returns the summed loss itself (the training statistic, from the same pass).
+fn output_grads(logits: &Tensor, labels: &Tensor, traces: &[Trace]) -> Result<(Vec<Tensor>, f64)> {
 	let loss = logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Sum, -100, 0.0);
 	let outputs: Vec<&Tensor> = traces.iter().map(|t| &t.output).collect();
 	let grads = Tensor::f_run_backward(&[&loss], &outputs, false, false).map_err(Error::from)?;
-	Ok(grads
+	let loss = f64::try_from(&loss).map_err(Error::from)?;
+	let grads = grads
 		.into_iter()
 		.zip(traces)
 		.map(|(g, t)| {
@@ -132,7 +134,8 @@ fn output_grads(logits: &Tensor, labels: &Tensor, traces: &[Trace]) -> Result<Ve
 				_ => g,
 			}
 		})
-		.collect())
+		.collect();
+	Ok((grads, loss))
 }
 
 /// Per-sample gradients of the summed cross-entropy, materialised: for every variable in
@@ -140,7 +143,7 @@ fn output_grads(logits: &Tensor, labels: &Tensor, traces: &[Trace]) -> Result<Ve
 /// analysis; training uses the unmaterialised form.
 pub fn per_sample_grads(model: &Model, xs: &Tensor, labels: &Tensor) -> Result<Vec<Tensor>> {
 	let (logits, traces) = forward_traced(model, xs);
-	let grads = output_grads(&logits, labels, &traces)?;
+	let (grads, _) = output_grads(&logits, labels, &traces)?;
 	let mut named: Vec<(String, Tensor)> = Vec::new();
 	for (trace, g) in traces.iter().zip(&grads) {
 		let name = layer_name(model, trace.layer)?;
@@ -200,16 +203,21 @@ fn weight_shape(model: &Model, index: usize) -> Result<Vec<i64>> {
 	Ok(weight(model, index)?.size())
 }
 
-/// The sum over a batch of the per-sample gradients, each clipped to L2 norm `clip`, per
-/// traced layer as `(weight, bias)`; and the per-sample norms before clipping.
-pub fn clipped_sum(
-	model: &Model,
-	xs: &Tensor,
-	labels: &Tensor,
-	clip: f64,
-) -> Result<(Vec<(Tensor, Tensor)>, Tensor)> {
+/// What [`clipped_sum`] computes for one batch.
+pub struct ClippedSum {
+	/// Per traced layer, `(weight, bias)`: the sum of the per-sample gradients, each clipped
+	/// to L2 norm `clip`.
+	pub sums: Vec<(Tensor, Tensor)>,
+	/// The per-sample gradient norms before clipping.
+	pub norms: Tensor,
+	/// The batch's summed loss (before the step).
+	pub loss: f64,
+}
+
+/// Clipped per-sample gradient sum of one batch (see [`ClippedSum`]).
+pub fn clipped_sum(model: &Model, xs: &Tensor, labels: &Tensor, clip: f64) -> Result<ClippedSum> {
 	let (logits, traces) = forward_traced(model, xs);
-	let grads = output_grads(&logits, labels, &traces)?;
+	let (grads, loss) = output_grads(&logits, labels, &traces)?;
 	// Squared per-sample norms, and the materialised conv gradients.
 	let mut sq = Tensor::zeros([xs.size()[0]], (logits.kind(), logits.device()));
 	let mut conv: Vec<Option<(Tensor, Tensor)>> = Vec::with_capacity(traces.len());
@@ -251,7 +259,7 @@ pub fn clipped_sum(
 		};
 		sums.push((w, b));
 	}
-	Ok((sums, norms))
+	Ok(ClippedSum { sums, norms, loss })
 }
 
 /// Train `model` on `data` with DP-SGD for one round; `rng` draws the Poisson samples and
@@ -325,21 +333,12 @@ pub fn train(
 			let index = Tensor::from_slice(chunk).to_device(device);
 			let xs = data.images.index_select(0, &index).to_kind(kind);
 			let ys = data.labels.index_select(0, &index);
-			let (chunk_sums, _) = clipped_sum(model, &xs, &ys, config.clip)?;
-			for ((sw, sb), (cw, cb)) in sums.iter_mut().zip(chunk_sums) {
+			let chunk_sum = clipped_sum(model, &xs, &ys, config.clip)?;
+			for ((sw, sb), (cw, cb)) in sums.iter_mut().zip(chunk_sum.sums) {
 				*sw += cw;
 				*sb += cb;
 			}
-			let l = tch::no_grad(|| {
-				model.forward(&xs, false).cross_entropy_loss::<Tensor>(
-					&ys,
-					None,
-					Reduction::Sum,
-					-100,
-					0.0,
-				)
-			});
-			loss_sum += f64::try_from(&l).map_err(Error::from)?;
+			loss_sum += chunk_sum.loss;
 			seen += chunk.len();
 		}
 		let sigma = config.noise_multiplier * config.clip;
@@ -455,7 +454,7 @@ mod tests {
 			model.var_store_mut().double();
 			let (xs, ys) = batch(8, Kind::Double);
 			let clip = 0.05;
-			let (sums, norms) = clipped_sum(&model, &xs, &ys, clip).unwrap();
+			let ClippedSum { sums, norms, .. } = clipped_sum(&model, &xs, &ys, clip).unwrap();
 			// Norms equal the materialised per-sample gradients' norms.
 			let per_sample = per_sample_grads(&model, &xs, &ys).unwrap();
 			let sq = per_sample

@@ -17,7 +17,7 @@ use crate::{
 	error::{invalid, Result},
 	model::{Arch, Model, Shape},
 	partition::{partition, Scheme},
-	privacy::{task::Method, Accountant, Budget},
+	privacy::{Accountant, Budget},
 	runner::{pipeline, PrivacyConfig},
 	train::{self, to_tensors, TrainConfig},
 };
@@ -182,15 +182,7 @@ pub fn run(
 	}
 	out.privacy = shards
 		.iter()
-		.filter_map(|(_, plan, acc)| {
-			plan.as_ref().map(|p| {
-				let eps = match p.method {
-					Method::Laplace => acc.pure_epsilon(),
-					_ => acc.epsilon(p.budget.delta),
-				};
-				(eps, p.budget.delta)
-			})
-		})
+		.filter_map(|(_, plan, acc)| plan.as_ref().map(|p| (p.spent(acc), p.budget.delta)))
 		.fold(None, |best: Option<(f64, f64)>, x| match best {
 			Some(b) if b.0 >= x.0 => Some(b),
 			_ => Some(x),

@@ -246,8 +246,8 @@ pub fn decide(policy: &Policy, task: &TaskView, me: Situation) -> Decision {
 			needed,
 		});
 	}
-	if let Some(floor) = spec.privacy {
-		let cap = f64::from(floor.max_epsilon_milli) / 1000.0;
+	if let Some(floor) = crate::privacy::task::floor_budget(spec.privacy) {
+		let cap = floor.epsilon;
 		if cap < policy.min_epsilon {
 			return skip(Skip::Privacy {
 				cap,

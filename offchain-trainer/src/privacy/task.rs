@@ -186,6 +186,17 @@ pub fn plan_task(
 	}))
 }
 
+impl TaskPlan {
+	/// What `accountant` has spent, in this plan's terms: pure epsilon for Laplace, the RDP
+	/// bound at the budget's delta otherwise.
+	pub fn spent(&self, accountant: &super::Accountant) -> f64 {
+		match self.method {
+			Method::Laplace => accountant.pure_epsilon(),
+			_ => accountant.epsilon(self.budget.delta),
+		}
+	}
+}
+
 /// The budget a task's floor stands for (`None`: the task sets none).
 pub fn floor_budget(floor: Option<pallet_fl_tasks::PrivacyFloor>) -> Option<Budget> {
 	floor.map(|f| Budget {

@@ -428,10 +428,7 @@ impl<'a> Runner<'a> {
 		self.outcome.accuracy = self.state.accuracy.iter().map(|(r, a)| (*r, *a)).collect();
 		if let (true, Some(plan)) = (self.accountant.releases() > 0, &self.privacy) {
 			let delta = plan.budget.delta;
-			let epsilon = match self.cfg.privacy.noise {
-				Noise::Laplace => self.accountant.pure_epsilon(),
-				_ => self.accountant.epsilon(delta),
-			};
+			let epsilon = plan.spent(&self.accountant);
 			self.outcome.privacy = Some((epsilon, delta));
 			crate::metrics::get()
 				.privacy_epsilon

@@ -210,10 +210,7 @@ pub(crate) fn spend(
 	if let Some(plan) = plan {
 		let mut after = accountant.clone();
 		after.record(release);
-		let spent = match plan.method {
-			Method::Laplace => after.pure_epsilon(),
-			_ => after.epsilon(plan.budget.delta),
-		};
+		let spent = plan.spent(&after);
 		if spent > plan.budget.epsilon * (1.0 + 1e-9) {
 			return Err(Error::Refused(format!(
 				"this release would spend epsilon {spent:.3}, above the budget {} (delta {:e})",
