@@ -13,8 +13,11 @@
 //! real update is left out for its length.
 //!
 //! Speed: median and trimmed mean sort 16 coordinates at once with a sorting network
-//! (branch-free, vectorised; `network`); Multi-Krum's pairwise distances take one pass
-//! over memory, block by block. `blade-bench kernels` prints each against a memory copy.
+//! (branch-free packed min/max; `network`), as does the screen's leave-one-out median;
+//! Multi-Krum's pairwise distances take one pass over memory, block by block, four
+//! partners per read of an update; FedAvg adds four clients per pass over its
+//! accumulator; the finiteness check is one vectorised pass. `blade-bench kernels` prints
+//! each against a memory copy.
 //!
 //! Bit-exactness: every output coordinate is computed from the inputs in one fixed order
 //! (client order) with IEEE-754 `f64` operations that Rust never reorders or fuses, then
@@ -76,10 +79,25 @@ fn check(updates: &[Vec<f32>], weights: &[u128]) -> Result<usize> {
 			updates.len()
 		)));
 	}
-	if updates.iter().flatten().any(|v| !v.is_finite()) {
+	if !updates.par_iter().all(|u| all_finite(u)) {
 		return Err(invalid("non-finite parameter in an update"));
 	}
 	Ok(n)
+}
+
+/// Whether every value is finite, in one vectorised pass: `x - x` is `0` for a finite `x`
+/// and NaN for an infinity or a NaN, and a NaN survives every later addition.
+pub(crate) fn all_finite(values: &[f32]) -> bool {
+	let (chunks, tail) = values.as_chunks::<8>();
+	let mut acc = [0f32; 8];
+	for c in chunks {
+		for l in 0..8 {
+			#[allow(clippy::eq_op)] // the point: zero exactly when finite
+			let zero = c[l] - c[l];
+			acc[l] += zero;
+		}
+	}
+	tail.iter().all(|v| v.is_finite()) && acc.iter().all(|a| *a == 0.0)
 }
 
 fn weighted_mean(updates: &[&Vec<f32>], weights: &[u128], n: usize) -> Result<Vec<f32>> {
@@ -89,16 +107,27 @@ fn weighted_mean(updates: &[&Vec<f32>], weights: &[u128], n: usize) -> Result<Ve
 	}
 	// Normalised weights, computed once in a fixed order.
 	let w: Vec<f64> = weights.iter().map(|w| *w as f64 / total as f64).collect();
-	// Client-major inside each chunk (vectorises); every coordinate still sums its clients
-	// in client order, so the bits do not depend on the chunking.
+	// Client-major inside each chunk (vectorises), four clients per pass over the
+	// accumulator; every coordinate still adds its clients one by one in client order, so
+	// the bits depend on neither the chunking nor the grouping.
 	let mut out = vec![0f32; n];
 	out.par_chunks_mut(CHUNK)
 		.enumerate()
 		.for_each(|(chunk, slice)| {
-			let start = chunk * CHUNK;
+			let range = chunk * CHUNK..chunk * CHUNK + slice.len();
 			let mut acc = vec![0f64; slice.len()];
-			for (u, w) in updates.iter().zip(&w) {
-				for (a, x) in acc.iter_mut().zip(&u[start..start + slice.len()]) {
+			let (quads, rest) = updates.as_chunks::<4>();
+			let (wquads, wrest) = w.as_chunks::<4>();
+			for (quad, wq) in quads.iter().zip(wquads) {
+				let [u0, u1, u2, u3] = quad.each_ref().map(|u| &u[range.clone()]);
+				for (i, a) in acc.iter_mut().enumerate() {
+					*a = (((*a + f64::from(u0[i]) * wq[0]) + f64::from(u1[i]) * wq[1])
+						+ f64::from(u2[i]) * wq[2])
+						+ f64::from(u3[i]) * wq[3];
+				}
+			}
+			for (u, w) in rest.iter().zip(wrest) {
+				for (a, x) in acc.iter_mut().zip(&u[range.clone()]) {
 					*a += f64::from(*x) * w;
 				}
 			}
@@ -160,36 +189,15 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
 		.sum()
 }
 
-/// The coordinate-wise median of `updates` without `skip`.
-fn median_without(updates: &[Vec<f32>], skip: usize, n: usize) -> Vec<f32> {
-	let others: Vec<&Vec<f32>> = updates
+/// The coordinate-wise median of the `finite` updates other than `skip`.
+fn median_without(updates: &[Vec<f32>], finite: &[bool], skip: usize, n: usize) -> Vec<f32> {
+	let others: Vec<&[f32]> = updates
 		.iter()
 		.enumerate()
-		.filter(|(k, u)| *k != skip && u.iter().all(|v| v.is_finite()))
-		.map(|(_, u)| u)
+		.filter(|(k, _)| *k != skip && finite[*k])
+		.map(|(_, u)| u.as_slice())
 		.collect();
-	let m = others.len();
-	let mut out = vec![0f32; n];
-	if m == 0 {
-		return out;
-	}
-	out.par_chunks_mut(CHUNK)
-		.enumerate()
-		.for_each(|(chunk, slice)| {
-			let mut buf = Vec::with_capacity(m);
-			for (k, v) in slice.iter_mut().enumerate() {
-				let j = chunk * CHUNK + k;
-				buf.clear();
-				buf.extend(others.iter().map(|u| u[j]));
-				buf.sort_unstable_by(f32::total_cmp);
-				*v = if m % 2 == 1 {
-					buf[m / 2]
-				} else {
-					((f64::from(buf[m / 2 - 1]) + f64::from(buf[m / 2])) / 2.0) as f32
-				};
-			}
-		});
-	out
+	order_statistics(&others, n, true, 0)
 }
 
 /// Which of `updates` (deltas from this round's global model, watermarks removed) count.
@@ -214,6 +222,7 @@ pub fn screen(updates: &[Vec<f32>], previous: Option<&[f32]>) -> Result<Screened
 	let root_n = (n as f64).sqrt();
 	let previous = previous.map(|p| (p, dot(p, p).sqrt()));
 	let norms: Vec<f64> = updates.par_iter().map(|u| dot(u, u).sqrt()).collect();
+	let finite: Vec<bool> = updates.par_iter().map(|u| all_finite(u)).collect();
 	let verdicts: Vec<Option<Exclusion>> = (0..m)
 		.into_par_iter()
 		.map(|i| {
@@ -244,7 +253,7 @@ pub fn screen(updates: &[Vec<f32>], previous: Option<&[f32]>) -> Result<Screened
 					return Some(Exclusion::Oversized { ratio });
 				}
 			}
-			let centre = median_without(updates, i, n);
+			let centre = median_without(updates, &finite, i, n);
 			let centre_norm = dot(&centre, &centre).sqrt();
 			let aligned = if centre_norm == 0.0 {
 				0.0
@@ -309,50 +318,132 @@ fn order_statistic(sorted: impl Fn(usize) -> f32, m: usize, median: bool, trim: 
 
 /// Coordinates per block of the pairwise distances (all updates' blocks stay in cache
 /// while every pair is summed over them).
-const DISTANCE_BLOCK: usize = 2048;
+const DISTANCE_BLOCK: usize = 1024;
 
-/// Squared L2 distance of each pair in `pairs`, in one pass over memory: per block of
-/// [`DISTANCE_BLOCK`] coordinates every pair's partial sum (four interleaved `f64`
-/// accumulators, then the tail), and the blocks' partial sums added in block order, so
-/// the bits depend on neither the thread count nor the machine.
-fn pairwise_distances(updates: &[Vec<f32>], pairs: &[(usize, usize)], n: usize) -> Vec<f64> {
+/// Partners summed together against one update (its block is read once for all four).
+const PARTNERS: usize = 4;
+
+/// Per lane, the sums of squared differences between `xs` and each of four partners.
+///
+/// Not inlined: on its own the loop is vectorised lane-wise (eight lanes, four
+/// accumulators in registers, `xs` read once); inlined, the compiler has been seen to
+/// vectorise across the partners instead, with shuffles, at less than half the speed.
+#[inline(never)]
+fn squared_differences(xs: &[[f32; 8]], ys: [&[[f32; 8]]; PARTNERS]) -> [[f32; 8]; PARTNERS] {
+	let mut acc = [[0f32; 8]; PARTNERS];
+	let rows = xs.iter().zip(ys[0]).zip(ys[1]).zip(ys[2]).zip(ys[3]);
+	for ((((x, y0), y1), y2), y3) in rows {
+		for (acc, y) in acc.iter_mut().zip([y0, y1, y2, y3]) {
+			for l in 0..8 {
+				let d = x[l] - y[l];
+				acc[l] += d * d;
+			}
+		}
+	}
+	acc
+}
+
+/// Squared L2 distances of every pair `(a, b)`, `a < b`, in the order `(0, 1), (0, 2), ...,
+/// (1, 2), ...`: one pass over memory. Per block of [`DISTANCE_BLOCK`] coordinates each
+/// pair's differences are squared and summed in eight `f32` lanes (exact enough to rank
+/// Krum scores: at most 128 terms a lane), the lanes and the ragged tail added in `f64`,
+/// and the blocks added in block order, so the bits depend on neither the thread count nor
+/// the machine.
+fn pairwise_distances(updates: &[Vec<f32>], n: usize) -> Vec<f64> {
+	let m = updates.len();
+	let pairs = m * m.saturating_sub(1) / 2;
 	let partial: Vec<Vec<f64>> = (0..n.div_ceil(DISTANCE_BLOCK))
 		.into_par_iter()
 		.map(|block| {
-			let start = block * DISTANCE_BLOCK;
-			let end = (start + DISTANCE_BLOCK).min(n);
-			pairs
-				.iter()
-				.map(|(a, b)| {
-					let (x, y) = (&updates[*a][start..end], &updates[*b][start..end]);
-					let (xs, ys) = (x.chunks_exact(4), y.chunks_exact(4));
-					let tail: f64 = xs
-						.remainder()
-						.iter()
-						.zip(ys.remainder())
-						.map(|(p, q)| (f64::from(*p) - f64::from(*q)).powi(2))
-						.sum();
-					let mut acc = [0f64; 4];
-					for (p, q) in xs.zip(ys) {
-						for l in 0..4 {
-							let d = f64::from(p[l]) - f64::from(q[l]);
-							acc[l] += d * d;
-						}
-					}
-					(acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
-				})
-				.collect()
+			let range = block * DISTANCE_BLOCK..((block + 1) * DISTANCE_BLOCK).min(n);
+			let mut out = Vec::with_capacity(pairs);
+			for a in 0..m {
+				let (xs, x_tail) = updates[a][range.clone()].as_chunks::<8>();
+				let mut b = a + 1;
+				while b < m {
+					let count = (m - b).min(PARTNERS);
+					// Short groups repeat the last partner; its sums are not kept.
+					let ys: [(&[[f32; 8]], &[f32]); PARTNERS] = std::array::from_fn(|i| {
+						updates[(b + i).min(m - 1)][range.clone()].as_chunks::<8>()
+					});
+					let acc = squared_differences(xs, [ys[0].0, ys[1].0, ys[2].0, ys[3].0]);
+					let sums: [f64; PARTNERS] = std::array::from_fn(|i| {
+						let tail: f64 = x_tail
+							.iter()
+							.zip(ys[i].1)
+							.map(|(p, q)| (f64::from(*p) - f64::from(*q)).powi(2))
+							.sum();
+						acc[i].iter().map(|v| f64::from(*v)).sum::<f64>() + tail
+					});
+					out.extend_from_slice(&sums[..count]);
+					b += count;
+				}
+			}
+			out
 		})
 		.collect();
-	(0..pairs.len())
+	(0..pairs)
 		.map(|p| partial.iter().map(|block| block[p]).sum())
 		.collect()
 }
 
-fn sorted_column(updates: &[Vec<f32>], j: usize, buf: &mut Vec<f32>) {
+/// Coordinate `j` of every row, canonical ([`network::canonical`]) and sorted.
+fn sorted_column(rows: &[&[f32]], j: usize, buf: &mut Vec<f32>) {
 	buf.clear();
-	buf.extend(updates.iter().map(|u| u[j]));
+	buf.extend(rows.iter().map(|u| network::canonical(u[j])));
 	buf.sort_unstable_by(f32::total_cmp);
+}
+
+/// The coordinate-wise median (`median`) or mean after dropping `trim` values at each end
+/// of `rows` (finite, all of length `n`; signed zeros count as `+0.0`): [`LANES`]
+/// coordinates at a time through the sorting network, the ragged tail by sorting.
+fn order_statistics(rows: &[&[f32]], n: usize, median: bool, trim: usize) -> Vec<f32> {
+	let m = rows.len();
+	let mut out = vec![0f32; n];
+	if m == 0 {
+		return out;
+	}
+	let steps = network::batcher(m);
+	out.par_chunks_mut(CHUNK)
+		.enumerate()
+		.for_each(|(chunk, slice)| {
+			let start = chunk * CHUNK;
+			let full = slice.len() / LANES * LANES;
+			let mut lanes = vec![[0f32; LANES]; m];
+			for group in (0..full).step_by(LANES) {
+				let base = start + group;
+				for (lane_row, u) in lanes.iter_mut().zip(rows) {
+					for (k, x) in lane_row.iter_mut().zip(&u[base..base + LANES]) {
+						*k = network::canonical(*x);
+					}
+				}
+				network::sort_lanes(&mut lanes, &steps);
+				// Row-wise (vectorised), the same operations in the same order per lane
+				// as `order_statistic`.
+				let values: [f32; LANES] = if median && m % 2 == 1 {
+					lanes[m / 2]
+				} else if median {
+					let (a, b) = (lanes[m / 2 - 1], lanes[m / 2]);
+					std::array::from_fn(|l| ((f64::from(a[l]) + f64::from(b[l])) / 2.0) as f32)
+				} else {
+					let mut sum = [0f64; LANES];
+					for row in &lanes[trim..m - trim] {
+						for l in 0..LANES {
+							sum[l] += f64::from(row[l]);
+						}
+					}
+					let kept = (m - 2 * trim) as f64;
+					std::array::from_fn(|l| (sum[l] / kept) as f32)
+				};
+				slice[group..group + LANES].copy_from_slice(&values);
+			}
+			let mut buf = Vec::with_capacity(m);
+			for (k, v) in slice[full..].iter_mut().enumerate() {
+				sorted_column(rows, start + full + k, &mut buf);
+				*v = order_statistic(|i| buf[i], m, median, trim);
+			}
+		});
+	out
 }
 
 /// Aggregate `updates` (watermarks already removed) with `rule`; `weights` are the FedAvg
@@ -380,32 +471,8 @@ pub fn aggregate(updates: &[Vec<f32>], weights: &[u128], rule: Rule) -> Result<A
 				_ => 0,
 			};
 			let median = matches!(rule, Rule::Median);
-			let steps = network::batcher(m);
-			let mut out = vec![0f32; n];
-			out.par_chunks_mut(CHUNK)
-				.enumerate()
-				.for_each(|(chunk, slice)| {
-					let start = chunk * CHUNK;
-					let full = slice.len() / LANES * LANES;
-					let mut keys = vec![[0i32; LANES]; m];
-					for group in (0..full).step_by(LANES) {
-						let base = start + group;
-						for (row, u) in keys.iter_mut().zip(updates) {
-							for (k, x) in row.iter_mut().zip(&u[base..base + LANES]) {
-								*k = network::key(*x);
-							}
-						}
-						network::sort_lanes(&mut keys, &steps);
-						for (l, v) in slice[group..group + LANES].iter_mut().enumerate() {
-							*v = order_statistic(|i| network::value(keys[i][l]), m, median, trim);
-						}
-					}
-					let mut buf = Vec::with_capacity(m);
-					for (k, v) in slice[full..].iter_mut().enumerate() {
-						sorted_column(updates, start + full + k, &mut buf);
-						*v = order_statistic(|i| buf[i], m, median, trim);
-					}
-				});
+			let rows: Vec<&[f32]> = updates.iter().map(|u| u.as_slice()).collect();
+			let out = order_statistics(&rows, n, median, trim);
 			Ok(Aggregate {
 				values: out,
 				included: all,
@@ -418,14 +485,12 @@ pub fn aggregate(updates: &[Vec<f32>], weights: &[u128], rule: Rule) -> Result<A
 					2 * byzantine + 2
 				)));
 			}
-			let pairs: Vec<(usize, usize)> = (0..m)
-				.flat_map(|a| (a + 1..m).map(move |b| (a, b)))
-				.collect();
-			let distances = pairwise_distances(updates, &pairs, n);
+			let pairs = (0..m).flat_map(|a| (a + 1..m).map(move |b| (a, b)));
+			let distances = pairwise_distances(updates, n);
 			let mut matrix = vec![vec![0f64; m]; m];
-			for ((a, b), d) in pairs.iter().zip(&distances) {
-				matrix[*a][*b] = *d;
-				matrix[*b][*a] = *d;
+			for ((a, b), d) in pairs.zip(&distances) {
+				matrix[a][b] = *d;
+				matrix[b][a] = *d;
 			}
 			let neighbours = m - byzantine - 2;
 			let mut scores: Vec<(f64, usize)> = (0..m)
@@ -494,8 +559,8 @@ mod tests {
 		}
 	}
 
-	/// The sorting-network path gives the very bits of sorting each coordinate (the
-	/// implementation it replaced), for odd and even counts, signed zeros and a ragged tail.
+	/// The sorting-network path gives the very bits of sorting each coordinate (signed
+	/// zeros counted as +0.0), for odd and even counts, signed zeros and a ragged tail.
 	#[test]
 	fn order_statistics_equal_the_sorting_reference() {
 		for m in [3usize, 4, 9, 20, 21] {
@@ -509,10 +574,11 @@ mod tests {
 					Rule::TrimmedMean { trim } => (trim * m as f64).floor() as usize,
 					_ => 0,
 				};
-				let mut buf = Vec::new();
 				let expected: Vec<f32> = (0..u[0].len())
 					.map(|j| {
-						sorted_column(&u, j, &mut buf);
+						// Signed zeros count as +0.0, then an ordinary sort.
+						let mut buf: Vec<f32> = u.iter().map(|r| r[j] + 0.0).collect();
+						buf.sort_unstable_by(f32::total_cmp);
 						if matches!(rule, Rule::Median) {
 							if m % 2 == 1 {
 								buf[m / 2]
@@ -528,6 +594,50 @@ mod tests {
 					.collect();
 				assert_eq!(bits(&got), bits(&expected), "m {m} {rule:?}");
 			}
+		}
+	}
+
+	#[test]
+	fn all_finite_finds_every_non_finite_value_anywhere() {
+		for len in [0usize, 1, 7, 8, 9, 64, 1001] {
+			let clean: Vec<f32> = (0..len).map(|i| i as f32 - 500.0).collect();
+			assert!(all_finite(&clean), "len {len}");
+			for pos in [0, len / 2, len.saturating_sub(1)] {
+				for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+					if len == 0 {
+						continue;
+					}
+					let mut v = clean.clone();
+					v[pos] = bad;
+					assert!(!all_finite(&v), "len {len} pos {pos} {bad}");
+				}
+			}
+		}
+		// The largest finite values do not overflow the check.
+		assert!(all_finite(&[f32::MAX; 33]));
+		assert!(all_finite(&[f32::MIN; 33]));
+	}
+
+	/// The blocked, four-partner, f32-lane distances agree with a plain f64 sum to single
+	/// precision, for every pair and for counts that leave short partner groups.
+	#[test]
+	fn pairwise_distances_match_a_plain_sum() {
+		for (m, n) in [(2usize, 5usize), (5, 2048 + 13), (7, 3 * 2048), (9, 100)] {
+			let u = updates(m, n, m as u64 + 40);
+			let got = pairwise_distances(&u, n);
+			let mut p = 0;
+			for a in 0..m {
+				for b in a + 1..m {
+					let want: f64 = u[a]
+						.iter()
+						.zip(&u[b])
+						.map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+						.sum();
+					assert!((got[p] - want).abs() <= 1e-5 * want, "m {m} ({a},{b})");
+					p += 1;
+				}
+			}
+			assert_eq!(p, got.len());
 		}
 	}
 
