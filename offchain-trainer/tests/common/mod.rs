@@ -2,7 +2,6 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
-	fs::File,
 	net::TcpListener,
 	path::{Path, PathBuf},
 	process::{Child, Command, Stdio},
@@ -48,6 +47,12 @@ impl Drop for Proc {
 }
 
 impl Proc {
+	/// `kill -9`: no chance to flush or close anything.
+	pub fn kill9(&mut self) {
+		let _ = self.0.kill();
+		let _ = self.0.wait();
+	}
+
 	/// Send SIGINT and wait (at most a minute) for the process to exit.
 	pub fn interrupt(&mut self) {
 		let _ = Command::new("kill")
@@ -64,14 +69,33 @@ impl Proc {
 /// A mining `--dev` node with its chain in `dir/name`, RPC on `rpc` (unsafe methods
 /// allowed, loopback only), p2p on `p2p`, log in `dir/log`.
 pub fn start_node(dir: &Path, name: &str, rpc: u16, p2p: u16, log: &str) -> Proc {
+	start_node_with(dir, name, rpc, p2p, log, &[])
+}
+
+/// [`start_node`] with `extra` node arguments (e.g. `--bootnodes`); the log is appended
+/// to, so a restarted node keeps its history in one file.
+pub fn start_node_with(
+	dir: &Path,
+	name: &str,
+	rpc: u16,
+	p2p: u16,
+	log: &str,
+	extra: &[&str],
+) -> Proc {
+	let log = std::fs::OpenOptions::new()
+		.create(true)
+		.append(true)
+		.open(dir.join(log))
+		.unwrap();
 	let child = Command::new(node_bin())
 		.args(["--dev", "--no-mdns", "--no-telemetry", "--no-prometheus"])
 		.arg("--rpc-methods=unsafe")
 		.args(["--base-path", dir.join(name).to_str().unwrap()])
 		.args(["--rpc-port", &rpc.to_string()])
 		.args(["--listen-addr", &format!("/ip4/127.0.0.1/tcp/{p2p}")])
+		.args(extra)
 		.stdout(Stdio::null())
-		.stderr(File::create(dir.join(log)).unwrap())
+		.stderr(log)
 		.spawn()
 		.unwrap();
 	Proc(child)
