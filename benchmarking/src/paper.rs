@@ -308,7 +308,7 @@ pub fn attacks(base: &Base, shares: &[f64], dir: &Path, out: &Path) {
 	);
 }
 
-/// NIID-Bench's Fashion-MNIST configuration (10 clients, its small CNN, 10 local epochs,
+/// NIID-Bench's Fashion-MNIST configuration (10 clients, its simple CNN, 10 local epochs,
 /// batch 64, lr 0.01, momentum 0.9): IID, Dirichlet 0.5 and 2 labels per client.
 pub fn niid(base: &Base, dir: &Path, out: &Path) {
 	let cases: Vec<Case> = [
@@ -319,7 +319,7 @@ pub fn niid(base: &Base, dir: &Path, out: &Path) {
 	.into_iter()
 	.map(|(label, scheme)| Case {
 		label: label.into(),
-		sim: base.sim(Arch::Cnn, scheme, no_noise()),
+		sim: base.sim(Arch::SimpleCnn, scheme, no_noise()),
 	})
 	.collect();
 	run_cases(

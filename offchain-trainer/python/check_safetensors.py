@@ -1,7 +1,7 @@
 """Load a BLADE-FL model saved as safetensors into plain PyTorch modules and print the
 logits of a fixed input as JSON: the trainer's tests compare them with libtorch's.
 
-usage: check_safetensors.py MODEL.safetensors {mlp,cnn,dp-cnn} CHANNELS HEIGHT WIDTH
+usage: check_safetensors.py MODEL.safetensors {mlp,cnn,dp-cnn,simple-cnn} CHANNELS HEIGHT WIDTH
 """
 import json
 import math
@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 
 def build(kind, state, c, h, w):
-    classes = state["fc2.bias"].shape[0]
+    classes = state["fc3.bias" if kind == "simple-cnn" else "fc2.bias"].shape[0]
     if kind == "mlp":
         hidden = state["fc1.bias"].shape[0]
         net = torch.nn.ModuleDict({
@@ -33,6 +33,21 @@ def build(kind, state, c, h, w):
             x = torch.max_pool2d(torch.tanh(net["conv1"](x)), 2, 1)
             x = torch.max_pool2d(torch.tanh(net["conv2"](x)), 2, 1)
             return net["fc2"](torch.tanh(net["fc1"](x.flatten(1))))
+    elif kind == "simple-cnn":
+        side = lambda s: ((s - 4) // 2 - 4) // 2
+        net = torch.nn.ModuleDict({
+            "conv1": torch.nn.Conv2d(c, 6, 5),
+            "conv2": torch.nn.Conv2d(6, 16, 5),
+            "fc1": torch.nn.Linear(16 * side(h) * side(w), 120),
+            "fc2": torch.nn.Linear(120, 84),
+            "fc3": torch.nn.Linear(84, classes),
+        })
+
+        def forward(x):
+            x = torch.max_pool2d(torch.relu(net["conv1"](x)), 2)
+            x = torch.max_pool2d(torch.relu(net["conv2"](x)), 2)
+            x = torch.relu(net["fc1"](x.flatten(1)))
+            return net["fc3"](torch.relu(net["fc2"](x)))
     else:
         side = lambda s: ((s - 4) // 2 - 4) // 2
         flat = 64 * side(h) * side(w)

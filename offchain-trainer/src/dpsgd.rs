@@ -429,7 +429,12 @@ mod tests {
 
 	#[test]
 	fn per_sample_gradients_equal_single_sample_backward_passes() {
-		for arch in [Arch::Mlp { hidden: 32 }, Arch::Cnn, Arch::DpCnn] {
+		for arch in [
+			Arch::Mlp { hidden: 32 },
+			Arch::Cnn,
+			Arch::DpCnn,
+			Arch::SimpleCnn,
+		] {
 			let mut model = Model::new(arch, FMNIST, Device::Cpu, 3).unwrap();
 			model.var_store_mut().double();
 			let (xs, ys) = batch(6, Kind::Double);

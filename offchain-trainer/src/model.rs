@@ -156,6 +156,21 @@ impl Model {
 				Layer::Tanh,
 				linear("fc2", 32, shape.classes),
 			],
+			Arch::SimpleCnn => vec![
+				Layer::Image(c, h, w),
+				conv("conv1", c, 6, 5, 1, 0),
+				Layer::Relu,
+				pool(2, 2),
+				conv("conv2", 6, 16, 5, 1, 0),
+				Layer::Relu,
+				pool(2, 2),
+				Layer::Flatten,
+				linear("fc1", crate::registry::simple_cnn_features(shape), 120),
+				Layer::Relu,
+				linear("fc2", 120, 84),
+				Layer::Relu,
+				linear("fc3", 84, shape.classes),
+			],
 		};
 		let mut layout: Vec<(String, Vec<i64>)> = vs
 			.variables()
@@ -341,7 +356,7 @@ mod tests {
 		}
 		// The registry's formula (used by `publish-task` without libtorch) agrees with
 		// the built models for every registered model and data set.
-		for model_id in 1..=4 {
+		for model_id in 1..=5 {
 			for dataset_id in 1..=3 {
 				let arch = crate::registry::model(model_id).unwrap();
 				let shape = crate::registry::shape(dataset_id).unwrap();
@@ -400,6 +415,8 @@ mod tests {
 			(Arch::Cnn, "cnn", CIFAR),
 			(Arch::DpCnn, "dp-cnn", FMNIST),
 			(Arch::DpCnn, "dp-cnn", CIFAR),
+			(Arch::SimpleCnn, "simple-cnn", FMNIST),
+			(Arch::SimpleCnn, "simple-cnn", CIFAR),
 		] {
 			let model = Model::new(arch, shape, Device::Cpu, 5).unwrap();
 			let path = dir

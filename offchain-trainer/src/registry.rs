@@ -15,6 +15,7 @@
 //! | 2 | MLP, 128 hidden units |
 //! | 3 | CNN (two 5x5 conv layers, 128-unit head) |
 //! | 4 | DP-CNN: Papernot et al. 2020's tempered-sigmoid (tanh) CNN for DP-SGD (26 010 parameters on 28x28) |
+//! | 5 | Simple CNN: NIID-Bench's (Li et al. 2022) LeNet-style reference (44 426 parameters on 28x28) |
 
 use std::path::Path;
 
@@ -34,6 +35,8 @@ pub enum ModelName {
 	Cnn,
 	/// Tempered-sigmoid (tanh) CNN for DP-SGD (`model_id` 4).
 	DpCnn,
+	/// NIID-Bench's simple CNN: 6 and 16 5x5 filters, 120/84-unit head (`model_id` 5).
+	SimpleCnn,
 }
 
 impl ModelName {
@@ -44,6 +47,7 @@ impl ModelName {
 			ModelName::Mlp128 => 2,
 			ModelName::Cnn => 3,
 			ModelName::DpCnn => 4,
+			ModelName::SimpleCnn => 5,
 		}
 	}
 
@@ -54,12 +58,13 @@ impl ModelName {
 			ModelName::Mlp128,
 			ModelName::Cnn,
 			ModelName::DpCnn,
+			ModelName::SimpleCnn,
 		]
 		.into_iter()
 		.find(|m| m.id() == id)
 		.ok_or_else(|| {
 			invalid(format!(
-				"unknown model_id {id} (1 = mlp32, 2 = mlp128, 3 = cnn, 4 = dp-cnn)"
+				"unknown model_id {id} (1 = mlp32, 2 = mlp128, 3 = cnn, 4 = dp-cnn, 5 = simple-cnn)"
 			))
 		})
 	}
@@ -120,6 +125,10 @@ pub enum Arch {
 	/// 1 -> fc1 (32) -> tanh -> fc2 (classes)`. Small, bounded activations: what DP-SGD
 	/// learns best with.
 	DpCnn,
+	/// NIID-Bench's (Li et al. 2022, "Federated Learning on Non-IID Data Silos") simple
+	/// CNN: `conv1 5x5 (6) -> ReLU -> maxpool 2 -> conv2 5x5 (16) -> ReLU -> maxpool 2 ->
+	/// fc1 (120) -> ReLU -> fc2 (84) -> ReLU -> fc3 (classes)`.
+	SimpleCnn,
 }
 
 /// Input shape and class count.
@@ -157,6 +166,13 @@ impl Arch {
 					+ linear(dp_cnn_features(shape), 32)
 					+ linear(32, shape.classes)
 			}
+			Arch::SimpleCnn => {
+				(6 * shape.channels * 25 + 6) as u64
+					+ (16 * 6 * 25 + 16) as u64
+					+ linear(simple_cnn_features(shape), 120)
+					+ linear(120, 84)
+					+ linear(84, shape.classes)
+			}
 		}
 	}
 }
@@ -166,6 +182,13 @@ impl Arch {
 pub fn dp_cnn_features(shape: Shape) -> i64 {
 	let side = |s: i64| ((s + 6 - 8) / 2 + 1 - 1 - 4) / 2 + 1 - 1;
 	32 * side(shape.height) * side(shape.width)
+}
+
+/// Inputs of the simple CNN's `fc1`: 16 channels after two (5x5 valid conv, 2x2 max-pool)
+/// stages.
+pub fn simple_cnn_features(shape: Shape) -> i64 {
+	let side = |s: i64| ((s - 4) / 2 - 4) / 2;
+	16 * side(shape.height) * side(shape.width)
 }
 
 /// Inputs of the CNN's `fc1`: 64 channels after two (5x5 valid conv, 2x2 max-pool) stages.
@@ -181,8 +204,9 @@ pub fn model(model_id: u32) -> Result<Arch> {
 		2 => Ok(Arch::Mlp { hidden: 128 }),
 		3 => Ok(Arch::Cnn),
 		4 => Ok(Arch::DpCnn),
+		5 => Ok(Arch::SimpleCnn),
 		other => Err(invalid(format!(
-			"unknown model_id {other} (1 = MLP-32, 2 = MLP-128, 3 = CNN, 4 = DP-CNN)"
+			"unknown model_id {other} (1 = MLP-32, 2 = MLP-128, 3 = CNN, 4 = DP-CNN, 5 = simple CNN)"
 		))),
 	}
 }
