@@ -56,7 +56,7 @@ pub fn decode(bytes: &[u8], max_len: usize) -> Result<(BlobHeader, Vec<f32>)> {
 	let blob = Blob::parse(bytes, max_len).map_err(Error::Blob)?;
 	let header = blob.header;
 	let payload = blob.payload();
-	let values = match header.codec {
+	let values: Vec<f32> = match header.codec {
 		Codec::F32 => payload
 			.chunks_exact(4)
 			.map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -73,6 +73,11 @@ pub fn decode(bytes: &[u8], max_len: usize) -> Result<(BlobHeader, Vec<f32>)> {
 				.collect()
 		}
 	};
+	// The parser bounds the int8 scale so this cannot trigger; a model never receives an
+	// infinity whatever the parser's future.
+	if values.iter().any(|v| !v.is_finite()) {
+		return Err(invalid("a decoded value is not finite"));
+	}
 	Ok((header, values))
 }
 
@@ -142,7 +147,43 @@ mod tests {
 		);
 	}
 
+	/// A hostile int8 blob whose scale would make byte 0x80 overflow to -inf is refused
+	/// (by the parser, and the decoder would refuse the value anyway).
+	#[test]
+	fn int8_scale_that_overflows_is_refused() {
+		for scale in [f32::MAX / 100.0, f32::MAX] {
+			let header = BlobHeader {
+				task: 1,
+				round: 0,
+				param_count: 2,
+				codec: Codec::Int8,
+				scale_bits: scale.to_bits(),
+			};
+			let mut blob = header.encode().to_vec();
+			blob.extend_from_slice(&[0x80, 0x7f]);
+			assert!(decode(&blob, 1 << 10).is_err(), "scale {scale}");
+		}
+	}
+
 	proptest! {
+		/// Whatever the bytes, an accepted blob decodes to finite values only.
+		#[test]
+		fn decoded_values_are_always_finite(bytes in proptest::collection::vec(any::<u8>(), 0..64), codec in 0u8..3, scale in any::<u32>()) {
+			let width = [4usize, 2, 1][codec as usize];
+			let header = BlobHeader {
+				task: 1,
+				round: 0,
+				param_count: (bytes.len() / width) as u32,
+				codec: [Codec::F32, Codec::F16, Codec::Int8][codec as usize],
+				scale_bits: if codec == 2 { scale } else { 0 },
+			};
+			let mut blob = header.encode().to_vec();
+			blob.extend_from_slice(&bytes[..bytes.len() / width * width]);
+			if let Ok((_, values)) = decode(&blob, 1 << 10) {
+				prop_assert!(values.iter().all(|v| v.is_finite()));
+			}
+		}
+
 		#[test]
 		fn int8_error_is_within_half_a_step(values in proptest::collection::vec(-1e3f32..1e3, 1..200)) {
 			let blob = encode(1, 1, Codec::Int8, &values).unwrap();

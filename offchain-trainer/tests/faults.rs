@@ -1,8 +1,10 @@
-//! Crash faults against real `blade-fl-node` processes on loopback (`kill -9`, no chance
-//! to flush or close): a mining node killed mid-block, and a node killed while it imports
-//! a burst of blocks, each restarted on the same base path. The database must open, keep
-//! a consistent prefix of the chain with readable state, and the node must mine on and
-//! converge with its peer. Figures (blocks lost to the kill, heights) are printed; see
+//! Faults against real `blade-fl-node` processes on loopback. Crashes (`kill -9`, no
+//! chance to flush or close): a mining node killed mid-block, and a node killed while it
+//! imports a burst of blocks, each restarted on the same base path; the database must
+//! open, keep a consistent prefix of the chain with readable state, and the node must mine
+//! on and converge with its peer. A network partition of three miners into {A} and
+//! {B, C} and its healing: the lighter fork is reorged away and the ledger holds to the
+//! unit. Figures (blocks lost to the kill, heights) are printed; see
 //! `docs/reliability.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,7 +15,7 @@ use std::{
 	time::{Duration, Instant},
 };
 
-use blade_trainer::chain::{Backoff, BlockNumber, Client};
+use blade_trainer::chain::{Backoff, BlockNumber, Client, RuntimeCall, Watch, UNIT};
 use common::{dev_account, free_port, start_node_with, Proc};
 use serde_json::json;
 use sp_core::H256;
@@ -180,4 +182,168 @@ fn a_node_killed_while_importing_a_burst_resyncs_and_agrees() {
 	);
 	println!("joiner resynced to block {now} and agrees with the miner");
 	drop(miner);
+}
+
+/// Follow `watch` until the client sees it in a block (of whatever fork its node is on).
+fn wait_included(client: &mut Client, watch: &mut Watch, limit: Duration) -> (BlockNumber, H256) {
+	let deadline = Instant::now() + limit;
+	loop {
+		assert!(client.poll(watch).unwrap().is_none(), "confirmed too early");
+		if let Some(included) = watch.included() {
+			return included;
+		}
+		assert!(Instant::now() < deadline, "never included");
+		std::thread::sleep(Duration::from_millis(200));
+	}
+}
+
+/// Three miners, A, B and C, are split into {A} and {B, C} (A restarted with
+/// `--reserved-only` and no reserved peers), each side includes a transfer of its own,
+/// {B, C} out-mines A, then the partition heals. A's fork must be reorged away, the
+/// transfer it carried re-included on the winning chain exactly once, all three nodes must
+/// agree, and the ledger must hold to the unit: every transfer applied once, total
+/// issuance equal to what the accounts hold and to genesis plus one block reward per
+/// block of the final chain.
+#[test]
+fn a_partitioned_miner_is_reorged_away_and_nothing_is_paid_twice_or_lost() {
+	let dir = tempfile::tempdir().unwrap();
+	let a = Node::start(dir.path(), "a", &[]);
+	let a_address = a.peer_address();
+	let peers = ["--bootnodes", a_address.as_str()];
+	let b = Node::start(dir.path(), "b", &peers);
+	// C knows B directly, so {B, C} stay connected when A leaves.
+	let b_address = b.peer_address();
+	let c = Node::start(
+		dir.path(),
+		"c",
+		&["--bootnodes", a_address.as_str(), b_address.as_str()],
+	);
+	let (rb, rc) = (b.client(), c.client());
+	wait_for(&rb, 4, Duration::from_secs(240));
+	wait_for(&rc, 4, Duration::from_secs(240));
+
+	// Partition: A restarts accepting only reserved peers, and it has none.
+	let (a_rpc, a_p2p) = (a.rpc, a.p2p);
+	let mut a = a;
+	a.proc.kill9();
+	let a = Node::restart(dir.path(), "a", a_rpc, a_p2p, &["--reserved-only"]);
+	let ra = a.client();
+	let split_at = ra.best_number().unwrap();
+	let peers_of_a: Vec<serde_json::Value> =
+		serde_json::from_value(ra.rpc().call("system_peers", json!([])).unwrap()).unwrap();
+	assert!(peers_of_a.is_empty(), "A is not isolated: {peers_of_a:?}");
+
+	let (ferdie, eve) = (dev_account("Ferdie"), dev_account("Eve"));
+	let genesis = rb.block_hash(0).unwrap().unwrap();
+	let ferdie_before = rb.account_info(&ferdie, Some(genesis)).unwrap().free;
+	let eve_before = rb.account_info(&eve, Some(genesis)).unwrap().free;
+	let transfer = |to: &blade_trainer::chain::AccountId| {
+		RuntimeCall::Balances(pallet_balances::Call::transfer_keep_alive {
+			dest: sp_runtime::MultiAddress::Id(to.clone()),
+			value: 7 * UNIT,
+		})
+	};
+	// Each side includes its own transfer.
+	let mut bob =
+		Client::connect(&format!("ws://127.0.0.1:{}", a.rpc), "//Bob", backoff()).unwrap();
+	bob.confirmations = 4;
+	bob.timeout = Duration::from_secs(600);
+	let mut bob_watch = Watch::new(bob.submit(transfer(&ferdie)).unwrap());
+	let on_a = wait_included(&mut bob, &mut bob_watch, Duration::from_secs(180));
+	let mut charlie =
+		Client::connect(&format!("ws://127.0.0.1:{}", b.rpc), "//Charlie", backoff()).unwrap();
+	charlie.confirmations = 4;
+	charlie.timeout = Duration::from_secs(600);
+	let mut charlie_watch = Watch::new(charlie.submit(transfer(&eve)).unwrap());
+	wait_included(&mut charlie, &mut charlie_watch, Duration::from_secs(180));
+
+	// {B, C} mine with twice A's hash rate: wait until their chain is clearly heavier.
+	let deadline = Instant::now() + Duration::from_secs(600);
+	while rb.best_number().unwrap() < ra.best_number().unwrap() + 4 {
+		assert!(Instant::now() < deadline, "{{B, C}} never out-mined A");
+		std::thread::sleep(Duration::from_millis(500));
+	}
+	println!(
+		"partitioned at {split_at}: A at {}, B at {}, Bob's transfer in A's block {}",
+		ra.best_number().unwrap(),
+		rb.best_number().unwrap(),
+		on_a.0
+	);
+
+	// Heal: A takes B as a reserved peer.
+	ra.rpc()
+		.call("system_addReservedPeer", json!([b_address]))
+		.unwrap();
+	let confirmed = {
+		let deadline = Instant::now() + Duration::from_secs(600);
+		loop {
+			if let Some(confirmed) = bob.poll(&mut bob_watch).unwrap() {
+				break confirmed;
+			}
+			assert!(
+				Instant::now() < deadline,
+				"Bob's transfer never confirmed after healing"
+			);
+			std::thread::sleep(Duration::from_millis(300));
+		}
+	};
+	assert_ne!(
+		ra.block_hash(on_a.0).unwrap(),
+		Some(on_a.1),
+		"A's fork was not reorged away"
+	);
+	let deadline = Instant::now() + Duration::from_secs(300);
+	while charlie.poll(&mut charlie_watch).unwrap().is_none() {
+		assert!(
+			Instant::now() < deadline,
+			"Charlie's transfer never confirmed"
+		);
+		std::thread::sleep(Duration::from_millis(300));
+	}
+
+	// All three agree on a common block past both transfers.
+	let target = confirmed.block_number + 2;
+	for reader in [&ra, &rb, &rc] {
+		wait_for(reader, target, Duration::from_secs(300));
+	}
+	let agreed = rb.block_hash(target).unwrap().unwrap();
+	let deadline = Instant::now() + Duration::from_secs(120);
+	while [&ra, &rc]
+		.iter()
+		.any(|r| r.block_hash(target).unwrap() != Some(agreed))
+	{
+		assert!(
+			Instant::now() < deadline,
+			"the nodes disagree on block {target}"
+		);
+		std::thread::sleep(Duration::from_millis(500));
+	}
+
+	// To the unit: each transfer once, every unit in one account, issuance = genesis +
+	// one reward per block.
+	assert_eq!(
+		rb.account_info(&ferdie, Some(agreed)).unwrap().free,
+		ferdie_before + 7 * UNIT
+	);
+	assert_eq!(
+		rb.account_info(&eve, Some(agreed)).unwrap().free,
+		eve_before + 7 * UNIT
+	);
+	let ledger = rb.ledger(agreed).unwrap();
+	assert_eq!(ledger.total(), ledger.issuance, "{ledger:?}");
+	let genesis_issuance = rb.ledger(genesis).unwrap().issuance;
+	let one = rb
+		.ledger(rb.block_hash(1).unwrap().unwrap())
+		.unwrap()
+		.issuance;
+	let reward = one - genesis_issuance;
+	assert_eq!(
+		ledger.issuance,
+		genesis_issuance + reward * u128::from(target),
+		"issuance after {target} blocks at {reward} a block"
+	);
+	println!(
+		"healed: Bob's transfer confirmed in block {} after {} reorg(s) (sent again {} time(s)); all agree on block {target}; {ledger:?}",
+		confirmed.block_number, confirmed.reorgs, confirmed.resent
+	);
 }

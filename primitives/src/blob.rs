@@ -29,6 +29,9 @@ pub const MAGIC: [u8; 4] = *b"BLFL";
 pub const VERSION: u8 = 1;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 28;
+/// Largest int8 scale (`f32` bits of `f32::MAX / 128`): every byte, `-128` included, times
+/// the scale stays finite, so a decoder never turns an accepted blob into infinities.
+pub const MAX_INT8_SCALE_BITS: u32 = 0x7bff_ffff;
 /// Fractional bits of the fixed-point values produced by [`Blob::fixed_values`].
 pub const FRAC_BITS: u32 = 24;
 
@@ -105,7 +108,8 @@ pub enum BlobError {
 		/// Position of the first offending value.
 		index: u32,
 	},
-	/// The int8 scale is non-finite, zero or negative, or set for another codec.
+	/// The int8 scale is non-finite, zero, negative or above [`MAX_INT8_SCALE_BITS`] (so
+	/// that some byte times it would overflow `f32`), or set for another codec.
 	BadScale,
 }
 
@@ -267,7 +271,12 @@ impl<'a> Blob<'a> {
 		match codec {
 			Codec::Int8 => {
 				let scale = header.scale_bits;
-				if !f32_is_finite(scale) || scale >> 31 == 1 || scale & 0x7fff_ffff == 0 {
+				// Positive f32 bits order like the values: one integer comparison.
+				if !f32_is_finite(scale)
+					|| scale >> 31 == 1
+					|| scale & 0x7fff_ffff == 0
+					|| scale > MAX_INT8_SCALE_BITS
+				{
 					return Err(BlobError::BadScale);
 				}
 			}
@@ -427,7 +436,25 @@ mod tests {
 		blob.extend_from_slice(&[4u8, (-2i8) as u8]);
 		let fixed: Vec<i64> = Blob::parse(&blob, MAX).unwrap().fixed_values().collect();
 		assert_eq!(fixed, vec![2 << 24, -(1 << 24)]);
-		for bad in [0f32, -1.0, f32::NAN, f32::INFINITY] {
+		// The bound is exactly f32::MAX / 128: the largest scale no byte overflows.
+		assert_eq!(f32::from_bits(MAX_INT8_SCALE_BITS), f32::MAX / 128.0);
+		assert!((-128.0 * f32::from_bits(MAX_INT8_SCALE_BITS)).is_finite());
+		assert!((-128.0 * f32::from_bits(MAX_INT8_SCALE_BITS + 1)).is_infinite());
+		header.scale_bits = MAX_INT8_SCALE_BITS;
+		let mut largest = header.encode().to_vec();
+		largest.extend_from_slice(&[0x80, 0x7f]);
+		assert!(Blob::parse(&largest, MAX).is_ok());
+		// Found writing the decoder's fuzz property (fuzz/trainer_codec_aggregation: a
+		// decoded blob has only finite values): a finite scale above the bound was
+		// accepted, and the trainer's decoder made -128 x scale = -inf of it.
+		for bad in [
+			0f32,
+			-1.0,
+			f32::NAN,
+			f32::INFINITY,
+			f32::from_bits(MAX_INT8_SCALE_BITS + 1),
+			f32::MAX,
+		] {
 			header.scale_bits = bad.to_bits();
 			let mut blob = header.encode().to_vec();
 			blob.extend_from_slice(&[1, 1]);

@@ -597,6 +597,51 @@ mod tests {
 		}
 	}
 
+	proptest::proptest! {
+		/// Arbitrary `f32` bit patterns (NaN, infinities, subnormals, signed zeros) and
+		/// weights under every rule (the fuzz target's properties, in the normal suite):
+		/// no panic; an aggregate only from finite updates, itself finite, within the
+		/// inputs' range for the order statistics; the screen keeps nothing non-finite.
+		#[test]
+		fn every_rule_on_arbitrary_bits(
+			m in 1usize..7,
+			n in 1usize..40,
+			bits in proptest::collection::vec(proptest::prelude::any::<u32>(), 6 * 40),
+			weights in proptest::collection::vec(0u128..5, 6),
+			trim in 0.0f64..0.5,
+			byzantine in 0usize..3,
+		) {
+			let updates: Vec<Vec<f32>> = (0..m)
+				.map(|k| bits[k * n..(k + 1) * n].iter().map(|b| f32::from_bits(*b)).collect())
+				.collect();
+			let finite = updates.iter().flatten().all(|v| v.is_finite());
+			if let Ok(screened) = screen(&updates, None) {
+				for k in &screened.kept {
+					proptest::prop_assert!(updates[*k].iter().all(|v| v.is_finite()));
+				}
+			}
+			for rule in [
+				Rule::FedAvg,
+				Rule::Median,
+				Rule::TrimmedMean { trim },
+				Rule::MultiKrum { byzantine },
+			] {
+				if let Ok(out) = aggregate(&updates, &weights[..m], rule) {
+					proptest::prop_assert!(finite);
+					proptest::prop_assert_eq!(out.values.len(), n);
+					proptest::prop_assert!(out.values.iter().all(|v| v.is_finite()));
+					if !matches!(rule, Rule::FedAvg | Rule::MultiKrum { .. }) {
+						for (j, v) in out.values.iter().enumerate() {
+							let lo = updates.iter().map(|u| u[j]).fold(f32::INFINITY, f32::min);
+							let hi = updates.iter().map(|u| u[j]).fold(f32::NEG_INFINITY, f32::max);
+							proptest::prop_assert!(*v >= lo && *v <= hi);
+						}
+					}
+				}
+			}
+		}
+	}
+
 	#[test]
 	fn all_finite_finds_every_non_finite_value_anywhere() {
 		for len in [0usize, 1, 7, 8, 9, 64, 1001] {
