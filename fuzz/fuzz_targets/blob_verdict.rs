@@ -60,17 +60,17 @@ fuzz_target!(|data: &[u8]| {
 	};
 	assert!(bytes.len() <= max_len, "accepted past the bound");
 	let n = blob.fixed_values().count() as u64;
-	// Every value is an integer the saturating arithmetic below can take; the magnitude
-	// saturates at i64::MAX (2^39 in real units), never wraps: the sign survives.
-	for ((v, chunk), codec) in blob
-		.fixed_values()
-		.zip(blob.payload().chunks_exact(blob.header.codec.width()))
-		.zip(std::iter::repeat(blob.header.codec))
-	{
-		if codec.width() == 4 {
-			let x = f32::from_le_bytes(chunk.try_into().expect("4 bytes"));
-			assert!(x == 0.0 || v == 0 || (v < 0) == (x < 0.0), "sign lost: {x} -> {v}");
-		}
+	// Every value keeps its sign: the magnitude saturates at i64::MAX (2^39 in real
+	// units), never wraps.
+	let width = blob.header.codec.width();
+	for (v, chunk) in blob.fixed_values().zip(blob.payload().chunks_exact(width)) {
+		let negative = match width {
+			4 => chunk[3] >> 7 == 1,
+			2 => chunk[1] >> 7 == 1,
+			// int8: the byte's sign (the parser refuses negative scales).
+			_ => (chunk[0] as i8) < 0,
+		};
+		assert!(v == 0 || (v < 0) == negative, "sign lost: {chunk:?} -> {v}");
 	}
 	let rho = correlation::correlate(blob.fixed_values(), &own);
 	assert!(rho.0 <= 1_000_000_000, "correlation beyond 1");

@@ -24,11 +24,12 @@ fuzz_target!(|data: &[u8]| {
 	// Part 2: updates from the bytes.
 	let m = usize::from(shape % 8) + 1;
 	let n = usize::from(shape / 8 % 16) + 1;
-	let need = m * n * 4 + m * 2 + 2;
+	let need = m * n * 4 + n * 4 + m * 2 + 2;
 	let Some(bytes) = rest.get(..need) else {
 		return;
 	};
 	let (values, tail) = bytes.split_at(m * n * 4);
+	let (previous_bytes, tail) = tail.split_at(n * 4);
 	let (weight_bytes, params) = tail.split_at(m * 2);
 	let mut updates: Vec<Vec<f32>> = values
 		.chunks_exact(n * 4)
@@ -47,7 +48,12 @@ fuzz_target!(|data: &[u8]| {
 		let _ = signature::remove(&mut updates[0], &seed);
 	}
 	let finite = updates.iter().flatten().all(|v| v.is_finite());
-	let previous = updates.last().cloned();
+	// The previous global step from its own bytes; a non-finite one is refused outright.
+	let previous: Vec<f32> = previous_bytes
+		.chunks_exact(4)
+		.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+		.collect();
+	let previous = (params[1] & 2 == 2).then_some(previous);
 	if let Ok(screened) = aggregation::screen(&updates, previous.as_deref()) {
 		for k in &screened.kept {
 			assert!(updates[*k].iter().all(|v| v.is_finite()), "screen kept a non-finite update");

