@@ -38,8 +38,9 @@ pub enum Behaviour {
 		/// Own watermark amplitude relative to the copied update's RMS.
 		factor: f64,
 	},
-	/// Submit a blob whose decoded values overflow `f32` (int8 with scale 1e37), trying to
-	/// crash every trainer that decodes it (the runner crafts the blob).
+	/// Submit a blob whose decoded values sit at `f32`'s limit (int8 at the largest scale
+	/// the parser accepts), trying to overflow every trainer that aggregates it (the runner
+	/// crafts the blob).
 	CraftedBlob,
 	/// Train honestly but never publish the aggregate when chosen as aggregator.
 	Withhold,
@@ -89,9 +90,11 @@ pub fn apply(
 	})
 }
 
-/// The [`Behaviour::CraftedBlob`] attack: a well-formed int8 blob of `params` values whose
-/// scale is 1e37, so every value decodes beyond `f32::MAX`. The chain refuses it (the
-/// task's norm bound); a trainer that decoded it naively would overflow to infinity.
+/// The [`Behaviour::CraftedBlob`] attack: a well-formed int8 blob of `params` values at the
+/// largest scale the parser accepts (`f32::MAX / 128`), so every value decodes to nearly
+/// `f32::MAX` and any sum of two overflows. The chain refuses it (the task's norm bound);
+/// a trainer that aggregated it naively would overflow to infinity. (A larger scale, which
+/// decoded to infinities outright, is refused by the parser since `spec_version` 106.)
 pub fn overflowing_blob(task: u64, round: u32, params: usize) -> Result<Vec<u8>> {
 	use blade_fl_primitives::blob::{BlobHeader, Codec};
 	let header = BlobHeader {
@@ -99,7 +102,7 @@ pub fn overflowing_blob(task: u64, round: u32, params: usize) -> Result<Vec<u8>>
 		round,
 		param_count: u32::try_from(params).map_err(|_| invalid("too many parameters"))?,
 		codec: Codec::Int8,
-		scale_bits: 1e37f32.to_bits(),
+		scale_bits: blade_fl_primitives::blob::MAX_INT8_SCALE_BITS,
 	};
 	let mut blob = header.encode().to_vec();
 	blob.resize(blob.len() + params, 127);
@@ -147,10 +150,12 @@ mod tests {
 			apply(inflating, &honest, Some(&victim), &mut rng).unwrap(),
 			victim
 		);
-		// The crafted blob parses (the codec is valid) but decodes to infinities.
+		// The crafted blob parses (the codec and scale are valid) but every value is at
+		// f32's limit: two of them overflow.
 		let crafted = overflowing_blob(1, 0, 100).unwrap();
 		let (_, values) = crate::codec::decode(&crafted, crafted.len()).unwrap();
-		assert!(values.iter().all(|v| v.is_infinite()));
+		assert!(values.iter().all(|v| v.is_finite() && *v > 1e38));
+		assert!((values[0] + values[1]).is_infinite());
 		assert!(apply(
 			Behaviour::Lazy { noise: 0.5 },
 			&honest,

@@ -1,7 +1,7 @@
 //! One adversary of each protocol attack the trainer binary can play, on a real dev node
 //! (see `docs/security.md`): Eve copies an update and hides the copy under her own
-//! watermark at 15x its RMS (`--behaviour inflate`), Ferdie submits an int8 blob that
-//! overflows every decoder (`crafted-blob`), Bob//stash trains honestly but never publishes
+//! watermark at 15x its RMS (`--behaviour inflate`), Ferdie submits an int8 blob at
+//! `f32`'s limit (`crafted-blob`), Bob//stash trains honestly but never publishes
 //! an aggregate it is chosen for (`withhold`; it acts on shallower blocks than the others so
 //! that it tends to vote first and become the aggregator), Charlie//stash publishes noise
 //! instead of training (`random`, the free rider), Dave//stash the negated update

@@ -430,19 +430,36 @@ fn attack_crafted_blobs_that_overflow_trainers_are_refused() {
 		bid(id, 10, 100);
 		bid(id, 11, 99);
 		run_to(task(id).phase_end);
-		// int8 with scale 1e37: every value decodes to ~1e39, infinity in f32.
-		let header = BlobHeader {
-			task: id,
-			round: 0,
-			param_count: PARAMS,
-			codec: Codec::Int8,
-			scale_bits: 1.0e37f32.to_bits(),
+		let int8 = |scale_bits: u32| {
+			let header = BlobHeader {
+				task: id,
+				round: 0,
+				param_count: PARAMS,
+				codec: Codec::Int8,
+				scale_bits,
+			};
+			let mut bytes = header.encode().to_vec();
+			bytes.extend((0..PARAMS).map(|i| (i % 200) as u8));
+			bytes
 		};
-		let mut bytes = header.encode().to_vec();
-		bytes.extend((0..PARAMS).map(|i| (i % 200) as u8));
 		let next = commit(10, &seed(10, 1, 0));
+		// int8 with scale 1e37: bytes decode to ~1e39, infinity in f32. Refused by the
+		// parser's scale bound (spec 106).
 		assert_noop!(
-			FlTasks::submit_update(signed(10), id, 0, bytes.try_into().unwrap(), next),
+			FlTasks::submit_update(
+				signed(10),
+				id,
+				0,
+				int8(1.0e37f32.to_bits()).try_into().unwrap(),
+				next
+			),
+			E::BlobBadScale
+		);
+		// At the largest scale the parser accepts every value is finite but near
+		// f32::MAX: refused by the norm bound.
+		let largest = blade_fl_primitives::blob::MAX_INT8_SCALE_BITS;
+		assert_noop!(
+			FlTasks::submit_update(signed(10), id, 0, int8(largest).try_into().unwrap(), next),
 			E::UpdateNormTooLarge
 		);
 	});
