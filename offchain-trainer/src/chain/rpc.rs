@@ -11,9 +11,20 @@
 //! - **`http://` / `https://`**: one HTTP request per call; [`Heads`] polls
 //!   `chain_getHeader` every poll interval. Kept for proxies that only pass HTTP and as the
 //!   baseline the WebSocket client is measured against (`benchmarking/rpc-load`).
+//!
+//! **Failover.** The URL may list several nodes of the same chain separated by commas
+//! (`ws://a:9944,ws://b:9944`). Calls, the head subscription and transaction submission go
+//! to one of them; when it stops answering, the next one in the list takes over at the
+//! first failed attempt instead of after the backoff, so a trainer whose node crashes keeps
+//! its round. The client above already survives the reorgs and lost pool entries a switch
+//! can bring (it follows heads by parent hash and re-sends what is neither on chain nor
+//! in the pool).
 
 use std::{
-	sync::{Arc, Mutex, OnceLock},
+	sync::{
+		atomic::{AtomicUsize, Ordering},
+		Arc, Mutex, OnceLock,
+	},
 	time::{Duration, Instant},
 };
 
@@ -129,10 +140,13 @@ fn call_error(method: &str, e: ClientError) -> Error {
 	}
 }
 
+/// The open WebSocket connection and the index of the endpoint it goes to.
+type WsSlot = Arc<Mutex<Option<(usize, Arc<WsClient>)>>>;
+
 #[derive(Clone)]
 enum Transport {
 	Http,
-	Ws(Arc<Mutex<Option<Arc<WsClient>>>>),
+	Ws(WsSlot),
 }
 
 impl std::fmt::Debug for Transport {
@@ -144,10 +158,44 @@ impl std::fmt::Debug for Transport {
 	}
 }
 
-/// A JSON-RPC endpoint.
+/// The nodes a client may speak to and the one it speaks to now.
+#[derive(Debug)]
+struct Endpoints {
+	urls: Vec<String>,
+	active: AtomicUsize,
+}
+
+impl Endpoints {
+	/// The endpoint in use: its index and URL.
+	fn current(&self) -> (usize, &str) {
+		let index = self.active.load(Ordering::Acquire) % self.urls.len();
+		(index, &self.urls[index])
+	}
+
+	/// After a transport failure at endpoint `failed`: move on to the next one, unless
+	/// another user of the same endpoints already did. Returns the URL now in use when it
+	/// changed.
+	fn fail_over(&self, failed: usize) -> Option<&str> {
+		if self.urls.len() < 2 {
+			return None;
+		}
+		let next = (failed + 1) % self.urls.len();
+		self.active
+			.compare_exchange(failed, next, Ordering::AcqRel, Ordering::Acquire)
+			.ok()
+			.map(|_| self.urls[next].as_str())
+	}
+
+	/// Every URL, comma-separated (for messages).
+	fn all(&self) -> String {
+		self.urls.join(",")
+	}
+}
+
+/// A JSON-RPC endpoint: one node, or several of the same chain to fail over between.
 #[derive(Clone, Debug)]
 pub struct Rpc {
-	url: String,
+	endpoints: Arc<Endpoints>,
 	transport: Transport,
 	backoff: Backoff,
 	timeout: Duration,
@@ -155,28 +203,56 @@ pub struct Rpc {
 
 impl Rpc {
 	/// An endpoint at `url`: `ws://` or `wss://` (WebSocket, subscriptions), `http://` or
-	/// `https://` (polling).
+	/// `https://` (polling). Several URLs of nodes of the same chain, separated by commas,
+	/// are tried in turn (failover); they must all use the same kind of transport.
 	pub fn new(url: &str, backoff: Backoff) -> Result<Rpc> {
-		let transport = if url.starts_with("ws://") || url.starts_with("wss://") {
+		let urls: Vec<String> = url
+			.split(',')
+			.map(str::trim)
+			.filter(|u| !u.is_empty())
+			.map(str::to_string)
+			.collect();
+		let kind = |u: &str| {
+			if u.starts_with("ws://") || u.starts_with("wss://") {
+				Ok(true)
+			} else if u.starts_with("http://") || u.starts_with("https://") {
+				Ok(false)
+			} else {
+				Err(Error::Invalid(format!(
+					"node URL {u:?} must start with ws://, wss://, http:// or https://"
+				)))
+			}
+		};
+		let Some(first) = urls.first() else {
+			return Err(Error::Invalid("no node URL given".into()));
+		};
+		let ws = kind(first)?;
+		for other in &urls[1..] {
+			if kind(other)? != ws {
+				return Err(Error::Invalid(format!(
+					"node URLs {url:?} mix WebSocket and HTTP; list endpoints of one kind"
+				)));
+			}
+		}
+		let transport = if ws {
 			Transport::Ws(Arc::new(Mutex::new(None)))
-		} else if url.starts_with("http://") || url.starts_with("https://") {
-			Transport::Http
 		} else {
-			return Err(Error::Invalid(format!(
-				"node URL {url:?} must start with ws://, wss://, http:// or https://"
-			)));
+			Transport::Http
 		};
 		Ok(Rpc {
-			url: url.to_string(),
+			endpoints: Arc::new(Endpoints {
+				urls,
+				active: AtomicUsize::new(0),
+			}),
 			transport,
 			backoff,
 			timeout: Duration::from_secs(60),
 		})
 	}
 
-	/// The URL spoken to.
+	/// The URL spoken to now (one of those given, after any failover).
 	pub fn url(&self) -> &str {
-		&self.url
+		self.endpoints.current().1
 	}
 
 	/// Whether heads and transaction status arrive by subscription (WebSocket).
@@ -208,27 +284,34 @@ impl Rpc {
 		}
 	}
 
+	/// The open connection to the endpoint in use, opening one if there is none, it
+	/// dropped, or it goes to an endpoint failed over from.
 	fn ws_client(
 		&self,
-		slot: &Mutex<Option<Arc<WsClient>>>,
+		slot: &Mutex<Option<(usize, Arc<WsClient>)>>,
 		method: &str,
 	) -> Result<Arc<WsClient>> {
+		let (index, url) = self.endpoints.current();
 		let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
-		if let Some(client) = slot.as_ref().filter(|c| c.is_connected()) {
+		if let Some((_, client)) = slot
+			.as_ref()
+			.filter(|(at, c)| *at == index && c.is_connected())
+		{
 			return Ok(client.clone());
 		}
+		*slot = None;
 		let client = Arc::new(
 			runtime()?
-				.block_on(ws_connect(&self.url, self.timeout))
+				.block_on(ws_connect(url, self.timeout))
 				.map_err(|e| transport(method, e))?,
 		);
-		*slot = Some(client.clone());
+		*slot = Some((index, client.clone()));
 		Ok(client)
 	}
 
 	fn http_call(&self, method: &str, params: &Value) -> Result<Value> {
 		let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-		let response = attohttpc::post(&self.url)
+		let response = attohttpc::post(self.endpoints.current().1)
 			.timeout(self.timeout)
 			.json(&body)
 			.map_err(|e| transport(method, e))?
@@ -268,11 +351,20 @@ impl Rpc {
 		let mut delays = self.backoff.delays();
 		let mut warned = false;
 		loop {
+			let (index, url) = self.endpoints.current();
 			match attempt() {
 				Err(Error::Transport { reason, .. }) => match delays.next() {
 					Some(delay) => {
-						if !warned {
-							tracing::warn!(url = %self.url, method, %reason, "node unreachable; retrying with backoff");
+						if let Some(next) = self.endpoints.fail_over(index) {
+							tracing::warn!(from = url, to = next, method, %reason, "node unreachable; failing over");
+							crate::metrics::get().rpc_errors.inc();
+							// The next endpoint is tried at once; the backoff paces whole
+							// rounds of the list.
+							if index + 1 < self.endpoints.urls.len() {
+								continue;
+							}
+						} else if !warned {
+							tracing::warn!(url, method, %reason, "node unreachable; retrying with backoff");
 							warned = true;
 						}
 						std::thread::sleep(delay);
@@ -280,7 +372,7 @@ impl Rpc {
 					None => {
 						crate::metrics::get().rpc_errors.inc();
 						return Err(Error::Unreachable {
-							url: self.url.clone(),
+							url: self.endpoints.all(),
 							waited: started.elapsed(),
 							last: reason,
 						});
@@ -288,7 +380,11 @@ impl Rpc {
 				},
 				other => {
 					if warned {
-						tracing::info!(url = %self.url, waited_s = started.elapsed().as_secs_f64(), "node reachable again");
+						tracing::info!(
+							url,
+							waited_s = started.elapsed().as_secs_f64(),
+							"node reachable again"
+						);
 					}
 					return other;
 				}
@@ -349,7 +445,7 @@ impl Rpc {
 			Transport::Ws(_) => {
 				let (tx, rx) = watch::channel(None);
 				let task = runtime()?.spawn(follow_heads(
-					self.url.clone(),
+					self.endpoints.clone(),
 					self.backoff,
 					self.timeout,
 					tx,
@@ -485,14 +581,15 @@ fn wait_changed(rx: &mut watch::Receiver<Option<Head>>, limit: Duration) -> Resu
 /// Keep a `chain_subscribeNewHeads` subscription open, re-connecting with backoff (never
 /// giving up: the waiting side has its own deadline), and announce every new best head.
 async fn follow_heads(
-	url: String,
+	endpoints: Arc<Endpoints>,
 	backoff: Backoff,
 	timeout: Duration,
 	tx: watch::Sender<Option<Head>>,
 ) {
 	let mut failures = 0u32;
 	loop {
-		let reason = match ws_connect(&url, timeout).await {
+		let (index, url) = endpoints.current();
+		let reason = match ws_connect(url, timeout).await {
 			Err(e) => e.to_string(),
 			Ok(client) => match client
 				.subscribe::<Value, _>(
@@ -530,10 +627,16 @@ async fn follow_heads(
 		if tx.is_closed() {
 			return;
 		}
-		if failures == 0 {
+		crate::metrics::get().rpc_errors.inc();
+		if let Some(next) = endpoints.fail_over(index) {
+			tracing::warn!(from = url, to = next, %reason, "head subscription lost; failing over");
+			// The next endpoint at once; the backoff paces whole rounds of the list.
+			if index + 1 < endpoints.urls.len() {
+				continue;
+			}
+		} else if failures == 0 {
 			tracing::warn!(url, %reason, "head subscription lost; reconnecting with backoff");
 		}
-		crate::metrics::get().rpc_errors.inc();
 		let delay = backoff
 			.initial
 			.saturating_mul(1u32 << failures.min(16))
@@ -646,6 +749,89 @@ mod tests {
 			Rpc::new("127.0.0.1:9944", b),
 			Err(Error::Invalid(_))
 		));
+		let two = Rpc::new("ws://a:9944, ws://b:9944", b).unwrap();
+		assert_eq!(two.url(), "ws://a:9944");
+		for refused in ["", " , ", "ws://a:9944,http://b:9933", "ws://a:9944,b:9944"] {
+			assert!(
+				matches!(Rpc::new(refused, b), Err(Error::Invalid(_))),
+				"{refused:?} accepted"
+			);
+		}
+	}
+
+	/// Answer one JSON-RPC request over HTTP on `listener` with `result`.
+	fn answer_once(listener: std::net::TcpListener, result: Value) -> std::thread::JoinHandle<()> {
+		use std::io::{Read, Write};
+		std::thread::spawn(move || {
+			let (mut stream, _) = listener.accept().unwrap();
+			let mut request = Vec::new();
+			let mut buf = [0u8; 4096];
+			// Read the headers and the body they announce before answering.
+			loop {
+				let n = stream.read(&mut buf).unwrap();
+				request.extend_from_slice(&buf[..n]);
+				let text = String::from_utf8_lossy(&request).to_lowercase();
+				if let Some(end) = text.find("\r\n\r\n") {
+					let length = text
+						.lines()
+						.find_map(|l| l.strip_prefix("content-length:"))
+						.and_then(|v| v.trim().parse::<usize>().ok())
+						.unwrap_or(0);
+					if request.len() >= end + 4 + length {
+						break;
+					}
+				}
+				assert!(n > 0, "request cut short");
+			}
+			let body = json!({"jsonrpc": "2.0", "id": 1, "result": result}).to_string();
+			write!(
+				stream,
+				"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+				body.len()
+			)
+			.unwrap();
+		})
+	}
+
+	#[test]
+	fn a_dead_node_fails_over_to_the_next_without_waiting_out_the_backoff() {
+		let dead = std::net::TcpListener::bind("127.0.0.1:0")
+			.unwrap()
+			.local_addr()
+			.unwrap()
+			.port();
+		let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+		let live = listener.local_addr().unwrap().port();
+		let server = answer_once(listener, json!("0x2a"));
+		// A budget of a single retry: waiting on the dead node would spend it and give up.
+		let single_retry = Backoff {
+			initial: Duration::from_millis(1),
+			max_delay: Duration::from_millis(1),
+			give_up_after: Duration::from_millis(1),
+		};
+		let alone = Rpc::new(&format!("http://127.0.0.1:{dead}"), single_retry).unwrap();
+		assert!(matches!(
+			alone.call("system_health", json!([])),
+			Err(Error::Unreachable { .. })
+		));
+		let rpc = Rpc::new(
+			&format!("http://127.0.0.1:{dead},http://127.0.0.1:{live}"),
+			single_retry,
+		)
+		.unwrap();
+		assert_eq!(rpc.call("system_health", json!([])).unwrap(), json!("0x2a"));
+		assert_eq!(rpc.url(), format!("http://127.0.0.1:{live}"));
+		server.join().unwrap();
+		// Both dead now: the whole list is named in the error.
+		match rpc.call("system_health", json!([])) {
+			Err(Error::Unreachable { url, .. }) => {
+				assert!(
+					url.contains(&dead.to_string()) && url.contains(&live.to_string()),
+					"{url}"
+				)
+			}
+			other => panic!("expected Unreachable, got {other:?}"),
+		}
 	}
 
 	#[test]

@@ -18,6 +18,8 @@ use sp_runtime::Percent;
 pub struct NodeArgs {
 	/// Node RPC endpoint: ws:// or wss:// follows the chain by subscription (new heads,
 	/// transaction status); http:// or https:// polls every 500 ms instead (same port).
+	/// Several nodes of the same chain, comma-separated, give failover: when the node in
+	/// use stops answering the next one takes over at once (`ws://a:9944,ws://b:9944`).
 	#[arg(long, env = "BLADE_NODE_URL", default_value = "ws://127.0.0.1:9944")]
 	pub url: String,
 	/// Blocks a transaction (and the state acted on) must be buried under before it
