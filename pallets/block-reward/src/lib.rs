@@ -131,7 +131,7 @@ pub mod pallet {
 		}
 
 		/// Invariant: the minted total never exceeds the total issuance.
-		#[cfg(any(feature = "try-runtime", test))]
+		#[cfg(any(feature = "try-runtime", feature = "std", test))]
 		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
 			use fungible::Inspect;
 			ensure!(

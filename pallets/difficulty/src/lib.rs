@@ -207,7 +207,7 @@ pub mod pallet {
 		}
 
 		/// Storage invariants, checked by `try-runtime` and after every unit test.
-		#[cfg(any(feature = "try-runtime", test))]
+		#[cfg(any(feature = "try-runtime", feature = "std", test))]
 		pub fn do_try_state() -> Result<(), sp_runtime::TryRuntimeError> {
 			ensure!(
 				!CurrentDifficulty::<T>::get().is_zero(),
