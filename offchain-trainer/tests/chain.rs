@@ -186,6 +186,33 @@ fn trainers_finish_a_task_through_a_kill_and_a_node_restart() {
 		_ => restart(&mut eve, "Eve"),
 	}
 	println!("killed and restarted {voter_name} after its vote");
+	// The aggregator of round 1, killed the moment the aggregate is agreed (while it
+	// publishes the blob, or just after): restarted, it must see the publication through
+	// once, and the others must not take it over twice.
+	let agreed = loop {
+		if let Some(model) = client.global_model(0, 0, None).unwrap_or_default() {
+			break model;
+		}
+		assert!(
+			Instant::now() < deadline,
+			"round 1's aggregate never agreed"
+		);
+		std::thread::sleep(Duration::from_millis(50));
+	};
+	let aggregator_name = ["Bob", "Charlie", "Dave", "Eve"]
+		.into_iter()
+		.find(|w| dev_account(w) == agreed.aggregator)
+		.expect("a trainer aggregates");
+	match aggregator_name {
+		"Bob" => restart(&mut bob, "Bob"),
+		"Charlie" => restart(&mut charlie, "Charlie"),
+		"Dave" => restart(&mut dave, "Dave"),
+		_ => restart(&mut eve, "Eve"),
+	}
+	println!(
+		"killed and restarted {aggregator_name}, round 1's aggregator, {} its publication was on chain",
+		if agreed.published.is_some() { "after" } else { "before" }
+	);
 
 	// Restart the node once round 2 has begun: the trainers must ride it out.
 	loop {
@@ -196,6 +223,23 @@ fn trainers_finish_a_task_through_a_kill_and_a_node_restart() {
 		assert!(Instant::now() < deadline, "round 2 never started");
 		std::thread::sleep(Duration::from_millis(300));
 	}
+	// Round 2 trains on round 1's model: it is published (once: the runtime refuses a
+	// second publication) by the restarted aggregator or, past its window, by a backup.
+	let published = loop {
+		let model = client
+			.global_model(0, 0, None)
+			.unwrap()
+			.expect("round 1's model");
+		if let Some(at) = model.published {
+			break at;
+		}
+		assert!(
+			Instant::now() < deadline,
+			"round 1's aggregate was never published after its aggregator's restart"
+		);
+		std::thread::sleep(Duration::from_millis(300));
+	};
+	println!("round 1's aggregate published in block {}", published.0);
 	node.interrupt();
 	std::thread::sleep(Duration::from_secs(3));
 	let _node = start_node(dir, "node", rpc, p2p, "node-restarted.log");

@@ -148,12 +148,29 @@ pub mod opaque {
 	}
 }
 
+/// The runtime's version. Bump `spec_version` with every change of runtime behaviour.
+#[cfg(not(feature = "upgrade-test"))]
 #[sp_version::runtime_version]
 pub const VERSION: RuntimeVersion = RuntimeVersion {
 	spec_name: alloc::borrow::Cow::Borrowed("blade-fl"),
 	impl_name: alloc::borrow::Cow::Borrowed("blade-fl"),
 	authoring_version: 1,
 	spec_version: 106,
+	impl_version: 1,
+	apis: apis::RUNTIME_API_VERSIONS,
+	transaction_version: 3,
+	system_version: 1,
+};
+
+/// The same runtime one `spec_version` later: the code a runtime-upgrade test enacts with
+/// `sudo(set_code)` (`benchmarking/runtime-upgrade`; never a release).
+#[cfg(feature = "upgrade-test")]
+#[sp_version::runtime_version]
+pub const VERSION: RuntimeVersion = RuntimeVersion {
+	spec_name: alloc::borrow::Cow::Borrowed("blade-fl"),
+	impl_name: alloc::borrow::Cow::Borrowed("blade-fl"),
+	authoring_version: 1,
+	spec_version: 107,
 	impl_version: 1,
 	apis: apis::RUNTIME_API_VERSIONS,
 	transaction_version: 3,

@@ -145,11 +145,13 @@ impl Client {
 					if attempt == 0
 						&& (message.contains("Stale")
 							|| message.contains("Future")
-							|| message.contains("Priority is too low")) =>
+							|| message.contains("Priority is too low")
+							|| message.contains("bad signature")) =>
 				{
-					tracing::debug!(%message, "nonce refused; refreshing");
+					tracing::debug!(%message, "nonce or signature refused; refreshing");
 					self.next_nonce = None;
-					// A runtime upgrade changes the signed payload's spec version.
+					// A runtime upgrade changes the signed payload's spec version: a
+					// transaction signed for the old one fails as a bad signature.
 					self.refresh_version()?;
 				}
 				Err(e) => return Err(e),
