@@ -137,27 +137,60 @@ fn signer(url: &str, pair: sr25519::Pair) -> Client {
 	client
 }
 
-/// Send `call`, waiting while the pool is full (the node refuses with a priority or limit
-/// error); any other refusal fails the test.
-fn send(client: &mut Client, call: RuntimeCall) {
-	let deadline = Instant::now() + Duration::from_secs(900);
+/// Send `calls` from `client`'s account in order (signed once, from consecutive nonces),
+/// at most `window` ahead of the chain. A full pool refuses a transaction or drops one it
+/// had taken, so a refused one is tried again later, and when the account's nonce stops
+/// moving the rest is sent again from the chain's nonce. Any other refusal fails the test.
+fn send_all(client: &Client, calls: Vec<RuntimeCall>, window: u32) {
+	let first = nonce_of(client);
+	let signed: Vec<Vec<u8>> = calls
+		.into_iter()
+		.enumerate()
+		.map(|(i, call)| codec::Encode::encode(&client.sign(call, first + i as u32)))
+		.collect();
+	let end = first + signed.len() as u32;
+	let (mut next, mut seen, mut moved) = (first, first, Instant::now());
+	let deadline = Instant::now() + Duration::from_secs(1800);
 	loop {
-		match client.submit(call.clone()) {
-			Ok(_) => return,
-			Err(Error::Rpc { code, message, .. })
-				if matches!(code, 1014 | 1016)
-					|| message.contains("limit")
-					|| message.contains("Immediately Dropped") =>
-			{
-				assert!(
-					Instant::now() < deadline,
-					"the pool never took the call: {message}"
-				);
-				std::thread::sleep(Duration::from_millis(500));
-			}
-			Err(e) => panic!("{e}"),
+		let chain = nonce_of(client);
+		if chain >= end {
+			return;
 		}
+		if chain != seen {
+			(seen, moved) = (chain, Instant::now());
+		} else if moved.elapsed() > Duration::from_secs(20) {
+			// Stuck: something was dropped. Send again from the chain's nonce.
+			(next, moved) = (chain, Instant::now());
+		}
+		next = next.max(chain);
+		while next < end && next < chain + window {
+			match client.rpc().submit(&signed[(next - first) as usize]) {
+				// Taken, already in the pool, or already on chain.
+				Ok(_) | Err(Error::Rpc { code: 1013, .. }) => next += 1,
+				Err(Error::Rpc { message, .. }) if message.contains("outdated") => next += 1,
+				Err(Error::Rpc { code, message, .. })
+					if matches!(code, 1014 | 1016)
+						|| message.contains("limit")
+						|| message.contains("Immediately Dropped") =>
+				{
+					break
+				}
+				Err(e) => panic!("{e}"),
+			}
+		}
+		assert!(
+			Instant::now() < deadline,
+			"{} of {} transactions on chain",
+			chain - first,
+			end - first
+		);
+		std::thread::sleep(Duration::from_millis(300));
 	}
+}
+
+/// The next nonce of `client`'s account on chain.
+fn nonce_of(client: &Client) -> u32 {
+	client.account_info(client.account(), None).unwrap().nonce
 }
 
 fn pair(who: &str) -> sr25519::Pair {
@@ -307,20 +340,24 @@ fn a_loaded_chain_stays_responsive_loses_nothing_and_drains() {
 	let bidders: Vec<String> = (0..size.bidders)
 		.map(|i| format!("//LoadBidder{i}"))
 		.collect();
-	let mut alice = signer(&http_a, pair("//Alice"));
+	let alice = signer(&http_a, pair("//Alice"));
 	let stakes = u128::from(size.tasks) * 25 * UNIT;
-	let mut last = None;
-	for who in publishers.iter().chain(&bidders) {
-		let call = RuntimeCall::Balances(pallet_balances::Call::transfer_keep_alive {
-			dest: sp_runtime::MultiAddress::Id(sp_runtime::AccountId32::from(pair(who).public())),
-			value: 1_000 * UNIT + stakes,
-		});
-		last = Some(alice.submit(call).unwrap());
-	}
-	assert!(alice.confirm(last.unwrap()).unwrap().failure().is_none());
+	let transfers = publishers
+		.iter()
+		.chain(&bidders)
+		.map(|who| {
+			RuntimeCall::Balances(pallet_balances::Call::transfer_keep_alive {
+				dest: sp_runtime::MultiAddress::Id(sp_runtime::AccountId32::from(
+					pair(who).public(),
+				)),
+				value: 1_000 * UNIT + stakes,
+			})
+		})
+		.collect();
+	send_all(&alice, transfers, 512);
 
 	// Enough blocks for every bid and every blob, at a quarter of the block length.
-	let bidding = 8 + size.tasks * size.bidders / 150;
+	let bidding = 8 + size.tasks * size.bidders / 100;
 	let per_block = (5 * 1024 * 1024 * 3 / 4 / 4) as u64;
 	let submit = 10 + (u64::from(size.tasks * size.trainers) * size.blob_len() / per_block) as u32;
 	let task_spec = spec(&size, bidding, submit);
@@ -365,20 +402,23 @@ fn a_loaded_chain_stays_responsive_loses_nothing_and_drains() {
 	let items: Vec<String> = bidders.clone();
 	let task_list = tasks.clone();
 	let url = http_a.clone();
-	parallel(items, 4, move |who| {
-		let mut client = signer(&url, pair(&who));
-		for &task in &task_list {
-			send(
-				&mut client,
+	// Many senders at once (they mostly wait on the chain), each with all its bids in the
+	// pool at once.
+	parallel(items, 32, move |who| {
+		let client = signer(&url, pair(&who));
+		let bids = task_list
+			.iter()
+			.map(|&task| {
 				RuntimeCall::FlTasks(FlCall::bid {
 					task,
 					samples: 100,
 					price: UNIT,
 					capability: 1,
 					commitment: H256::repeat_byte(3),
-				}),
-			);
-		}
+				})
+			})
+			.collect();
+		send_all(&client, bids, 64);
 	});
 	let wanted_bids = size.bidders.min(128);
 	loop {
@@ -434,7 +474,9 @@ fn a_loaded_chain_stays_responsive_loses_nothing_and_drains() {
 		.iter()
 		.map(|w| (sp_runtime::AccountId32::from(pair(w).public()), w.clone()))
 		.collect();
-	let mut jobs = Vec::new();
+	// Per trainer, the tasks it sits in (one account may be selected in many): each
+	// trainer sends its blobs in order, from consecutive nonces.
+	let mut jobs: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
 	for (task, trainers) in &selected {
 		assert_eq!(
 			trainers.len() as u32,
@@ -442,29 +484,40 @@ fn a_loaded_chain_stays_responsive_loses_nothing_and_drains() {
 			"task {task} seats"
 		);
 		for t in trainers {
-			jobs.push((*task, by_account[t].clone()));
+			jobs.entry(by_account[t].clone()).or_default().push(*task);
 		}
 	}
-	let expected_updates = jobs.len();
+	let expected_updates: usize = jobs.values().map(Vec::len).sum();
+	println!(
+		"{expected_updates} updates to send from {} trainers",
+		jobs.len()
+	);
 	let submit_started = Instant::now();
 	let url = http_a.clone();
 	let params = size.params as usize;
-	parallel(jobs, 4, move |(task, who)| {
-		let mut client = signer(&url, pair(&who));
-		let values: Vec<f32> = (0..params)
-			.map(|i| ((i % 97) as f32 - 48.0) * 1e-4)
-			.collect();
-		let blob = encode_f32(task, 0, &values);
-		send(
-			&mut client,
-			RuntimeCall::FlTasks(FlCall::submit_update {
-				task,
-				round: 0,
-				blob: blob.try_into().unwrap(),
-				next_commitment: H256::repeat_byte(4),
-			}),
-		);
-	});
+	parallel(
+		jobs.into_iter().collect(),
+		4,
+		move |(who, its_tasks): (String, Vec<u64>)| {
+			let client = signer(&url, pair(&who));
+			let values: Vec<f32> = (0..params)
+				.map(|i| ((i % 97) as f32 - 48.0) * 1e-4)
+				.collect();
+			// A few blobs in the pool per trainer: a full pool drops what it took.
+			let updates = its_tasks
+				.into_iter()
+				.map(|task| {
+					RuntimeCall::FlTasks(FlCall::submit_update {
+						task,
+						round: 0,
+						blob: encode_f32(task, 0, &values).try_into().unwrap(),
+						next_commitment: H256::repeat_byte(4),
+					})
+				})
+				.collect();
+			send_all(&client, updates, 4);
+		},
+	);
 	// Updates on chain per task, as last seen in its round (a task whose phase ended keeps
 	// its count; one that settled is gone from state).
 	let deadline = Instant::now() + Duration::from_secs(1800);

@@ -716,7 +716,7 @@ fn issuance_moves(events: &[RuntimeEvent]) -> (Balance, Balance, bool, Balance) 
 }
 
 /// The checks after every block; `Err` names the broken invariant.
-fn check(before: Balance, block: u32) -> Result<(), String> {
+fn check(before: Balance, reward: Balance, block: u32) -> Result<(), String> {
 	let at = |what: &str| format!("block {block}: {what}");
 	Tasks::do_try_state().map_err(|e| at(&format!("fl-tasks try_state: {e:?}")))?;
 	pallet_fl_reputation::Pallet::<Runtime>::do_try_state()
@@ -759,7 +759,8 @@ fn check(before: Balance, block: u32) -> Result<(), String> {
 			)));
 		}
 	}
-	let reward: Balance = blade_fl_runtime::configs::dynamic_params::rewards::BlockReward::get();
+	// `reward` is the parameter when the block began: the hook pays it first, and
+	// governance may change it later in the same block.
 	if rewarded > reward {
 		return Err(at(&format!(
 			"{rewarded} paid as block reward, reward is {reward}"
@@ -822,6 +823,8 @@ pub fn run(genesis: &sp_runtime::Storage, data: &[u8]) -> Result<Reached, String
 			};
 			let header = Header::new(number, H256::zero(), H256::zero(), parent, digest);
 			let before = Balances::total_issuance();
+			let reward: Balance =
+				blade_fl_runtime::configs::dynamic_params::rewards::BlockReward::get();
 			Executive::initialize_block(&header);
 			now_ms += 1_000 + u64::from(b.u16());
 			dispatch(
@@ -835,7 +838,7 @@ pub fn run(genesis: &sp_runtime::Storage, data: &[u8]) -> Result<Reached, String
 				act(&mut b, &mut memory, &people);
 			}
 			let header = Executive::finalize_block();
-			check(before, number)?;
+			check(before, reward, number)?;
 			for record in System::events() {
 				*reached.events.entry(event_name(&record.event)).or_default() += 1;
 			}
