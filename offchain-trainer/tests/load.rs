@@ -359,7 +359,11 @@ fn a_loaded_chain_stays_responsive_loses_nothing_and_drains() {
 	// Enough blocks for every bid and every blob, at a quarter of the block length.
 	let bidding = 8 + size.tasks * size.bidders / 100;
 	let per_block = (5 * 1024 * 1024 * 3 / 4 / 4) as u64;
-	let submit = 10 + (u64::from(size.tasks * size.trainers) * size.blob_len() / per_block) as u32;
+	// Plus a block per task: the hook moves at most a few tasks a block out of bidding,
+	// and the first ones must still be in Submit when the last one gets there.
+	let submit = 10
+		+ 2 * size.tasks
+		+ (u64::from(size.tasks * size.trainers) * size.blob_len() / per_block) as u32;
 	let task_spec = spec(&size, bidding, submit);
 	let mut tasks = Vec::new();
 	for (p, who) in publishers.iter().enumerate() {
@@ -462,7 +466,15 @@ fn a_loaded_chain_stays_responsive_loses_nothing_and_drains() {
 	let selected: Vec<(u64, Vec<sp_runtime::AccountId32>)> = loop {
 		let views: Vec<_> = tasks
 			.iter()
-			.map(|&t| (t, reader.task(t, None).unwrap().unwrap()))
+			.map(|&t| {
+				let view = reader.task(t, None).unwrap();
+				(
+					t,
+					view.unwrap_or_else(|| {
+						panic!("task {t} settled before the last task reached Submit")
+					}),
+				)
+			})
 			.collect();
 		if views.iter().all(|(_, v)| v.phase == Phase::Submit) {
 			break views.into_iter().map(|(t, v)| (t, v.trainers)).collect();
