@@ -315,7 +315,7 @@ fn a_loaded_chain_stays_responsive_loses_nothing_and_drains() {
 					}
 					(h, v) => s.failures.push(format!("{:?} {:?}", h.err(), v.err())),
 				}
-				if tick % 5 == 0 {
+				if tick.is_multiple_of(5) {
 					s.rss_a.push((now, rss_kib(pid_a)));
 					s.rss_b.push((now, rss_kib(pid_b)));
 				}
@@ -374,7 +374,7 @@ fn a_loaded_chain_stays_responsive_loses_nothing_and_drains() {
 			pending.push(
 				publisher
 					.submit(RuntimeCall::FlTasks(FlCall::publish_task {
-						spec: task_spec.clone(),
+						spec: task_spec,
 					}))
 					.unwrap(),
 			);
@@ -392,9 +392,7 @@ fn a_loaded_chain_stays_responsive_loses_nothing_and_drains() {
 	if size.tasks >= 64 {
 		// The bound: one more task is refused, nothing held for it.
 		let mut extra = signer(&http_a, pair("//Ferdie"));
-		let result = extra.fl(FlCall::publish_task {
-			spec: task_spec.clone(),
-		});
+		let result = extra.fl(FlCall::publish_task { spec: task_spec });
 		assert!(
 			matches!(&result, Err(Error::Dispatch { error, .. }) if error.contains("TooManyTasks")),
 			"the 65th task: {result:?}"
