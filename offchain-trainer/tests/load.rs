@@ -24,7 +24,7 @@ use std::{
 	time::{Duration, Instant},
 };
 
-use blade_fl_primitives::blob::{encode_f32, Codec};
+use blade_fl_primitives::blob::{encode_f32, Codec, HEADER_LEN};
 use blade_trainer::{
 	chain::{Backoff, Client, FlCall, RuntimeCall, TaskSpec, UNIT},
 	Error,
@@ -67,7 +67,7 @@ impl Size {
 	}
 
 	fn blob_len(&self) -> u64 {
-		28 + 4 * u64::from(self.params)
+		HEADER_LEN as u64 + 4 * u64::from(self.params)
 	}
 }
 
