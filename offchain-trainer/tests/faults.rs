@@ -301,6 +301,17 @@ fn a_partitioned_miner_is_reorged_away_and_nothing_is_paid_twice_or_lost() {
 	ra.rpc()
 		.call("system_addReservedPeer", json!([b_address]))
 		.unwrap();
+	// Confirmations are probabilistic under PoW: A's own fork already has Bob's transfer
+	// several blocks deep, so a client that looked before A imported the heavier chain
+	// would rightly call it confirmed there. Look only once A has switched.
+	let deadline = Instant::now() + Duration::from_secs(600);
+	while ra.block_hash(on_a.0).unwrap() == Some(on_a.1) {
+		assert!(
+			Instant::now() < deadline,
+			"A never switched to the heavier chain"
+		);
+		std::thread::sleep(Duration::from_millis(300));
+	}
 	let confirmed = {
 		let deadline = Instant::now() + Duration::from_secs(600);
 		loop {
@@ -317,7 +328,11 @@ fn a_partitioned_miner_is_reorged_away_and_nothing_is_paid_twice_or_lost() {
 	assert_ne!(
 		ra.block_hash(on_a.0).unwrap(),
 		Some(on_a.1),
-		"A's fork was not reorged away"
+		"A went back to its fork"
+	);
+	assert!(
+		confirmed.reorgs >= 1,
+		"the client never saw the reorg: {confirmed:?}"
 	);
 	let deadline = Instant::now() + Duration::from_secs(300);
 	while charlie.poll(&mut charlie_watch).unwrap().is_none() {
