@@ -15,7 +15,6 @@
 mod common;
 
 use std::{
-	fs::File,
 	path::Path,
 	process::Command,
 	time::{Duration, Instant},
@@ -25,32 +24,10 @@ use blade_trainer::{
 	chain::{Backoff, Client, UNIT},
 	data, model, registry, train,
 };
-use common::{dev_account, free_port, publish_task, start_node, trainer_bin, wait_exit, Proc};
-
-fn trainer(dir: &Path, url: &str, who: &str, shard: usize, extra: &[&str]) -> Proc {
-	let log = File::create(dir.join(format!("{who}.log"))).unwrap();
-	let out = File::options()
-		.create(true)
-		.append(true)
-		.open(dir.join(format!("{who}.out")))
-		.unwrap();
-	let child = Command::new(trainer_bin())
-		.args(["run", "--url", url, "--confirmations", "2", "--task", "0"])
-		.args(["--suri", &format!("//{who}")])
-		.args(["--shard", &format!("{shard}/4"), "--max-samples", "3000"])
-		.args([
-			"--state-dir",
-			dir.join(format!("state-{who}")).to_str().unwrap(),
-		])
-		.args(["--threads", "1", "--quiet", "--eval-samples", "2000"])
-		.args(extra)
-		.env("RUST_LOG", "info")
-		.stdout(out)
-		.stderr(log)
-		.spawn()
-		.unwrap();
-	Proc(child)
-}
+use common::{
+	dev_account, free_port, publish_task, start_node, start_trainer as trainer, trainer_bin,
+	wait_exit, Proc,
+};
 
 #[test]
 fn trainers_finish_a_task_through_a_kill_and_a_node_restart() {

@@ -10,13 +10,10 @@
 
 mod common;
 
-use std::{
-	path::Path,
-	time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use blade_trainer::chain::{Backoff, BlockNumber, Client, RuntimeCall, Watch, UNIT};
-use common::{dev_account, free_port, start_node_with, Proc};
+use common::{dev_account, wait_for, Node};
 use serde_json::json;
 use sp_core::H256;
 
@@ -34,47 +31,6 @@ fn backoff() -> Backoff {
 	Backoff {
 		give_up_after: Duration::from_secs(120),
 		..Backoff::default()
-	}
-}
-
-struct Node {
-	proc: Proc,
-	rpc: u16,
-	p2p: u16,
-}
-
-impl Node {
-	fn start(dir: &Path, name: &str, extra: &[&str]) -> Node {
-		let (rpc, p2p) = (free_port(), free_port());
-		Node::restart(dir, name, rpc, p2p, extra)
-	}
-
-	fn restart(dir: &Path, name: &str, rpc: u16, p2p: u16, extra: &[&str]) -> Node {
-		let proc = start_node_with(dir, name, rpc, p2p, &format!("{name}.log"), extra);
-		Node { proc, rpc, p2p }
-	}
-
-	fn client(&self) -> Client {
-		Client::read_only(&format!("ws://127.0.0.1:{}", self.rpc), backoff()).unwrap()
-	}
-
-	fn peer_address(&self) -> String {
-		let peer: String = serde_json::from_value(
-			self.client()
-				.rpc()
-				.call("system_localPeerId", json!([]))
-				.unwrap(),
-		)
-		.unwrap();
-		format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer}", self.p2p)
-	}
-}
-
-fn wait_for(client: &Client, n: BlockNumber, limit: Duration) {
-	let deadline = Instant::now() + limit;
-	while client.best_number().unwrap() < n {
-		assert!(Instant::now() < deadline, "block {n} not reached");
-		std::thread::sleep(Duration::from_millis(200));
 	}
 }
 

@@ -26,7 +26,9 @@ use std::{
 
 use blade_fl_primitives::blob::{encode_f32, Codec, HEADER_LEN};
 use blade_trainer::{
-	chain::{Backoff, Client, FlCall, RuntimeCall, TaskSpec, UNIT},
+	chain::{
+		describe_error, Backoff, Client, FlCall, FlEvent, RuntimeCall, RuntimeEvent, TaskSpec, UNIT,
+	},
 	Error,
 };
 use common::{free_port, node_bin, start_node_with, Proc};
@@ -150,6 +152,7 @@ fn send_all(client: &Client, calls: Vec<RuntimeCall>, window: u32) {
 		.collect();
 	let end = first + signed.len() as u32;
 	let (mut next, mut seen, mut moved) = (first, first, Instant::now());
+	let mut refusals = std::collections::HashSet::new();
 	let deadline = Instant::now() + Duration::from_secs(1800);
 	loop {
 		let chain = nonce_of(client);
@@ -160,6 +163,7 @@ fn send_all(client: &Client, calls: Vec<RuntimeCall>, window: u32) {
 			(seen, moved) = (chain, Instant::now());
 		} else if moved.elapsed() > Duration::from_secs(20) {
 			// Stuck: something was dropped. Send again from the chain's nonce.
+			println!("nonce stuck at {chain} for 20 s; sending again from there");
 			(next, moved) = (chain, Instant::now());
 		}
 		next = next.max(chain);
@@ -173,7 +177,12 @@ fn send_all(client: &Client, calls: Vec<RuntimeCall>, window: u32) {
 						|| message.contains("limit")
 						|| message.contains("Immediately Dropped") =>
 				{
-					break
+					if refusals.insert(message.clone()) {
+						println!(
+							"pool refused nonce {next} ({code}: {message}); trying again later"
+						);
+					}
+					break;
 				}
 				Err(e) => panic!("{e}"),
 			}
@@ -503,6 +512,7 @@ fn a_loaded_chain_stays_responsive_loses_nothing_and_drains() {
 		jobs.len()
 	);
 	let submit_started = Instant::now();
+	let submit_from = reader.best_number().unwrap();
 	let url = http_a.clone();
 	let params = size.params as usize;
 	parallel(
@@ -528,32 +538,31 @@ fn a_loaded_chain_stays_responsive_loses_nothing_and_drains() {
 			send_all(&client, updates, 4);
 		},
 	);
-	// Updates on chain per task, as last seen in its round (a task whose phase ended keeps
-	// its count; one that settled is gone from state).
-	let deadline = Instant::now() + Duration::from_secs(1800);
-	let mut counted: std::collections::HashMap<u64, (u32, bool)> = std::collections::HashMap::new();
-	let landed = loop {
-		for &t in &tasks {
-			let entry = counted.entry(t).or_insert((0, true));
-			if let Some(view) = reader.task(t, None).unwrap() {
-				if view.round == 0 && matches!(view.phase, Phase::Submit | Phase::Reveal) {
-					entry.0 = entry.0.max(view.submitted.count_ones());
+	// What the blocks say, from the first block the updates could be in to the head once
+	// every sender's nonces are used (a phase that ended early is still in the events):
+	// one `UpdateSubmitted` per (task, trainer), and every failed extrinsic by its error.
+	let (landed, failures) = {
+		let mut submitted = std::collections::HashSet::new();
+		let mut failures: std::collections::BTreeMap<String, u32> = Default::default();
+		let head = reader.best_number().unwrap();
+		for n in submit_from..=head {
+			let hash = reader.block_hash(n).unwrap().unwrap();
+			for record in reader.event_records(hash).unwrap() {
+				match record.event {
+					RuntimeEvent::FlTasks(FlEvent::UpdateSubmitted { task, trainer, .. }) => {
+						assert!(submitted.insert((task, trainer)), "an update counted twice");
+					}
+					RuntimeEvent::System(frame_system::Event::ExtrinsicFailed {
+						dispatch_error,
+						..
+					}) => *failures.entry(describe_error(&dispatch_error)).or_default() += 1,
+					_ => {}
 				}
-				entry.1 = view.phase == Phase::Submit;
-			} else {
-				entry.1 = false;
 			}
 		}
-		let landed: u32 = counted.values().map(|c| c.0).sum();
-		if landed as usize >= expected_updates || counted.values().all(|c| !c.1) {
-			break landed;
-		}
-		assert!(
-			Instant::now() < deadline,
-			"updates never landed: {landed} of {expected_updates}"
-		);
-		std::thread::sleep(Duration::from_millis(500));
+		(submitted.len() as u32, failures)
 	};
+	println!("updates: {landed} landed; failed extrinsics: {failures:?}");
 	let submit_s = submit_started.elapsed().as_secs_f64();
 	let load_s = load_started.elapsed().as_secs_f64();
 	imports.push(import_histogram(prometheus_b));

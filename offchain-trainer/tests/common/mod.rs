@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
+	fs::File,
 	net::TcpListener,
 	path::{Path, PathBuf},
 	process::{Child, Command, Stdio},
@@ -146,5 +147,89 @@ pub fn wait_exit(proc: &mut Proc, log: &Path, who: &str, deadline: Instant) {
 			read_log()
 		);
 		std::thread::sleep(Duration::from_millis(500));
+	}
+}
+
+/// A `blade-trainer run` for task 0 as `//{who}` on shard `shard` of 4 (3 000 images,
+/// one thread), state in `dir/state-{who}`, log in `dir/{who}.log`, report appended to
+/// `dir/{who}.out`; `extra` trainer arguments.
+pub fn start_trainer(dir: &Path, url: &str, who: &str, shard: usize, extra: &[&str]) -> Proc {
+	let log = File::create(dir.join(format!("{who}.log"))).unwrap();
+	let out = File::options()
+		.create(true)
+		.append(true)
+		.open(dir.join(format!("{who}.out")))
+		.unwrap();
+	let child = Command::new(trainer_bin())
+		.args(["run", "--url", url, "--confirmations", "2", "--task", "0"])
+		.args(["--suri", &format!("//{who}")])
+		.args(["--shard", &format!("{shard}/4"), "--max-samples", "3000"])
+		.args([
+			"--state-dir",
+			dir.join(format!("state-{who}")).to_str().unwrap(),
+		])
+		.args(["--threads", "1", "--quiet", "--eval-samples", "2000"])
+		.args(extra)
+		.env("RUST_LOG", "info")
+		.stdout(out)
+		.stderr(log)
+		.spawn()
+		.unwrap();
+	Proc(child)
+}
+
+/// A mining `--dev` node under test: its process and ports.
+pub struct Node {
+	pub proc: Proc,
+	pub rpc: u16,
+	pub p2p: u16,
+}
+
+impl Node {
+	/// Start node `name` in `dir` on fresh ports with `extra` node arguments.
+	pub fn start(dir: &Path, name: &str, extra: &[&str]) -> Node {
+		let (rpc, p2p) = (free_port(), free_port());
+		Node::restart(dir, name, rpc, p2p, extra)
+	}
+
+	/// Start node `name` again on its base path and ports.
+	pub fn restart(dir: &Path, name: &str, rpc: u16, p2p: u16, extra: &[&str]) -> Node {
+		let proc = start_node_with(dir, name, rpc, p2p, &format!("{name}.log"), extra);
+		Node { proc, rpc, p2p }
+	}
+
+	/// A read-only chain client on its RPC port.
+	pub fn client(&self) -> blade_trainer::chain::Client {
+		let backoff = blade_trainer::chain::Backoff {
+			give_up_after: Duration::from_secs(120),
+			..Default::default()
+		};
+		blade_trainer::chain::Client::read_only(&format!("ws://127.0.0.1:{}", self.rpc), backoff)
+			.unwrap()
+	}
+
+	/// Its p2p multiaddress, for `--bootnodes` and `system_addReservedPeer`.
+	pub fn peer_address(&self) -> String {
+		let peer: String = serde_json::from_value(
+			self.client()
+				.rpc()
+				.call("system_localPeerId", serde_json::json!([]))
+				.unwrap(),
+		)
+		.unwrap();
+		format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer}", self.p2p)
+	}
+}
+
+/// Wait (at most `limit`) until `client`'s best block is at least `n`.
+pub fn wait_for(
+	client: &blade_trainer::chain::Client,
+	n: blade_trainer::chain::BlockNumber,
+	limit: Duration,
+) {
+	let deadline = Instant::now() + limit;
+	while client.best_number().unwrap() < n {
+		assert!(Instant::now() < deadline, "block {n} not reached");
+		std::thread::sleep(Duration::from_millis(200));
 	}
 }
