@@ -77,9 +77,34 @@ fn mining_config(params: &MiningParams, dev: bool) -> sc_cli::Result<Option<Mini
 	}))
 }
 
+/// Whether `args` (the command line) choose a transaction pool with `--pool-type`.
+fn pool_type_given<I: IntoIterator<Item = std::ffi::OsString>>(args: I) -> bool {
+	args.into_iter().any(|arg| {
+		let arg = arg.to_string_lossy();
+		arg == "--pool-type" || arg.starts_with("--pool-type=")
+	})
+}
+
+/// The transaction pool for a chain without finality, unless `--pool-type` chose one.
+///
+/// Substrate's default, the fork-aware pool, keeps every transaction a block included in
+/// its mempool until that block is finalized, or until 128 blocks later when finality
+/// stalls. Proof of work never finalizes: each included transaction would hold its place in
+/// the pool's byte limit for 128 blocks, and blocks of 1 MiB model updates fill that limit
+/// in a few blocks, after which every new update is refused ("Immediately Dropped ...
+/// because of the limit") and the chain mines empty blocks (measured: the load run at
+/// `MaxBlobSize`, docs/reliability.md). The single-state pool drops what the best chain
+/// included and takes back what a reorg retracted.
+fn choose_pool(run: &mut sc_cli::RunCmd, given: bool) {
+	if !given {
+		run.pool_config.pool_type = sc_cli::TransactionPoolType::SingleState;
+	}
+}
+
 /// Entry point.
 pub fn run() -> sc_cli::Result<()> {
-	let cli = Cli::from_args();
+	let mut cli = Cli::from_args();
+	choose_pool(&mut cli.run, pool_type_given(std::env::args_os()));
 
 	match &cli.subcommand {
 		Some(Subcommand::Key(cmd)) => cmd.run(&cli),
@@ -171,6 +196,37 @@ pub fn run() -> sc_cli::Result<()> {
 					}
 				}
 			})
+		}
+	}
+}
+
+#[cfg(test)]
+mod tests {
+	use super::*;
+	fn parsed(args: &[&str]) -> Cli {
+		let mut cli = <Cli as clap::Parser>::parse_from(args);
+		choose_pool(
+			&mut cli.run,
+			pool_type_given(args.iter().map(std::ffi::OsString::from)),
+		);
+		cli
+	}
+
+	#[test]
+	fn the_node_runs_the_single_state_pool_unless_told_otherwise() {
+		let default = parsed(&["blade-fl-node", "--dev"]);
+		assert!(matches!(
+			default.run.pool_config.pool_type,
+			sc_cli::TransactionPoolType::SingleState
+		));
+		for args in [
+			&["blade-fl-node", "--dev", "--pool-type", "fork-aware"][..],
+			&["blade-fl-node", "--dev", "--pool-type=fork-aware"][..],
+		] {
+			assert!(matches!(
+				parsed(args).run.pool_config.pool_type,
+				sc_cli::TransactionPoolType::ForkAware
+			));
 		}
 	}
 }

@@ -160,3 +160,120 @@ fn a_runtime_upgrade_by_sudo_set_code_keeps_the_chain_and_its_clients_going() {
 		reader_b.best_number().unwrap()
 	);
 }
+
+/// Real trainers across the upgrade: Alice publishes a two-round task, Bob, Charlie and
+/// Dave train on it, and the runtime is upgraded by `sudo(set_code)` in the middle of
+/// round 1, once the first update is on chain (transactions the trainers have in the pool
+/// then carry the old `spec_version` in their signatures). Every trainer must finish the
+/// task on the new runtime, selected and never excluded, the task must settle and every
+/// trainer be paid.
+#[cfg(feature = "torch")]
+#[test]
+#[ignore = "needs the spec-bumped wasm: run by benchmarking/runtime-upgrade"]
+fn trainers_finish_a_task_across_a_runtime_upgrade() {
+	let path = std::env::var("BLADE_UPGRADE_WASM")
+		.expect("BLADE_UPGRADE_WASM: the runtime built with --features upgrade-test");
+	let wasm = std::fs::read(&path).unwrap();
+	let dir = tempfile::tempdir().unwrap();
+	let dir = dir.path();
+	let (rpc, p2p) = (free_port(), free_port());
+	let _node = start_node_with(dir, "node", rpc, p2p, "node.log", &[]);
+	let url = format!("ws://127.0.0.1:{rpc}");
+	let reader = Client::read_only(&url, backoff()).unwrap();
+	let before = spec_version(&reader);
+	let trainers = ["Bob", "Charlie", "Dave"];
+	let start: Vec<u128> = trainers
+		.iter()
+		.map(|w| reader.account_info(&dev_account(w), None).unwrap().free)
+		.collect();
+	let task = common::publish_task(
+		&url,
+		&[
+			"--rounds",
+			"2",
+			"--trainers",
+			"3",
+			"--min-trainers",
+			"2",
+			"--bidding",
+			"10",
+			"--submit",
+			"40",
+			"--reveal",
+			"20",
+			"--aggregate",
+			"20",
+			"--reward",
+			"100",
+			"--stake",
+			"10",
+			"--max-epsilon",
+			"8",
+		],
+	);
+	assert_eq!(task, 0);
+	let mut procs: Vec<_> = trainers
+		.iter()
+		.enumerate()
+		.map(|(shard, who)| common::start_trainer(dir, &url, who, shard, &["--lr", "0.2"]))
+		.collect();
+
+	wait_until(
+		"the first update of round 1",
+		Duration::from_secs(300),
+		|| !reader.updates(0, None).unwrap_or_default().is_empty(),
+	);
+	let mut alice = Client::connect(&url, "//Alice", backoff()).unwrap();
+	alice.confirmations = 1;
+	let enacted = alice
+		.execute(RuntimeCall::Sudo(
+			pallet_sudo::Call::sudo_unchecked_weight {
+				call: Box::new(RuntimeCall::System(frame_system::Call::set_code {
+					code: wasm,
+				})),
+				weight: Default::default(),
+			},
+		))
+		.unwrap();
+	let view = reader.task(0, None).unwrap().expect("task alive");
+	println!(
+		"set_code enacted in block {} during round {} ({:?}) with {} update(s) on chain",
+		enacted.block_number,
+		view.round + 1,
+		view.phase,
+		reader.updates(0, None).unwrap_or_default().len()
+	);
+	wait_until("the new runtime", Duration::from_secs(120), || {
+		spec_version(&reader) == before + 1
+	});
+
+	let deadline = Instant::now() + Duration::from_secs(900);
+	for (proc, who) in procs.iter_mut().zip(trainers) {
+		common::wait_exit(proc, &dir.join(format!("{who}.log")), who, deadline);
+	}
+	for (i, who) in trainers.iter().enumerate() {
+		let out = std::fs::read_to_string(dir.join(format!("{who}.out"))).unwrap();
+		let log = std::fs::read_to_string(dir.join(format!("{who}.log"))).unwrap();
+		println!("--- {who}\n{out}");
+		for line in log.lines().filter(|l| l.contains("WARN")) {
+			println!("  {line}");
+		}
+		assert!(
+			out.contains("selected true, excluded false"),
+			"{who}: {out}"
+		);
+		let end = reader.account_info(&dev_account(who), None).unwrap();
+		assert_eq!(end.held, 0, "{who} still holds stake");
+		assert!(end.free > start[i], "{who} was not paid");
+	}
+	assert!(
+		reader.task(0, None).unwrap().is_none(),
+		"the task did not settle"
+	);
+	assert_eq!(spec_version(&reader), before + 1);
+	println!(
+		"spec {before} -> {}: the task settled at block {} with all three trainers paid",
+		before + 1,
+		reader.best_number().unwrap()
+	);
+}
