@@ -31,7 +31,7 @@ use common::{
 
 #[test]
 fn trainers_finish_a_task_through_a_kill_and_a_node_restart() {
-	let dir = tempfile::tempdir().unwrap();
+	let dir = common::test_dir();
 	let dir = dir.path();
 	let (rpc, p2p) = (free_port(), free_port());
 	let url = format!("ws://127.0.0.1:{rpc}");

@@ -47,7 +47,7 @@ fn hashes(client: &Client, to: BlockNumber) -> Vec<H256> {
 #[test]
 fn a_mining_node_killed_mid_block_reopens_its_database_and_mines_on() {
 	let _serial = serial();
-	let dir = tempfile::tempdir().unwrap();
+	let dir = common::test_dir();
 	let mut node = Node::start(dir.path(), "miner", &[]);
 	wait_for(&node.client(), 4, Duration::from_secs(240));
 	let alice = dev_account("Alice");
@@ -89,7 +89,7 @@ fn a_mining_node_killed_mid_block_reopens_its_database_and_mines_on() {
 #[test]
 fn a_node_killed_while_importing_a_burst_resyncs_and_agrees() {
 	let _serial = serial();
-	let dir = tempfile::tempdir().unwrap();
+	let dir = common::test_dir();
 	let miner = Node::start(dir.path(), "miner", &[]);
 	let source = miner.client();
 	wait_for(&source, 60, Duration::from_secs(600));
@@ -185,7 +185,7 @@ fn wait_included(client: &mut Client, watch: &mut Watch, limit: Duration) -> (Bl
 #[test]
 fn a_partitioned_miner_is_reorged_away_and_nothing_is_paid_twice_or_lost() {
 	let _serial = serial();
-	let dir = tempfile::tempdir().unwrap();
+	let dir = common::test_dir();
 	let a = Node::start(dir.path(), "a", &[]);
 	let a_address = a.peer_address();
 	let peers = ["--bootnodes", a_address.as_str()];

@@ -65,7 +65,7 @@ fn all_running(trainers: &mut [common::Proc], dir: &std::path::Path) {
 
 #[test]
 fn a_round_split_by_a_partition_re_includes_the_lighter_forks_updates_and_settles_once() {
-	let dir = tempfile::tempdir().unwrap();
+	let dir = common::test_dir();
 	let dir = dir.path();
 	let a = Node::start(dir, "a", &[]);
 	let a_address = a.peer_address();

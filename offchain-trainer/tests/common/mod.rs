@@ -233,3 +233,14 @@ pub fn wait_for(
 		std::thread::sleep(Duration::from_millis(200));
 	}
 }
+
+/// A temporary directory for a test's nodes and trainers; kept (and its path printed) when
+/// `BLADE_KEEP_TEST_DIRS` is set, to read the logs of a failed or surprising run.
+pub fn test_dir() -> tempfile::TempDir {
+	let mut dir = tempfile::tempdir().unwrap();
+	if std::env::var_os("BLADE_KEEP_TEST_DIRS").is_some() {
+		dir.disable_cleanup(true);
+		println!("test directory kept: {}", dir.path().display());
+	}
+	dir
+}
