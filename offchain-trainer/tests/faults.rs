@@ -301,21 +301,7 @@ fn a_partitioned_miner_is_reorged_away_and_nothing_is_paid_twice_or_lost() {
 
 	// All three agree on a common block past both transfers.
 	let target = confirmed.block_number + 2;
-	for reader in [&ra, &rb, &rc] {
-		wait_for(reader, target, Duration::from_secs(300));
-	}
-	let agreed = rb.block_hash(target).unwrap().unwrap();
-	let deadline = Instant::now() + Duration::from_secs(120);
-	while [&ra, &rc]
-		.iter()
-		.any(|r| r.block_hash(target).unwrap() != Some(agreed))
-	{
-		assert!(
-			Instant::now() < deadline,
-			"the nodes disagree on block {target}"
-		);
-		std::thread::sleep(Duration::from_millis(500));
-	}
+	let agreed = common::agreed_block(&[&rb, &ra, &rc], target);
 
 	// To the unit: each transfer once, every unit in one account, issuance = genesis +
 	// one reward per block.

@@ -19,7 +19,9 @@ use std::{
 };
 
 use blade_trainer::chain::{AccountId, BlockNumber, Client, FlEvent, RuntimeEvent};
-use common::{dev_account, publish_task, start_trainer, wait_exit, wait_for, Node};
+use common::{
+	agreed_block, dev_account, finish_honest_trainers, publish_task, start_trainer, wait_for, Node,
+};
 use pallet_fl_tasks::Phase;
 use serde_json::json;
 use sp_core::H256;
@@ -208,21 +210,7 @@ fn a_round_split_by_a_partition_re_includes_the_lighter_forks_updates_and_settle
 	println!("healed: A switched to the heavier chain");
 
 	let deadline = Instant::now() + Duration::from_secs(900);
-	for (proc, who) in trainers.iter_mut().zip(TRAINERS) {
-		wait_exit(proc, &dir.join(format!("{who}.log")), who, deadline);
-	}
-	for who in TRAINERS {
-		let out = std::fs::read_to_string(dir.join(format!("{who}.out"))).unwrap();
-		let log = std::fs::read_to_string(dir.join(format!("{who}.log"))).unwrap();
-		println!("--- {who}\n{out}");
-		for line in log.lines().filter(|l| l.contains("WARN")) {
-			println!("  {line}");
-		}
-		assert!(
-			out.contains("selected true, excluded false"),
-			"{who}: {out}"
-		);
-	}
+	finish_honest_trainers(&mut trainers, &TRAINERS, dir, deadline);
 
 	// Settled, and all three nodes agree on a block past the settlement.
 	let settled = loop {
@@ -233,21 +221,7 @@ fn a_round_split_by_a_partition_re_includes_the_lighter_forks_updates_and_settle
 		std::thread::sleep(Duration::from_millis(300));
 	};
 	let target = settled + 2;
-	for reader in [&ra, &rb, &rc] {
-		wait_for(reader, target, Duration::from_secs(300));
-	}
-	let agreed = rb.block_hash(target).unwrap().unwrap();
-	let deadline = Instant::now() + Duration::from_secs(120);
-	while [&ra, &rc]
-		.iter()
-		.any(|r| r.block_hash(target).unwrap() != Some(agreed))
-	{
-		assert!(
-			Instant::now() < deadline,
-			"the nodes disagree on block {target}"
-		);
-		std::thread::sleep(Duration::from_millis(500));
-	}
+	let agreed = agreed_block(&[&rb, &ra, &rc], target);
 
 	// The winning chain's story, from its events: each update once (the lighter fork's
 	// two re-included in blocks of the winning chain), settled once, nobody punished.

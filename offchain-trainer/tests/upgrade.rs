@@ -249,20 +249,8 @@ fn trainers_finish_a_task_across_a_runtime_upgrade() {
 	});
 
 	let deadline = Instant::now() + Duration::from_secs(900);
-	for (proc, who) in procs.iter_mut().zip(trainers) {
-		common::wait_exit(proc, &dir.join(format!("{who}.log")), who, deadline);
-	}
-	for (i, who) in trainers.iter().enumerate() {
-		let out = std::fs::read_to_string(dir.join(format!("{who}.out"))).unwrap();
-		let log = std::fs::read_to_string(dir.join(format!("{who}.log"))).unwrap();
-		println!("--- {who}\n{out}");
-		for line in log.lines().filter(|l| l.contains("WARN")) {
-			println!("  {line}");
-		}
-		assert!(
-			out.contains("selected true, excluded false"),
-			"{who}: {out}"
-		);
+	let reports = common::finish_honest_trainers(&mut procs, &trainers, dir, deadline);
+	for (i, (who, out)) in trainers.iter().zip(&reports).enumerate() {
 		assert!(
 			out.contains("global model after round 2"),
 			"{who}: round 2 never agreed: {out}"

@@ -244,3 +244,61 @@ pub fn test_dir() -> tempfile::TempDir {
 	}
 	dir
 }
+
+/// Wait until every reader's best chain reaches block `target` and all hold the same block
+/// there (reorgs may still be settling: at most two minutes for that); returns its hash.
+pub fn agreed_block(
+	readers: &[&blade_trainer::chain::Client],
+	target: blade_trainer::chain::BlockNumber,
+) -> sp_core::H256 {
+	for reader in readers {
+		wait_for(reader, target, Duration::from_secs(300));
+	}
+	let deadline = Instant::now() + Duration::from_secs(120);
+	loop {
+		let hashes: Vec<_> = readers
+			.iter()
+			.map(|r| r.block_hash(target).unwrap())
+			.collect();
+		if let Some(Some(first)) = hashes.first() {
+			if hashes.iter().all(|h| *h == Some(*first)) {
+				return *first;
+			}
+		}
+		assert!(
+			Instant::now() < deadline,
+			"the nodes disagree on block {target}: {hashes:?}"
+		);
+		std::thread::sleep(Duration::from_millis(500));
+	}
+}
+
+/// Wait (until `deadline`) for the trainers `names` started by [`start_trainer`] in `dir`
+/// to exit successfully, print each one's report and warnings, require that each was
+/// selected and never excluded, and return the reports.
+pub fn finish_honest_trainers(
+	procs: &mut [Proc],
+	names: &[&str],
+	dir: &Path,
+	deadline: Instant,
+) -> Vec<String> {
+	for (proc, who) in procs.iter_mut().zip(names) {
+		wait_exit(proc, &dir.join(format!("{who}.log")), who, deadline);
+	}
+	names
+		.iter()
+		.map(|who| {
+			let out = std::fs::read_to_string(dir.join(format!("{who}.out"))).unwrap();
+			let log = std::fs::read_to_string(dir.join(format!("{who}.log"))).unwrap();
+			println!("--- {who}\n{out}");
+			for line in log.lines().filter(|l| l.contains("WARN")) {
+				println!("  {line}");
+			}
+			assert!(
+				out.contains("selected true, excluded false"),
+				"{who}: {out}"
+			);
+			out
+		})
+		.collect()
+}
