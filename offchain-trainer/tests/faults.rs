@@ -208,8 +208,7 @@ fn a_partitioned_miner_is_reorged_away_and_nothing_is_paid_twice_or_lost() {
 	let a = Node::restart(dir.path(), "a", a_rpc, a_p2p, &["--reserved-only"]);
 	let ra = a.client();
 	let split_at = ra.best_number().unwrap();
-	let peers_of_a: Vec<serde_json::Value> =
-		serde_json::from_value(ra.rpc().call("system_peers", json!([])).unwrap()).unwrap();
+	let peers_of_a = common::peers(&ra);
 	assert!(peers_of_a.is_empty(), "A is not isolated: {peers_of_a:?}");
 
 	let (ferdie, eve) = (dev_account("Ferdie"), dev_account("Eve"));
@@ -251,8 +250,7 @@ fn a_partitioned_miner_is_reorged_away_and_nothing_is_paid_twice_or_lost() {
 
 	// Still isolated after all that mining (nobody got in), then heal: A takes B as a
 	// reserved peer.
-	let peers_of_a: Vec<serde_json::Value> =
-		serde_json::from_value(ra.rpc().call("system_peers", json!([])).unwrap()).unwrap();
+	let peers_of_a = common::peers(&ra);
 	assert!(peers_of_a.is_empty(), "A was not isolated: {peers_of_a:?}");
 	ra.rpc()
 		.call("system_addReservedPeer", json!([b_address]))

@@ -28,12 +28,6 @@ use sp_core::H256;
 
 const TRAINERS: [&str; 4] = ["Bob", "Charlie", "Dave", "Eve"];
 
-fn peers(client: &Client) -> usize {
-	let peers: Vec<serde_json::Value> =
-		serde_json::from_value(client.rpc().call("system_peers", json!([])).unwrap()).unwrap();
-	peers.len()
-}
-
 /// The updates of task 0 on `client`'s best chain, by trainer: the block that holds each.
 fn updates_on(client: &Client) -> BTreeMap<AccountId, (BlockNumber, H256)> {
 	client
@@ -152,7 +146,7 @@ fn a_round_split_by_a_partition_re_includes_the_lighter_forks_updates_and_settle
 	let a = Node::restart(dir, "a", a_rpc, a_p2p, &["--reserved-only"]);
 	let ra = a.client();
 	let split_at = ra.best_number().unwrap();
-	assert_eq!(peers(&ra), 0, "A is not isolated");
+	assert_eq!(common::peers(&ra).len(), 0, "A is not isolated");
 	assert!(
 		updates_on(&ra).is_empty(),
 		"an update was on chain before the split"
@@ -184,7 +178,7 @@ fn a_round_split_by_a_partition_re_includes_the_lighter_forks_updates_and_settle
 		);
 		std::thread::sleep(Duration::from_millis(500));
 	};
-	assert_eq!(peers(&ra), 0, "A was not isolated");
+	assert_eq!(common::peers(&ra).len(), 0, "A was not isolated");
 	println!(
 		"partitioned at {split_at}: A at {}, B at {}; Bob's update in A's block {}, Charlie's in {}",
 		ra.best_number().unwrap(),

@@ -302,3 +302,14 @@ pub fn finish_honest_trainers(
 		})
 		.collect()
 }
+
+/// The peers `client`'s node is connected to (`system_peers`).
+pub fn peers(client: &blade_trainer::chain::Client) -> Vec<serde_json::Value> {
+	serde_json::from_value(
+		client
+			.rpc()
+			.call("system_peers", serde_json::json!([]))
+			.unwrap(),
+	)
+	.unwrap()
+}
