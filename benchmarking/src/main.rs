@@ -187,6 +187,11 @@ enum Bench {
 		/// libtorch threads.
 		#[arg(long, global = true, default_value_t = 2)]
 		threads: usize,
+		/// Run the chain's contribution screen before the rule, as trainers on a chain do,
+		/// and print how many updates it kept each round (with the honest updates' lowest
+		/// and median alignment z; the screen keeps z >= 4).
+		#[arg(long, global = true)]
+		screen: bool,
 	},
 	Fl {
 		/// Blob sizes in bytes (default: 100 kB, the 1 MiB governance maximum, the 2 MiB
@@ -363,6 +368,7 @@ fn main() {
 			lr,
 			momentum,
 			threads,
+			screen,
 		} => {
 			let base = paper::Base {
 				clients,
@@ -373,6 +379,7 @@ fn main() {
 				lr,
 				momentum,
 				threads,
+				screen,
 			};
 			match experiment {
 				PaperExperiment::Dp {

@@ -74,6 +74,19 @@ pub fn run_cases(name: &str, title: &str, cases: &[Case], dir: &Path, out: &Path
 			)
 			.expect("string");
 		}
+		if !outcome.kept.is_empty() {
+			let rounds: Vec<String> = outcome
+				.kept
+				.iter()
+				.zip(&outcome.honest_alignment)
+				.map(|(k, (low, mid))| format!("{k} (z {low:.2}/{mid:.2})"))
+				.collect();
+			println!(
+				"{name}: {:<44} screen kept per round (lowest/median honest z): {}",
+				case.label,
+				rounds.join(", ")
+			);
+		}
 		let last = outcome.accuracy.last().copied().unwrap_or(0.0);
 		let best = outcome.accuracy.iter().copied().fold(0.0, f64::max);
 		let privacy = match outcome.privacy {
@@ -139,6 +152,8 @@ pub struct Base {
 	pub momentum: f64,
 	/// libtorch threads.
 	pub threads: usize,
+	/// Run the chain's contribution screen before the rule (see `Sim::screen`).
+	pub screen: bool,
 }
 
 impl Base {
@@ -162,6 +177,7 @@ impl Base {
 			floor: None,
 			attack: None,
 			seed: 1,
+			screen: self.screen,
 		}
 	}
 }

@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use tch::Device;
 
 use crate::{
-	aggregation::{aggregate, Rule},
+	aggregation::{aggregate, screen, Rule},
 	behaviour::{self, Behaviour},
 	data::Dataset,
 	error::{invalid, Result},
@@ -48,6 +48,11 @@ pub struct Sim {
 	pub attack: Option<(Behaviour, usize)>,
 	/// Seed of the split, the initial model and all randomness.
 	pub seed: u64,
+	/// Run the chain's contribution screen ([`crate::aggregation::screen`]) before the
+	/// rule, as trainers on a chain do: only the updates it keeps are aggregated, and a
+	/// round in which it keeps none leaves the model unchanged (on a chain the round would
+	/// be retried with the same updates and the task fail for want of a quorum).
+	pub screen: bool,
 }
 
 /// What a run measured.
@@ -64,6 +69,11 @@ pub struct Outcome {
 	pub privacy: Option<(f64, f64)>,
 	/// The first round's noise multiplier (or Laplace epsilon) of the plan.
 	pub noise: Option<f64>,
+	/// With [`Sim::screen`]: how many updates the screen kept in each round.
+	pub kept: Vec<usize>,
+	/// With [`Sim::screen`]: the lowest and the median alignment `z` of the honest updates
+	/// in each round (the screen keeps `z >= SCREEN_Z`).
+	pub honest_alignment: Vec<(f64, f64)>,
 	/// Wall seconds.
 	pub seconds: f64,
 }
@@ -121,6 +131,8 @@ pub fn run(
 	let mut global = model.flatten()?;
 	let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(sim.seed);
 	let mut out = Outcome::default();
+	// The previous round's global step (the screen's replay test).
+	let mut previous: Option<Vec<f32>> = None;
 	for round in 0..sim.rounds {
 		let mut updates: Vec<Vec<f32>> = Vec::with_capacity(sim.clients);
 		let mut losses = Vec::new();
@@ -165,12 +177,36 @@ pub fn run(
 			}
 			updates.push(update);
 		}
-		let weights = vec![1u128; updates.len()];
-		let agg = aggregate(&updates, &weights, sim.rule)?;
-		global
-			.iter_mut()
-			.zip(&agg.values)
-			.for_each(|(g, d)| *g += d);
+		let kept: Vec<Vec<f32>> = if sim.screen {
+			let screened = screen(&updates, previous.as_deref())?;
+			let mut z: Vec<f64> = screened.alignment[..sim.clients - attackers].to_vec();
+			z.sort_by(f64::total_cmp);
+			let (lowest, median) = (z[0], z[z.len() / 2]);
+			tracing::info!(
+				round,
+				kept = screened.kept.len(),
+				of = updates.len(),
+				lowest_honest_z = lowest,
+				median_honest_z = median,
+				"screen"
+			);
+			out.kept.push(screened.kept.len());
+			out.honest_alignment.push((lowest, median));
+			screened
+				.kept
+				.iter()
+				.map(|k| std::mem::take(&mut updates[*k]))
+				.collect()
+		} else {
+			updates
+		};
+		let step = if kept.is_empty() {
+			vec![0f32; global.len()]
+		} else {
+			aggregate(&kept, &vec![1u128; kept.len()], sim.rule)?.values
+		};
+		global.iter_mut().zip(&step).for_each(|(g, d)| *g += d);
+		previous = Some(step);
 		model.load_flat(&global)?;
 		let eval = train::evaluate(&model, &test, 1000)?;
 		let accuracy = eval.accuracy;
@@ -193,4 +229,68 @@ pub fn run(
 	});
 	out.seconds = started.elapsed().as_secs_f64();
 	Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+	use super::*;
+	use crate::{
+		aggregation::SCREEN_Z,
+		data::{load_fashion_mnist, DEBIAN_FASHION_MNIST_DIR},
+		runner::Noise,
+	};
+
+	/// With the screen on, a run aggregates what a chain would: two trainers sending
+	/// random updates are left out in every round, the honest ones kept and measured, and
+	/// the model still learns; with it off nothing is screened.
+	#[test]
+	fn the_screen_leaves_random_updates_out_of_a_simulated_run() {
+		let (train_set, test) =
+			load_fashion_mnist(std::path::Path::new(DEBIAN_FASHION_MNIST_DIR), false).unwrap();
+		let sim = Sim {
+			clients: 6,
+			samples: 400,
+			scheme: Scheme::Iid,
+			arch: Arch::Mlp { hidden: 32 },
+			train: TrainConfig {
+				threads: 1,
+				..TrainConfig::default()
+			},
+			rounds: 2,
+			rule: Rule::FedAvg,
+			privacy: PrivacyConfig {
+				noise: Noise::Off,
+				..PrivacyConfig::default()
+			},
+			floor: None,
+			attack: Some((Behaviour::Random, 2)),
+			seed: 7,
+			screen: true,
+		};
+		let screened = run(&sim, &train_set, &test, |_, _| {}).unwrap();
+		assert_eq!(screened.kept, vec![4, 4]);
+		assert!(
+			screened
+				.honest_alignment
+				.iter()
+				.all(|(lowest, _)| *lowest >= SCREEN_Z),
+			"{:?}",
+			screened.honest_alignment
+		);
+		// Four honest trainers of 400 images learn (chance is 0.1) and keep learning.
+		let acc = &screened.accuracy;
+		assert!(acc[1] > 0.4 && acc[1] > acc[0], "{acc:?}");
+		let plain = run(
+			&Sim {
+				screen: false,
+				..sim
+			},
+			&train_set,
+			&test,
+			|_, _| {},
+		)
+		.unwrap();
+		assert!(plain.kept.is_empty() && plain.honest_alignment.is_empty());
+	}
 }

@@ -181,6 +181,11 @@ pub struct Screened {
 	pub kept: Vec<usize>,
 	/// The others, with the reason.
 	pub dropped: Vec<(usize, Exclusion)>,
+	/// Every update's alignment with the others' centre (`z` = cosine x sqrt(n), what
+	/// [`SCREEN_Z`] bounds), NaN where the screen decided before measuring it (empty or
+	/// oversized updates, a single update). For diagnostics: how far honest updates are
+	/// from the bound, e.g. under heavy DP noise.
+	pub alignment: Vec<f64>,
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {
@@ -224,16 +229,16 @@ pub fn screen(updates: &[Vec<f32>], previous: Option<&[f32]>) -> Result<Screened
 	let previous = previous.map(|p| (p, dot(p, p).sqrt()));
 	let norms: Vec<f64> = updates.par_iter().map(|u| dot(u, u).sqrt()).collect();
 	let finite: Vec<bool> = updates.par_iter().map(|u| all_finite(u)).collect();
-	let verdicts: Vec<Option<Exclusion>> = (0..m)
+	let verdicts: Vec<(Option<Exclusion>, f64)> = (0..m)
 		.into_par_iter()
 		.map(|i| {
 			let update = &updates[i];
 			let norm = norms[i];
 			if norm == 0.0 || !norm.is_finite() {
-				return Some(Exclusion::Empty);
+				return (Some(Exclusion::Empty), f64::NAN);
 			}
 			if m == 1 {
-				return None;
+				return (None, f64::NAN);
 			}
 			let mut others: Vec<f64> = norms
 				.iter()
@@ -251,7 +256,7 @@ pub fn screen(updates: &[Vec<f32>], previous: Option<&[f32]>) -> Result<Screened
 				};
 				let ratio = norm / median;
 				if ratio > SCREEN_NORM_FACTOR {
-					return Some(Exclusion::Oversized { ratio });
+					return (Some(Exclusion::Oversized { ratio }), f64::NAN);
 				}
 			}
 			let centre = median_without(updates, &finite, i, n);
@@ -261,9 +266,9 @@ pub fn screen(updates: &[Vec<f32>], previous: Option<&[f32]>) -> Result<Screened
 			} else {
 				dot(update, &centre) / (norm * centre_norm)
 			};
-			let z = aligned * root_n;
-			if z.is_nan() || z < SCREEN_Z {
-				return Some(Exclusion::Unaligned { z });
+			let alignment = aligned * root_n;
+			if alignment.is_nan() || alignment < SCREEN_Z {
+				return (Some(Exclusion::Unaligned { z: alignment }), alignment);
 			}
 			// Replay: outside the previous step's direction, what is left of the update
 			// must still point along the centre. A trained update's new information does;
@@ -284,15 +289,16 @@ pub fn screen(updates: &[Vec<f32>], previous: Option<&[f32]>) -> Result<Screened
 						0.0
 					};
 					if z.is_nan() || z < SCREEN_Z {
-						return Some(Exclusion::Replay { z });
+						return (Some(Exclusion::Replay { z }), alignment);
 					}
 				}
 			}
-			None
+			(None, alignment)
 		})
 		.collect();
 	let mut screened = Screened::default();
-	for (i, verdict) in verdicts.into_iter().enumerate() {
+	for (i, (verdict, alignment)) in verdicts.into_iter().enumerate() {
+		screened.alignment.push(alignment);
 		match verdict {
 			None => screened.kept.push(i),
 			Some(why) => screened.dropped.push((i, why)),
@@ -832,6 +838,15 @@ mod tests {
 		assert_eq!(why(15), Exclusion::Empty);
 		assert_eq!(why(19), Exclusion::Empty);
 		assert!(matches!(why(16), Exclusion::Unaligned { z } if z.abs() < SCREEN_Z));
+		// The alignment is reported for every update the screen measured: the one that
+		// decided an `Unaligned` verdict, at least the bound for every update kept.
+		assert_eq!(s.alignment.len(), u.len());
+		for (i, why) in &s.dropped {
+			if let Exclusion::Unaligned { z } = why {
+				assert_eq!(s.alignment[*i].to_bits(), z.to_bits());
+			}
+		}
+		assert!(s.kept.iter().all(|k| s.alignment[*k] >= SCREEN_Z));
 		assert!(matches!(why(17), Exclusion::Unaligned { z } if z < -SCREEN_Z));
 		assert!(matches!(why(18), Exclusion::Replay { .. }), "{:?}", why(18));
 		// Without a previous step (round 0) the replay cannot be told from training.
