@@ -187,11 +187,17 @@ enum Bench {
 		/// libtorch threads.
 		#[arg(long, global = true, default_value_t = 2)]
 		threads: usize,
-		/// Run the chain's contribution screen before the rule, as trainers on a chain do,
-		/// and print how many updates it kept each round (with the honest updates' lowest
-		/// and median alignment z; the screen keeps z >= 4).
-		#[arg(long, global = true)]
-		screen: bool,
+		/// The chain's contribution screen: `off`; `apply` (only the updates it keeps are
+		/// aggregated, as trainers on a chain do); `observe` (measured, every update
+		/// aggregated). With a screen each run prints how many updates it kept each round
+		/// (with the honest updates' lowest and median alignment z; it keeps z >= 4) and
+		/// each trainer's evidence accumulated from round 3.
+		#[arg(long, global = true, value_enum, default_value_t = ScreenMode::Off)]
+		screen: ScreenMode,
+		/// The last N trainers are free riders sending Gaussian noise as long as their
+		/// update.
+		#[arg(long, global = true, default_value_t = 0)]
+		free_riders: usize,
 	},
 	Fl {
 		/// Blob sizes in bytes (default: 100 kB, the 1 MiB governance maximum, the 2 MiB
@@ -202,6 +208,18 @@ enum Bench {
 		#[arg(long, default_value_t = 3)]
 		repeats: u32,
 	},
+}
+
+/// `--screen` of `paper`.
+#[cfg(feature = "torch")]
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ScreenMode {
+	/// No screen.
+	Off,
+	/// Measure what the screen would keep; aggregate every update.
+	Observe,
+	/// Aggregate only what the screen keeps.
+	Apply,
 }
 
 #[cfg(feature = "torch")]
@@ -369,6 +387,7 @@ fn main() {
 			momentum,
 			threads,
 			screen,
+			free_riders,
 		} => {
 			let base = paper::Base {
 				clients,
@@ -379,7 +398,12 @@ fn main() {
 				lr,
 				momentum,
 				threads,
-				screen,
+				screen: match screen {
+					ScreenMode::Off => blade_trainer::fedsim::Screening::Off,
+					ScreenMode::Observe => blade_trainer::fedsim::Screening::Observe,
+					ScreenMode::Apply => blade_trainer::fedsim::Screening::Apply,
+				},
+				free_riders,
 			};
 			match experiment {
 				PaperExperiment::Dp {

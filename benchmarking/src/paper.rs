@@ -18,7 +18,7 @@ use blade_trainer::{
 	aggregation::Rule,
 	behaviour::Behaviour,
 	data::{self, Dataset},
-	fedsim::{self, Sim},
+	fedsim::{self, Screening, Sim},
 	model::Arch,
 	partition::Scheme,
 	plot::{line_chart, Series},
@@ -86,6 +86,16 @@ pub fn run_cases(name: &str, title: &str, cases: &[Case], dir: &Path, out: &Path
 				case.label,
 				rounds.join(", ")
 			);
+			let (honest, riders) = evidence(&outcome.alignment, case.sim.clients, case.sim.attack);
+			if !honest.is_empty() {
+				println!(
+					"{name}: {:<44} task-level evidence from round 3 (sum of z / sqrt(rounds)): honest lowest {:.2}, median {:.2}; free riders highest {}",
+					case.label,
+					honest[0],
+					honest[honest.len() / 2],
+					riders.last().map_or("-".to_string(), |z| format!("{z:.2}"))
+				);
+			}
 		}
 		let last = outcome.accuracy.last().copied().unwrap_or(0.0);
 		let best = outcome.accuracy.iter().copied().fold(0.0, f64::max);
@@ -134,6 +144,34 @@ pub fn run_cases(name: &str, title: &str, cases: &[Case], dir: &Path, out: &Path
 	println!("{name}: wrote {}/{name}.csv and .svg", out.display());
 }
 
+/// Every trainer's evidence accumulated over rounds 3 to the last (the rounds a per-round
+/// screen cannot decide under DP): the sum of its alignments over the square root of their
+/// count, sorted, for the honest trainers and for the attackers (the last `attack.1`).
+fn evidence(
+	alignment: &[Vec<f64>],
+	clients: usize,
+	attack: Option<(Behaviour, usize)>,
+) -> (Vec<f64>, Vec<f64>) {
+	let rounds = &alignment[alignment.len().min(2)..];
+	if rounds.is_empty() {
+		return (Vec::new(), Vec::new());
+	}
+	let attackers = attack.map_or(0, |(_, n)| n);
+	let z = |k: usize| {
+		let (sum, count) = rounds
+			.iter()
+			.map(|r| r[k])
+			.filter(|z| !z.is_nan())
+			.fold((0.0, 0usize), |(s, c), z| (s + z, c + 1));
+		sum / (count.max(1) as f64).sqrt()
+	};
+	let mut honest: Vec<f64> = (0..clients - attackers).map(z).collect();
+	let mut riders: Vec<f64> = (clients - attackers..clients).map(z).collect();
+	honest.sort_by(f64::total_cmp);
+	riders.sort_by(f64::total_cmp);
+	(honest, riders)
+}
+
 /// Common settings of the experiments.
 pub struct Base {
 	/// Trainers.
@@ -152,8 +190,11 @@ pub struct Base {
 	pub momentum: f64,
 	/// libtorch threads.
 	pub threads: usize,
-	/// Run the chain's contribution screen before the rule (see `Sim::screen`).
-	pub screen: bool,
+	/// Whether the chain's contribution screen runs, and decides (see `Sim::screen`).
+	pub screen: Screening,
+	/// The last this many trainers send Gaussian noise as long as their update (free
+	/// riders; `Behaviour::Random`).
+	pub free_riders: usize,
 }
 
 impl Base {
@@ -175,7 +216,7 @@ impl Base {
 			rule: Rule::FedAvg,
 			privacy,
 			floor: None,
-			attack: None,
+			attack: (self.free_riders > 0).then_some((Behaviour::Random, self.free_riders)),
 			seed: 1,
 			screen: self.screen,
 		}

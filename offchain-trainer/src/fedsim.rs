@@ -48,11 +48,23 @@ pub struct Sim {
 	pub attack: Option<(Behaviour, usize)>,
 	/// Seed of the split, the initial model and all randomness.
 	pub seed: u64,
-	/// Run the chain's contribution screen ([`crate::aggregation::screen`]) before the
-	/// rule, as trainers on a chain do: only the updates it keeps are aggregated, and a
-	/// round in which it keeps none leaves the model unchanged (on a chain the round would
-	/// be retried with the same updates and the task fail for want of a quorum).
-	pub screen: bool,
+	/// Whether the chain's contribution screen runs, and whether it decides.
+	pub screen: Screening,
+}
+
+/// Whether a run screens the updates ([`crate::aggregation::screen`]) as a chain does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Screening {
+	/// No screen: every update is aggregated (the plain federated experiments).
+	#[default]
+	Off,
+	/// The screen measures every update (its alignment, what it would keep) but every
+	/// update is aggregated: how a lenient chain would learn, and the evidence it has.
+	Observe,
+	/// Only the updates the screen keeps are aggregated, as trainers on a chain do; a
+	/// round in which it keeps none leaves the model unchanged (a chain would retry the
+	/// round with the same updates and fail the task for want of a quorum).
+	Apply,
 }
 
 /// What a run measured.
@@ -69,11 +81,14 @@ pub struct Outcome {
 	pub privacy: Option<(f64, f64)>,
 	/// The first round's noise multiplier (or Laplace epsilon) of the plan.
 	pub noise: Option<f64>,
-	/// With [`Sim::screen`]: how many updates the screen kept in each round.
+	/// With a screen: how many updates it kept (or would keep) in each round.
 	pub kept: Vec<usize>,
-	/// With [`Sim::screen`]: the lowest and the median alignment `z` of the honest updates
-	/// in each round (the screen keeps `z >= SCREEN_Z`).
+	/// With a screen: the lowest and the median alignment `z` of the honest updates in each
+	/// round (the screen keeps `z >= SCREEN_Z`).
 	pub honest_alignment: Vec<(f64, f64)>,
+	/// With a screen: every trainer's alignment in each round (`[round][trainer]`, NaN
+	/// where the screen decided before measuring; the attackers are the last trainers).
+	pub alignment: Vec<Vec<f64>>,
 	/// Wall seconds.
 	pub seconds: f64,
 }
@@ -177,7 +192,7 @@ pub fn run(
 			}
 			updates.push(update);
 		}
-		let kept: Vec<Vec<f32>> = if sim.screen {
+		let kept: Vec<Vec<f32>> = if sim.screen != Screening::Off {
 			let screened = screen(&updates, previous.as_deref())?;
 			let mut z: Vec<f64> = screened.alignment[..sim.clients - attackers].to_vec();
 			z.sort_by(f64::total_cmp);
@@ -192,11 +207,15 @@ pub fn run(
 			);
 			out.kept.push(screened.kept.len());
 			out.honest_alignment.push((lowest, median));
-			screened
-				.kept
-				.iter()
-				.map(|k| std::mem::take(&mut updates[*k]))
-				.collect()
+			out.alignment.push(screened.alignment);
+			match sim.screen {
+				Screening::Apply => screened
+					.kept
+					.iter()
+					.map(|k| std::mem::take(&mut updates[*k]))
+					.collect(),
+				_ => updates,
+			}
 		} else {
 			updates
 		};
@@ -266,7 +285,7 @@ mod tests {
 			floor: None,
 			attack: Some((Behaviour::Random, 2)),
 			seed: 7,
-			screen: true,
+			screen: Screening::Apply,
 		};
 		let screened = run(&sim, &train_set, &test, |_, _| {}).unwrap();
 		assert_eq!(screened.kept, vec![4, 4]);
@@ -283,7 +302,7 @@ mod tests {
 		assert!(acc[1] > 0.4 && acc[1] > acc[0], "{acc:?}");
 		let plain = run(
 			&Sim {
-				screen: false,
+				screen: Screening::Off,
 				..sim
 			},
 			&train_set,
@@ -292,5 +311,21 @@ mod tests {
 		)
 		.unwrap();
 		assert!(plain.kept.is_empty() && plain.honest_alignment.is_empty());
+		// Observed, not applied: the same verdicts are measured and every update counts
+		// (the random updates drag the model; no bound on how much, so no figure here).
+		let observed = run(
+			&Sim {
+				screen: Screening::Observe,
+				..sim
+			},
+			&train_set,
+			&test,
+			|_, _| {},
+		)
+		.unwrap();
+		assert_eq!(observed.kept[0], 4);
+		assert_eq!(observed.alignment[0].len(), 6);
+		let bits = |z: &[f64]| z.iter().map(|z| z.to_bits()).collect::<Vec<_>>();
+		assert_eq!(bits(&observed.alignment[0]), bits(&screened.alignment[0]));
 	}
 }
