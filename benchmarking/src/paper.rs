@@ -15,7 +15,7 @@
 use std::{fmt::Write as _, path::Path};
 
 use blade_trainer::{
-	aggregation::Rule,
+	aggregation::{lowest_and_median, Rule},
 	behaviour::Behaviour,
 	data::{self, Dataset},
 	fedsim::{self, Screening, Sim},
@@ -75,11 +75,15 @@ pub fn run_cases(name: &str, title: &str, cases: &[Case], dir: &Path, out: &Path
 			.expect("string");
 		}
 		if !outcome.kept.is_empty() {
+			let honest = case.sim.clients - case.sim.attack.map_or(0, |(_, n)| n);
 			let rounds: Vec<String> = outcome
 				.kept
 				.iter()
-				.zip(&outcome.honest_alignment)
-				.map(|(k, (low, mid))| format!("{k} (z {low:.2}/{mid:.2})"))
+				.zip(&outcome.alignment)
+				.map(|(k, z)| {
+					let (low, mid) = lowest_and_median(&z[..honest]);
+					format!("{k} (z {low:.2}/{mid:.2})")
+				})
 				.collect();
 			println!(
 				"{name}: {:<44} screen kept per round (lowest/median honest z): {}",

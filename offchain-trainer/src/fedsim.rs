@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use tch::Device;
 
 use crate::{
-	aggregation::{aggregate, screen, Rule},
+	aggregation::{aggregate, lowest_and_median, screen, Rule},
 	behaviour::{self, Behaviour},
 	data::Dataset,
 	error::{invalid, Result},
@@ -83,9 +83,6 @@ pub struct Outcome {
 	pub noise: Option<f64>,
 	/// With a screen: how many updates it kept (or would keep) in each round.
 	pub kept: Vec<usize>,
-	/// With a screen: the lowest and the median alignment `z` of the honest updates in each
-	/// round (the screen keeps `z >= SCREEN_Z`).
-	pub honest_alignment: Vec<(f64, f64)>,
 	/// With a screen: every trainer's alignment in each round (`[round][trainer]`, NaN
 	/// where the screen decided before measuring; the attackers are the last trainers).
 	pub alignment: Vec<Vec<f64>>,
@@ -194,9 +191,8 @@ pub fn run(
 		}
 		let kept: Vec<Vec<f32>> = if sim.screen != Screening::Off {
 			let screened = screen(&updates, previous.as_deref())?;
-			let mut z: Vec<f64> = screened.alignment[..sim.clients - attackers].to_vec();
-			z.sort_by(f64::total_cmp);
-			let (lowest, median) = (z[0], z[z.len() / 2]);
+			let (lowest, median) =
+				lowest_and_median(&screened.alignment[..sim.clients - attackers]);
 			tracing::info!(
 				round,
 				kept = screened.kept.len(),
@@ -206,7 +202,6 @@ pub fn run(
 				"screen"
 			);
 			out.kept.push(screened.kept.len());
-			out.honest_alignment.push((lowest, median));
 			out.alignment.push(screened.alignment);
 			match sim.screen {
 				Screening::Apply => screened
@@ -291,11 +286,11 @@ mod tests {
 		assert_eq!(screened.kept, vec![4, 4]);
 		assert!(
 			screened
-				.honest_alignment
+				.alignment
 				.iter()
-				.all(|(lowest, _)| *lowest >= SCREEN_Z),
+				.all(|round| round[..4].iter().all(|z| *z >= SCREEN_Z)),
 			"{:?}",
-			screened.honest_alignment
+			screened.alignment
 		);
 		// Four honest trainers of 400 images learn (chance is 0.1) and keep learning.
 		let acc = &screened.accuracy;
@@ -310,7 +305,7 @@ mod tests {
 			|_, _| {},
 		)
 		.unwrap();
-		assert!(plain.kept.is_empty() && plain.honest_alignment.is_empty());
+		assert!(plain.kept.is_empty() && plain.alignment.is_empty());
 		// Observed, not applied: the same verdicts are measured and every update counts
 		// (the random updates drag the model; no bound on how much, so no figure here).
 		let observed = run(

@@ -188,6 +188,17 @@ pub struct Screened {
 	pub alignment: Vec<f64>,
 }
 
+/// The lowest and the median of `alignment` ([`Screened::alignment`] or a part of it),
+/// NaN values (not measured) left out; NaN for both when nothing was measured.
+pub fn lowest_and_median(alignment: &[f64]) -> (f64, f64) {
+	let mut z: Vec<f64> = alignment.iter().copied().filter(|z| !z.is_nan()).collect();
+	z.sort_by(f64::total_cmp);
+	match z.first() {
+		Some(lowest) => (*lowest, z[z.len() / 2]),
+		None => (f64::NAN, f64::NAN),
+	}
+}
+
 fn dot(a: &[f32], b: &[f32]) -> f64 {
 	a.iter()
 		.zip(b)

@@ -279,16 +279,9 @@ pub(crate) fn next_global(
 		tracing::info!(trainer = who(*k), ?why, "update left out by the screen");
 	}
 	if screened.kept.is_empty() {
-		let mut z: Vec<f64> = screened
-			.alignment
-			.iter()
-			.copied()
-			.filter(|z| !z.is_nan())
-			.collect();
-		z.sort_by(f64::total_cmp);
 		tracing::warn!(
 			updates = screened.dropped.len(),
-			median_z = z.get(z.len() / 2).copied().unwrap_or(f64::NAN),
+			median_z = aggregation::lowest_and_median(&screened.alignment).1,
 			bound = aggregation::SCREEN_Z,
 			"the screen kept no update: none aligns with the others beyond chance; under \
 			 heavy local-DP noise honest updates look like noise (docs/privacy.md, \
