@@ -276,7 +276,15 @@ enum PaperExperiment {
 	},
 	/// FedAvg in NIID-Bench's configuration (use --clients 10 --epochs 10 --lr 0.01
 	/// --rounds 50): IID, Dirichlet 0.5, 2 labels per client.
-	Niid,
+	Niid {
+		/// Splits to run, in order: `iid`, `dirichlet` (alpha 0.5), `k-labels` (2 labels
+		/// per client). About 40 minutes each on two cores.
+		#[arg(long, value_delimiter = ',', default_values_t = ["iid".to_string(), "dirichlet".to_string(), "k-labels".to_string()])]
+		splits: Vec<String>,
+		/// Name of the CSV and SVG.
+		#[arg(long, default_value = "niid-bench")]
+		name: String,
+	},
 }
 
 /// Raw hash: Blake2b-256 over a 40-byte buffer whose last 8 bytes change every call.
@@ -439,7 +447,9 @@ fn main() {
 				PaperExperiment::Attacks { shares } => {
 					paper::attacks(&base, &shares, &data_dir, &out)
 				}
-				PaperExperiment::Niid => paper::niid(&base, &data_dir, &out),
+				PaperExperiment::Niid { splits, name } => {
+					paper::niid(&base, &splits, &name, &data_dir, &out)
+				}
 				PaperExperiment::KSweep {
 					thetas,
 					ks,

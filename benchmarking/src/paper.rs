@@ -129,7 +129,14 @@ pub fn run_cases(name: &str, title: &str, cases: &[Case], dir: &Path, out: &Path
 				.collect(),
 			dashed: outcome.privacy.is_none(),
 		});
+		// After every case, so that a run stopped part way keeps the cases it finished.
+		write_curves(name, title, cases, &csv, &series, out);
 	}
+	println!("{name}: wrote {}/{name}.csv and .svg", out.display());
+}
+
+/// The CSV and the accuracy-over-rounds SVG of the cases run so far.
+fn write_curves(name: &str, title: &str, cases: &[Case], csv: &str, series: &[Series], out: &Path) {
 	std::fs::write(out.join(format!("{name}.csv")), csv).expect("csv");
 	let rounds = cases.iter().map(|c| c.sim.rounds).max().unwrap_or(1) as f64;
 	let low = series
@@ -142,10 +149,9 @@ pub fn run_cases(name: &str, title: &str, cases: &[Case], dir: &Path, out: &Path
 		"test accuracy (%)",
 		(1.0, rounds.max(2.0)),
 		((low / 10.0).floor() * 10.0, 100.0),
-		&series,
+		series,
 	);
 	std::fs::write(out.join(format!("{name}.svg")), svg).expect("svg");
-	println!("{name}: wrote {}/{name}.csv and .svg", out.display());
 }
 
 /// Every trainer's evidence accumulated over rounds 3 to the last (the rounds a per-round
@@ -370,21 +376,24 @@ pub fn attacks(base: &Base, shares: &[f64], dir: &Path, out: &Path) {
 }
 
 /// NIID-Bench's Fashion-MNIST configuration (10 clients, its simple CNN, 10 local epochs,
-/// batch 64, lr 0.01, momentum 0.9): IID, Dirichlet 0.5 and 2 labels per client.
-pub fn niid(base: &Base, dir: &Path, out: &Path) {
-	let cases: Vec<Case> = [
-		("IID", Scheme::Iid),
-		("Dirichlet 0.5", Scheme::Dirichlet { alpha: 0.5 }),
-		("2 labels", Scheme::KLabels { k: 2 }),
-	]
-	.into_iter()
-	.map(|(label, scheme)| Case {
-		label: label.into(),
-		sim: base.sim(Arch::SimpleCnn, scheme, no_noise()),
-	})
-	.collect();
+/// batch 64, lr 0.01, momentum 0.9): each of `splits` (`iid`, `dirichlet` for Dirichlet
+/// 0.5, `k-labels` for 2 labels per client), written as `name`.csv and .svg.
+pub fn niid(base: &Base, splits: &[String], name: &str, dir: &Path, out: &Path) {
+	let cases: Vec<Case> = splits
+		.iter()
+		.map(|split| match split.as_str() {
+			"iid" => ("IID", Scheme::Iid),
+			"dirichlet" => ("Dirichlet 0.5", Scheme::Dirichlet { alpha: 0.5 }),
+			"k-labels" => ("2 labels", Scheme::KLabels { k: 2 }),
+			other => panic!("--splits {other:?}: use iid, dirichlet or k-labels"),
+		})
+		.map(|(label, scheme)| Case {
+			label: label.into(),
+			sim: base.sim(Arch::SimpleCnn, scheme, no_noise()),
+		})
+		.collect();
 	run_cases(
-		"niid-bench",
+		name,
 		"FedAvg on Fashion-MNIST, NIID-Bench configuration",
 		&cases,
 		dir,

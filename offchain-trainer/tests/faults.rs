@@ -13,7 +13,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use blade_trainer::chain::{Backoff, BlockNumber, Client, RuntimeCall, Watch, UNIT};
-use common::{dev_account, wait_for, Node};
+use common::{dev_account, wait_for, work_above, Node};
 use serde_json::json;
 use sp_core::H256;
 
@@ -188,14 +188,25 @@ fn a_partitioned_miner_is_reorged_away_and_nothing_is_paid_twice_or_lost() {
 	let dir = common::test_dir();
 	let a = Node::start(dir.path(), "a", &[]);
 	let a_address = a.peer_address();
-	let peers = ["--bootnodes", a_address.as_str()];
-	let b = Node::start(dir.path(), "b", &peers);
+	// B and C mine on two threads each, A on one: on any machine with fewer cores than
+	// mining threads, {B, C} hold about four times A's hash rate.
+	let b = Node::start(
+		dir.path(),
+		"b",
+		&["--threads", "2", "--bootnodes", a_address.as_str()],
+	);
 	// C knows B directly, so {B, C} stay connected when A leaves.
 	let b_address = b.peer_address();
 	let c = Node::start(
 		dir.path(),
 		"c",
-		&["--bootnodes", a_address.as_str(), b_address.as_str()],
+		&[
+			"--threads",
+			"2",
+			"--bootnodes",
+			a_address.as_str(),
+			b_address.as_str(),
+		],
 	);
 	let (rb, rc) = (b.client(), c.client());
 	wait_for(&rb, 4, Duration::from_secs(240));
@@ -235,14 +246,22 @@ fn a_partitioned_miner_is_reorged_away_and_nothing_is_paid_twice_or_lost() {
 	let mut charlie_watch = Watch::new(charlie.submit(transfer(&eve)).unwrap());
 	wait_included(&mut charlie, &mut charlie_watch, Duration::from_secs(180));
 
-	// {B, C} mine with twice A's hash rate: wait until their chain is clearly heavier.
+	// Wait until {B, C}'s chain is clearly heavier. Heavier means more work, not more
+	// blocks: each side's retarget brings its own block rate back to the target, so after
+	// a few dozen blocks both forks grow by about as many blocks a minute and only the
+	// work per block tells them apart.
 	let deadline = Instant::now() + Duration::from_secs(600);
-	while rb.best_number().unwrap() < ra.best_number().unwrap() + 4 {
-		assert!(Instant::now() < deadline, "{{B, C}} never out-mined A");
-		std::thread::sleep(Duration::from_millis(500));
+	let (mut work_a, mut work_b) = (work_above(&ra, split_at), work_above(&rb, split_at));
+	while work_b < work_a.saturating_mul(3u8.into()) / 2 {
+		assert!(
+			Instant::now() < deadline,
+			"{{B, C}} never out-mined A: work since block {split_at} {work_b} against A's {work_a}"
+		);
+		std::thread::sleep(Duration::from_secs(1));
+		(work_a, work_b) = (work_above(&ra, split_at), work_above(&rb, split_at));
 	}
 	println!(
-		"partitioned at {split_at}: A at {}, B at {}, Bob's transfer in A's block {}",
+		"partitioned at {split_at}: A at {} (work {work_a}), B at {} (work {work_b}), Bob's transfer in A's block {}",
 		ra.best_number().unwrap(),
 		rb.best_number().unwrap(),
 		on_a.0

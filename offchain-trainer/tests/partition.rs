@@ -20,7 +20,8 @@ use std::{
 
 use blade_trainer::chain::{AccountId, BlockNumber, Client, FlEvent, RuntimeEvent};
 use common::{
-	agreed_block, dev_account, finish_honest_trainers, publish_task, start_trainer, wait_for, Node,
+	agreed_block, dev_account, finish_honest_trainers, publish_task, start_trainer, wait_for,
+	work_above, Node,
 };
 use pallet_fl_tasks::Phase;
 use serde_json::json;
@@ -152,7 +153,9 @@ fn a_round_split_by_a_partition_re_includes_the_lighter_forks_updates_and_settle
 		"an update was on chain before the split"
 	);
 
-	// Each side gets its two updates, and {B, C} out-mines A by four blocks.
+	// Each side gets its two updates, and {B, C} (twice A's hash rate) does clearly more
+	// work than A. Work, not blocks: each side's retarget brings its block rate back to
+	// the target, so the forks soon grow by about as many blocks a minute.
 	let (bob, charlie, dave, eve) = (
 		dev_account("Bob"),
 		dev_account("Charlie"),
@@ -164,7 +167,11 @@ fn a_round_split_by_a_partition_re_includes_the_lighter_forks_updates_and_settle
 		let (on_a, on_b) = (updates_on(&ra), updates_on(&rb));
 		let a_side = on_a.contains_key(&bob) && on_a.contains_key(&charlie);
 		let b_side = on_b.contains_key(&dave) && on_b.contains_key(&eve);
-		if a_side && b_side && rb.best_number().unwrap() >= ra.best_number().unwrap() + 4 {
+		let heavier = || {
+			let (work_a, work_b) = (work_above(&ra, split_at), work_above(&rb, split_at));
+			work_b >= work_a.saturating_mul(3u8.into()) / 2
+		};
+		if a_side && b_side && heavier() {
 			assert_eq!(on_a.len(), 2, "A's fork holds only its side's updates");
 			assert_eq!(on_b.len(), 2, "B's chain holds only its side's updates");
 			break on_a;

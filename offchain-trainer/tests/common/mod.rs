@@ -234,6 +234,28 @@ pub fn wait_for(
 	}
 }
 
+/// The work on `client`'s best chain above block `from`: the sum of each block's
+/// difficulty (the runtime's difficulty at its parent), the weight the PoW fork choice
+/// compares.
+pub fn work_above(
+	client: &blade_trainer::chain::Client,
+	from: blade_trainer::chain::BlockNumber,
+) -> sp_core::U256 {
+	let best = client.best_number().unwrap();
+	let mut work = sp_core::U256::zero();
+	for parent in from..best {
+		// A reorg between the two reads can shorten the chain: count what is there.
+		let Some(hash) = client.block_hash(parent).unwrap() else {
+			break;
+		};
+		let difficulty: sp_core::U256 = client
+			.state_call("DifficultyApi_difficulty", (), Some(hash))
+			.unwrap();
+		work = work.saturating_add(difficulty);
+	}
+	work
+}
+
 /// A temporary directory for a test's nodes and trainers; kept (and its path printed) when
 /// `BLADE_KEEP_TEST_DIRS` is set, to read the logs of a failed or surprising run.
 pub fn test_dir() -> tempfile::TempDir {
