@@ -46,7 +46,8 @@ fn fmnist(dir: &Path) -> (Dataset, Dataset) {
 pub fn run_cases(name: &str, title: &str, cases: &[Case], dir: &Path, out: &Path) {
 	let (train_set, test) = fmnist(dir);
 	std::fs::create_dir_all(out).expect("output directory");
-	let mut csv = String::from("case,round,accuracy,train_loss,epsilon,delta,noise,seconds\n");
+	// `kept`: updates the contribution screen kept that round (empty without a screen).
+	let mut csv = String::from("case,round,accuracy,train_loss,epsilon,delta,noise,seconds,kept\n");
 	let mut series = Vec::new();
 	for (i, case) in cases.iter().enumerate() {
 		let outcome = fedsim::run(&case.sim, &train_set, &test, |round, acc| {
@@ -62,7 +63,7 @@ pub fn run_cases(name: &str, title: &str, cases: &[Case], dir: &Path, out: &Path
 		for (round, (acc, loss)) in outcome.accuracy.iter().zip(&outcome.loss).enumerate() {
 			writeln!(
 				csv,
-				"{},{},{:.4},{:.4},{:.4},{:e},{:.4},{:.1}",
+				"{},{},{:.4},{:.4},{:.4},{:e},{:.4},{:.1},{}",
 				case.label,
 				round + 1,
 				acc,
@@ -70,7 +71,11 @@ pub fn run_cases(name: &str, title: &str, cases: &[Case], dir: &Path, out: &Path
 				eps,
 				delta,
 				outcome.noise.unwrap_or(0.0),
-				outcome.seconds
+				outcome.seconds,
+				outcome
+					.kept
+					.get(round)
+					.map_or(String::new(), |k| k.to_string())
 			)
 			.expect("string");
 		}
