@@ -192,8 +192,8 @@ enum Bench {
 		/// aggregated). With a screen each run prints how many updates it kept each round
 		/// (with the honest updates' lowest and median alignment z; it keeps z >= 4) and
 		/// each trainer's evidence accumulated from round 3.
-		#[arg(long, global = true, value_enum, default_value_t = ScreenMode::Off)]
-		screen: ScreenMode,
+		#[arg(long, global = true, value_enum, default_value_t = blade_trainer::fedsim::Screening::Off)]
+		screen: blade_trainer::fedsim::Screening,
 		/// The last N trainers are free riders sending Gaussian noise as long as their
 		/// update.
 		#[arg(long, global = true, default_value_t = 0)]
@@ -208,18 +208,6 @@ enum Bench {
 		#[arg(long, default_value_t = 3)]
 		repeats: u32,
 	},
-}
-
-/// `--screen` of `paper`.
-#[cfg(feature = "torch")]
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum ScreenMode {
-	/// No screen.
-	Off,
-	/// Measure what the screen would keep; aggregate every update.
-	Observe,
-	/// Aggregate only what the screen keeps.
-	Apply,
 }
 
 #[cfg(feature = "torch")]
@@ -406,11 +394,7 @@ fn main() {
 				lr,
 				momentum,
 				threads,
-				screen: match screen {
-					ScreenMode::Off => blade_trainer::fedsim::Screening::Off,
-					ScreenMode::Observe => blade_trainer::fedsim::Screening::Observe,
-					ScreenMode::Apply => blade_trainer::fedsim::Screening::Apply,
-				},
+				screen,
 				free_riders,
 			};
 			match experiment {

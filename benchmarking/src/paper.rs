@@ -95,14 +95,14 @@ pub fn run_cases(name: &str, title: &str, cases: &[Case], dir: &Path, out: &Path
 				case.label,
 				rounds.join(", ")
 			);
-			let (honest, riders) = evidence(&outcome.alignment, case.sim.clients, case.sim.attack);
-			if !honest.is_empty() {
+			let evidence = evidence(&outcome.alignment, case.sim.clients);
+			if !evidence.is_empty() {
+				let (lowest, median) = lowest_and_median(&evidence[..honest]);
+				let riders = evidence[honest..].iter().copied().reduce(f64::max);
 				println!(
-					"{name}: {:<44} task-level evidence from round 3 (sum of z / sqrt(rounds)): honest lowest {:.2}, median {:.2}; free riders highest {}",
+					"{name}: {:<44} task-level evidence from round 3 (sum of z / sqrt(rounds)): honest lowest {lowest:.2}, median {median:.2}; free riders highest {}",
 					case.label,
-					honest[0],
-					honest[honest.len() / 2],
-					riders.last().map_or("-".to_string(), |z| format!("{z:.2}"))
+					riders.map_or("-".to_string(), |z| format!("{z:.2}"))
 				);
 			}
 		}
@@ -161,30 +161,22 @@ fn write_curves(name: &str, title: &str, cases: &[Case], csv: &str, series: &[Se
 
 /// Every trainer's evidence accumulated over rounds 3 to the last (the rounds a per-round
 /// screen cannot decide under DP): the sum of its alignments over the square root of their
-/// count, sorted, for the honest trainers and for the attackers (the last `attack.1`).
-fn evidence(
-	alignment: &[Vec<f64>],
-	clients: usize,
-	attack: Option<(Behaviour, usize)>,
-) -> (Vec<f64>, Vec<f64>) {
+/// count, in trainer order (the attackers last); empty with fewer than three rounds.
+fn evidence(alignment: &[Vec<f64>], clients: usize) -> Vec<f64> {
 	let rounds = &alignment[alignment.len().min(2)..];
 	if rounds.is_empty() {
-		return (Vec::new(), Vec::new());
+		return Vec::new();
 	}
-	let attackers = attack.map_or(0, |(_, n)| n);
-	let z = |k: usize| {
-		let (sum, count) = rounds
-			.iter()
-			.map(|r| r[k])
-			.filter(|z| !z.is_nan())
-			.fold((0.0, 0usize), |(s, c), z| (s + z, c + 1));
-		sum / (count.max(1) as f64).sqrt()
-	};
-	let mut honest: Vec<f64> = (0..clients - attackers).map(z).collect();
-	let mut riders: Vec<f64> = (clients - attackers..clients).map(z).collect();
-	honest.sort_by(f64::total_cmp);
-	riders.sort_by(f64::total_cmp);
-	(honest, riders)
+	(0..clients)
+		.map(|k| {
+			let (sum, count) = rounds
+				.iter()
+				.map(|r| r[k])
+				.filter(|z| !z.is_nan())
+				.fold((0.0, 0usize), |(s, c), z| (s + z, c + 1));
+			sum / (count.max(1) as f64).sqrt()
+		})
+		.collect()
 }
 
 /// Common settings of the experiments.

@@ -52,8 +52,9 @@ pub struct Sim {
 	pub screen: Screening,
 }
 
-/// Whether a run screens the updates ([`crate::aggregation::screen`]) as a chain does.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Whether a run screens the updates ([`crate::aggregation::screen`]) as a chain does
+/// (also `blade-bench paper --screen`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Screening {
 	/// No screen: every update is aggregated (the plain federated experiments).
 	#[default]
