@@ -125,8 +125,10 @@ enum Bench {
 		/// libtorch threads.
 		#[arg(long, default_value_t = 1)]
 		threads: usize,
-		/// Split of the training data: `iid`, `k-labels` (`--k` labels per client, the
-		/// classic pathological non-IID split) or `dirichlet` (`--alpha`).
+		/// Split of the training data: `iid`, `k-labels` (`--k` labels per client in groups
+		/// that share no label, the classic pathological non-IID split), `random-labels`
+		/// (NIID-Bench's `#C=k`: client i holds label i and k-1 random ones) or
+		/// `dirichlet` (`--alpha`).
 		#[arg(long, default_value = "iid")]
 		scheme: String,
 		/// Local learning rate.
@@ -135,7 +137,7 @@ enum Bench {
 		/// Local SGD momentum (0: plain SGD, steadier on non-IID splits).
 		#[arg(long, default_value_t = 0.9)]
 		momentum: f64,
-		/// Labels per client for `k-labels`.
+		/// Labels per client for `k-labels` and `random-labels`.
 		#[arg(long, default_value_t = 2)]
 		k: usize,
 		/// Dirichlet concentration.
@@ -228,7 +230,16 @@ enum PaperExperiment {
 		/// Also output perturbation at the largest epsilon.
 		#[arg(long)]
 		output_perturbation: bool,
-		/// `iid` or `k-labels` (2 labels per trainer).
+		/// Leave out the DP-SGD curves (with --output-perturbation: only the paper's
+		/// mechanism, Gaussian and Laplace, constant and adaptive).
+		#[arg(long)]
+		no_dp_sgd: bool,
+		/// The model: `dp-cnn` (Papernot et al.'s tanh CNN) or `scatter-linear` (Tramer and
+		/// Boneh's fixed scattering features and a linear layer).
+		#[arg(long, value_enum, default_value_t = blade_trainer::registry::ModelName::DpCnn)]
+		model: blade_trainer::registry::ModelName,
+		/// `iid`, `k-labels` (2 labels per trainer, disjoint groups) or `random-labels`
+		/// (2 labels per trainer, NIID-Bench's draw).
 		#[arg(long, default_value = "iid")]
 		scheme: String,
 		/// Leave out the run without DP.
@@ -265,9 +276,10 @@ enum PaperExperiment {
 	/// FedAvg in NIID-Bench's configuration (use --clients 10 --epochs 10 --lr 0.01
 	/// --rounds 50): IID, Dirichlet 0.5, 2 labels per client.
 	Niid {
-		/// Splits to run, in order: `iid`, `dirichlet` (alpha 0.5), `k-labels` (2 labels
-		/// per client). About 40 minutes each on two cores.
-		#[arg(long, value_delimiter = ',', default_values_t = ["iid".to_string(), "dirichlet".to_string(), "k-labels".to_string()])]
+		/// Splits to run, in order: `iid`, `dirichlet` (alpha 0.5), `random-labels` (2
+		/// labels per client, NIID-Bench's `#C=2` draw), `k-labels` (2 labels per client in
+		/// disjoint groups, harder than NIID-Bench's). About 50 minutes each on two cores.
+		#[arg(long, value_delimiter = ',', default_values_t = ["iid".to_string(), "dirichlet".to_string(), "random-labels".to_string()])]
 		splits: Vec<String>,
 		/// Name of the CSV and SVG.
 		#[arg(long, default_value = "niid-bench")]
@@ -364,8 +376,11 @@ fn main() {
 			scheme: match scheme.as_str() {
 				"iid" => blade_trainer::partition::Scheme::Iid,
 				"k-labels" => blade_trainer::partition::Scheme::KLabels { k },
+				"random-labels" => blade_trainer::partition::Scheme::RandomLabels { k },
 				"dirichlet" => blade_trainer::partition::Scheme::Dirichlet { alpha },
-				other => panic!("--scheme {other:?}: use iid, k-labels or dirichlet"),
+				other => {
+					panic!("--scheme {other:?}: use iid, k-labels, random-labels or dirichlet")
+				}
 			},
 			svg: &svg,
 		}),
@@ -403,6 +418,8 @@ fn main() {
 					clip,
 					decay,
 					output_perturbation,
+					no_dp_sgd,
+					model,
 					scheme,
 					no_reference,
 					name,
@@ -410,10 +427,13 @@ fn main() {
 					let split = match scheme.as_str() {
 						"iid" => blade_trainer::partition::Scheme::Iid,
 						"k-labels" => blade_trainer::partition::Scheme::KLabels { k: 2 },
-						other => panic!("--scheme {other:?}: use iid or k-labels"),
+						"random-labels" => blade_trainer::partition::Scheme::RandomLabels { k: 2 },
+						other => panic!("--scheme {other:?}: use iid, k-labels or random-labels"),
 					};
 					paper::dp(
 						&base,
+						blade_trainer::registry::model(model.id())
+							.expect("a named model has an id"),
 						split,
 						&scheme,
 						&epsilons,
@@ -422,6 +442,7 @@ fn main() {
 						output_perturbation,
 						(
 							!no_reference,
+							!no_dp_sgd,
 							&name.unwrap_or_else(|| format!("dp-{scheme}")),
 						),
 						&data_dir,

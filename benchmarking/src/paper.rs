@@ -239,17 +239,19 @@ fn no_noise() -> PrivacyConfig {
 
 /// Fig. 2 and the DP goal: DP-SGD at each of `epsilons` (total, per trainer), constant and
 /// adaptive (`decay`), output perturbation (Gaussian, Laplace) at the largest epsilon, and
-/// the non-private run; on `scheme`.
+/// the non-private run (`reference`); on `scheme`. `dp_sgd` false leaves the DP-SGD
+/// curves out.
 #[allow(clippy::too_many_arguments)]
 pub fn dp(
 	base: &Base,
+	arch: Arch,
 	scheme: Scheme,
 	scheme_name: &str,
 	epsilons: &[f64],
 	clip: f64,
 	decay: f64,
 	output_perturbation: bool,
-	(reference, name): (bool, &str),
+	(reference, dp_sgd, name): (bool, bool, &str),
 	dir: &Path,
 	out: &Path,
 ) {
@@ -257,10 +259,10 @@ pub fn dp(
 	if reference {
 		cases.push(Case {
 			label: "no DP".into(),
-			sim: base.sim(Arch::DpCnn, scheme, no_noise()),
+			sim: base.sim(arch, scheme, no_noise()),
 		});
 	}
-	for eps in epsilons {
+	for eps in epsilons.iter().filter(|_| dp_sgd) {
 		let privacy = PrivacyConfig {
 			noise: Noise::DpSgd,
 			epsilon: Some(*eps),
@@ -271,12 +273,12 @@ pub fn dp(
 		};
 		cases.push(Case {
 			label: format!("DP-SGD eps {eps} constant"),
-			sim: base.sim(Arch::DpCnn, scheme, privacy),
+			sim: base.sim(arch, scheme, privacy),
 		});
 		if decay < 1.0 {
 			cases.push(Case {
 				label: format!("DP-SGD eps {eps} adaptive {decay}"),
-				sim: base.sim(Arch::DpCnn, scheme, PrivacyConfig { decay, ..privacy }),
+				sim: base.sim(arch, scheme, PrivacyConfig { decay, ..privacy }),
 			});
 		}
 	}
@@ -297,7 +299,7 @@ pub fn dp(
 						"output {name} eps {eps} {}",
 						if d < 1.0 { "adaptive" } else { "constant" }
 					),
-					sim: base.sim(Arch::DpCnn, scheme, privacy),
+					sim: base.sim(arch, scheme, privacy),
 				});
 			}
 		}
@@ -305,7 +307,7 @@ pub fn dp(
 	run_cases(
 		name,
 		&format!(
-			"Fashion-MNIST, {} trainers ({scheme_name}), DP-CNN: accuracy vs total epsilon per trainer",
+			"Fashion-MNIST, {} trainers ({scheme_name}), {arch:?}: accuracy vs total epsilon per trainer",
 			base.clients
 		),
 		&cases,
@@ -374,15 +376,17 @@ pub fn attacks(base: &Base, shares: &[f64], dir: &Path, out: &Path) {
 
 /// NIID-Bench's Fashion-MNIST configuration (10 clients, its simple CNN, 10 local epochs,
 /// batch 64, lr 0.01, momentum 0.9): each of `splits` (`iid`, `dirichlet` for Dirichlet
-/// 0.5, `k-labels` for 2 labels per client), written as `name`.csv and .svg.
+/// 0.5, `random-labels` for NIID-Bench's 2 labels per client, `k-labels` for 2 labels in
+/// disjoint groups), written as `name`.csv and .svg.
 pub fn niid(base: &Base, splits: &[String], name: &str, dir: &Path, out: &Path) {
 	let cases: Vec<Case> = splits
 		.iter()
 		.map(|split| match split.as_str() {
 			"iid" => ("IID", Scheme::Iid),
 			"dirichlet" => ("Dirichlet 0.5", Scheme::Dirichlet { alpha: 0.5 }),
-			"k-labels" => ("2 labels", Scheme::KLabels { k: 2 }),
-			other => panic!("--splits {other:?}: use iid, dirichlet or k-labels"),
+			"random-labels" => ("2 labels", Scheme::RandomLabels { k: 2 }),
+			"k-labels" => ("2 labels, disjoint groups", Scheme::KLabels { k: 2 }),
+			other => panic!("--splits {other:?}: use iid, dirichlet, random-labels or k-labels"),
 		})
 		.map(|(label, scheme)| Case {
 			label: label.into(),

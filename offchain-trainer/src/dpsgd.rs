@@ -434,6 +434,7 @@ mod tests {
 			Arch::Cnn,
 			Arch::DpCnn,
 			Arch::SimpleCnn,
+			Arch::ScatterLinear,
 		] {
 			let mut model = Model::new(arch, FMNIST, Device::Cpu, 3).unwrap();
 			model.var_store_mut().double();
@@ -454,7 +455,7 @@ mod tests {
 
 	#[test]
 	fn clipping_bounds_every_per_sample_norm_and_the_sum_matches() {
-		for arch in [Arch::Mlp { hidden: 32 }, Arch::DpCnn] {
+		for arch in [Arch::Mlp { hidden: 32 }, Arch::DpCnn, Arch::ScatterLinear] {
 			let mut model = Model::new(arch, FMNIST, Device::Cpu, 4).unwrap();
 			model.var_store_mut().double();
 			let (xs, ys) = batch(8, Kind::Double);

@@ -124,12 +124,16 @@ pub fn run(
 		.map(|(epsilon, delta)| Budget::new(epsilon, delta))
 		.transpose()?;
 	let mut shards = Vec::with_capacity(sim.clients);
+	// FedAvg weights: each client's sample count, as the chain's aggregation weighs by
+	// declared data size (and as McMahan et al. and NIID-Bench do).
+	let mut sizes: Vec<u128> = Vec::with_capacity(sim.clients);
 	for part in &parts {
 		let take: Vec<usize> = match sim.samples {
 			0 => part.clone(),
 			n => part.iter().copied().take(n).collect(),
 		};
 		let data = train_set.subset(&take)?;
+		sizes.push(data.len() as u128);
 		let plan = pipeline::plan_for(
 			&sim.privacy,
 			&sim.train,
@@ -190,7 +194,7 @@ pub fn run(
 			}
 			updates.push(update);
 		}
-		let kept: Vec<Vec<f32>> = if sim.screen != Screening::Off {
+		let (kept, weights): (Vec<Vec<f32>>, Vec<u128>) = if sim.screen != Screening::Off {
 			let screened = screen(&updates, previous.as_deref())?;
 			let (lowest, median) =
 				lowest_and_median(&screened.alignment[..sim.clients - attackers]);
@@ -208,17 +212,17 @@ pub fn run(
 				Screening::Apply => screened
 					.kept
 					.iter()
-					.map(|k| std::mem::take(&mut updates[*k]))
-					.collect(),
-				_ => updates,
+					.map(|k| (std::mem::take(&mut updates[*k]), sizes[*k]))
+					.unzip(),
+				_ => (updates, sizes.clone()),
 			}
 		} else {
-			updates
+			(updates, sizes.clone())
 		};
 		let step = if kept.is_empty() {
 			vec![0f32; global.len()]
 		} else {
-			aggregate(&kept, &vec![1u128; kept.len()], sim.rule)?.values
+			aggregate(&kept, &weights, sim.rule)?.values
 		};
 		global.iter_mut().zip(&step).for_each(|(g, d)| *g += d);
 		previous = Some(step);

@@ -54,6 +54,8 @@ pub mod registry;
 #[cfg(feature = "torch")]
 pub mod runner;
 #[cfg(feature = "torch")]
+pub mod scatter;
+#[cfg(feature = "torch")]
 pub mod service;
 pub mod signature;
 pub mod state;

@@ -43,6 +43,11 @@ pub enum Layer {
 	Image(i64, i64, i64),
 	/// Flatten to `N x features`.
 	Flatten,
+	/// The fixed scattering transform ([`crate::scatter`]); no parameters.
+	Scatter(Box<crate::scatter::Scattering>),
+	/// Group normalisation without parameters (each sample alone, so DP-SGD's per-sample
+	/// gradients stay per sample).
+	GroupNorm(i64),
 }
 
 impl Layer {
@@ -73,6 +78,10 @@ impl Layer {
 			),
 			Layer::Image(c, h, w) => xs.view([-1, *c, *h, *w]),
 			Layer::Flatten => xs.flatten(1, -1),
+			Layer::Scatter(s) => s.apply(xs),
+			Layer::GroupNorm(groups) => {
+				xs.group_norm(*groups, None::<Tensor>, None::<Tensor>, 1e-5, false)
+			}
 		}
 	}
 }
@@ -170,6 +179,17 @@ impl Model {
 				linear("fc2", 120, 84),
 				Layer::Relu,
 				linear("fc3", 84, shape.classes),
+			],
+			Arch::ScatterLinear => vec![
+				Layer::Image(c, h, w),
+				Layer::Scatter(Box::new(crate::scatter::Scattering::new(h, w, 2, 8)?)),
+				Layer::GroupNorm(27),
+				Layer::Flatten,
+				linear(
+					"fc1",
+					crate::registry::scatter_features(shape),
+					shape.classes,
+				),
 			],
 		};
 		let mut layout: Vec<(String, Vec<i64>)> = vs

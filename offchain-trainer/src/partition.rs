@@ -1,8 +1,8 @@
 //! Splitting a data set among clients: IID, Dirichlet(alpha) label skew, and exactly k
-//! labels per client. Seeded (ChaCha8) and reproducible: the same labels, clients and seed
+//! labels per client (in disjoint groups, or NIID-Bench's overlapping draw). Seeded (ChaCha8) and reproducible: the same labels, clients and seed
 //! give the same partition on every machine.
 
-use rand::{seq::SliceRandom, SeedableRng};
+use rand::{seq::SliceRandom, Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Dirichlet, Distribution};
 
@@ -19,7 +19,17 @@ pub enum Scheme {
 		alpha: f64,
 	},
 	/// Every client holds exactly `k` labels: client `i` gets labels `(i k + j) mod C`.
+	/// With `C` a multiple of `k` the clients fall into `C / k` groups that share no label
+	/// (the pathological split: no client's data overlaps another group's).
 	KLabels {
+		/// Labels per client, `1 ..= classes`.
+		k: usize,
+	},
+	/// NIID-Bench's `#C=k` split (Li et al. 2022): client `i` holds label `i mod C` and
+	/// `k - 1` other labels drawn at random (seeded); each label's samples are divided
+	/// evenly among the clients that hold it, so shares differ in size and the clients'
+	/// label sets overlap.
+	RandomLabels {
 		/// Labels per client, `1 ..= classes`.
 		k: usize,
 	},
@@ -107,6 +117,34 @@ pub fn partition(
 				}
 			}
 		}
+		Scheme::RandomLabels { k } => {
+			if k == 0 || k > classes {
+				return Err(invalid(format!(
+					"k = {k} labels per client must be in 1..={classes}"
+				)));
+			}
+			let mut holders: Vec<Vec<usize>> = vec![Vec::new(); classes];
+			for client in 0..clients {
+				let mut held = vec![client % classes];
+				while held.len() < k {
+					let label = rng.gen_range(0..classes);
+					if !held.contains(&label) {
+						held.push(label);
+					}
+				}
+				for label in held {
+					holders[label].push(client);
+				}
+			}
+			for (class, owners) in by_class.into_iter().zip(&holders) {
+				// Contiguous, as even as integers allow (numpy's `array_split`).
+				let (n, m) = (class.len(), owners.len());
+				for (j, owner) in owners.iter().enumerate() {
+					let (start, end) = (j * n / m, (j + 1) * n / m);
+					parts[*owner].extend_from_slice(&class[start..end]);
+				}
+			}
+		}
 	}
 	for part in &mut parts {
 		part.sort_unstable();
@@ -155,6 +193,43 @@ mod tests {
 			}
 		}
 		assert!(partition(&l, 10, 10, Scheme::KLabels { k: 11 }, 3).is_err());
+	}
+
+	#[test]
+	fn random_labels_overlap_cover_and_follow_niid_bench() {
+		let l = labels(10_000);
+		for k in [1, 2, 3] {
+			let parts = partition(&l, 10, 10, Scheme::RandomLabels { k }, 3).unwrap();
+			assert!(is_cover(&parts, 10_000));
+			for (i, p) in parts.iter().enumerate() {
+				let held = labels_of(p, &l);
+				assert_eq!(held.len(), k, "client {i}");
+				assert!(held.contains(&(i as u8)), "client {i} holds its own label");
+			}
+			// Every label's samples are split evenly among its holders.
+			for label in 0..10u8 {
+				let sizes: Vec<usize> = parts
+					.iter()
+					.map(|p| p.iter().filter(|s| l[**s] == label).count())
+					.filter(|n| *n > 0)
+					.collect();
+				let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+				assert!(hi - lo <= 1, "label {label}: {sizes:?}");
+			}
+		}
+		// The label sets overlap across clients (unlike KLabels' disjoint groups): with 2
+		// labels each some client shares exactly one label with another.
+		let parts = partition(&l, 10, 10, Scheme::RandomLabels { k: 2 }, 3).unwrap();
+		let sets: Vec<_> = parts.iter().map(|p| labels_of(p, &l)).collect();
+		assert!(sets
+			.iter()
+			.enumerate()
+			.any(|(i, a)| sets[i + 1..].iter().any(|b| a.intersection(b).count() == 1)));
+		assert_eq!(
+			parts,
+			partition(&l, 10, 10, Scheme::RandomLabels { k: 2 }, 3).unwrap()
+		);
+		assert!(partition(&l, 10, 10, Scheme::RandomLabels { k: 0 }, 3).is_err());
 	}
 
 	#[test]

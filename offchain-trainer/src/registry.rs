@@ -16,6 +16,7 @@
 //! | 3 | CNN (two 5x5 conv layers, 128-unit head) |
 //! | 4 | DP-CNN: Papernot et al. 2020's tempered-sigmoid (tanh) CNN for DP-SGD (26 010 parameters on 28x28) |
 //! | 5 | Simple CNN: NIID-Bench's (Li et al. 2022) LeNet-style reference (44 426 parameters on 28x28) |
+//! | 6 | ScatterNet + linear: Tramer and Boneh 2021's private learner (fixed scattering features, 39 700 parameters on 28x28) |
 
 use std::path::Path;
 
@@ -37,6 +38,8 @@ pub enum ModelName {
 	DpCnn,
 	/// NIID-Bench's simple CNN: 6 and 16 5x5 filters, 120/84-unit head (`model_id` 5).
 	SimpleCnn,
+	/// Fixed scattering features (J 2, L 8), group norm, one linear layer (`model_id` 6).
+	ScatterLinear,
 }
 
 impl ModelName {
@@ -48,6 +51,7 @@ impl ModelName {
 			ModelName::Cnn => 3,
 			ModelName::DpCnn => 4,
 			ModelName::SimpleCnn => 5,
+			ModelName::ScatterLinear => 6,
 		}
 	}
 
@@ -59,12 +63,13 @@ impl ModelName {
 			ModelName::Cnn,
 			ModelName::DpCnn,
 			ModelName::SimpleCnn,
+			ModelName::ScatterLinear,
 		]
 		.into_iter()
 		.find(|m| m.id() == id)
 		.ok_or_else(|| {
 			invalid(format!(
-				"unknown model_id {id} (1 = mlp32, 2 = mlp128, 3 = cnn, 4 = dp-cnn, 5 = simple-cnn)"
+				"unknown model_id {id} (1 = mlp32, 2 = mlp128, 3 = cnn, 4 = dp-cnn, 5 = simple-cnn, 6 = scatter-linear)"
 			))
 		})
 	}
@@ -129,6 +134,12 @@ pub enum Arch {
 	/// CNN: `conv1 5x5 (6) -> ReLU -> maxpool 2 -> conv2 5x5 (16) -> ReLU -> maxpool 2 ->
 	/// fc1 (120) -> ReLU -> fc2 (84) -> ReLU -> fc3 (classes)`.
 	SimpleCnn,
+	/// Tramer and Boneh 2021 ("Differentially Private Learning Needs Better Features"):
+	/// a fixed 2-D scattering transform (J = 2, L = 8: 81 channels per input channel at a
+	/// quarter of the resolution, [`crate::scatter`]) -> group norm (27 groups, no
+	/// parameters) -> fc1 (classes). Only the linear layer learns, on features that cost
+	/// no privacy.
+	ScatterLinear,
 }
 
 /// Input shape and class count.
@@ -173,6 +184,7 @@ impl Arch {
 					+ linear(120, 84)
 					+ linear(84, shape.classes)
 			}
+			Arch::ScatterLinear => linear(scatter_features(shape), shape.classes),
 		}
 	}
 }
@@ -191,6 +203,12 @@ pub fn simple_cnn_features(shape: Shape) -> i64 {
 	16 * side(shape.height) * side(shape.width)
 }
 
+/// Inputs of the scattering model's `fc1`: 81 channels per input channel, each side
+/// divided by 4.
+pub fn scatter_features(shape: Shape) -> i64 {
+	81 * shape.channels * (shape.height / 4) * (shape.width / 4)
+}
+
 /// Inputs of the CNN's `fc1`: 64 channels after two (5x5 valid conv, 2x2 max-pool) stages.
 pub fn cnn_features(shape: Shape) -> i64 {
 	let side = |s: i64| ((s - 4) / 2 - 4) / 2;
@@ -205,8 +223,9 @@ pub fn model(model_id: u32) -> Result<Arch> {
 		3 => Ok(Arch::Cnn),
 		4 => Ok(Arch::DpCnn),
 		5 => Ok(Arch::SimpleCnn),
+		6 => Ok(Arch::ScatterLinear),
 		other => Err(invalid(format!(
-			"unknown model_id {other} (1 = MLP-32, 2 = MLP-128, 3 = CNN, 4 = DP-CNN, 5 = simple CNN)"
+			"unknown model_id {other} (1 = MLP-32, 2 = MLP-128, 3 = CNN, 4 = DP-CNN, 5 = simple CNN, 6 = ScatterNet + linear)"
 		))),
 	}
 }

@@ -53,8 +53,10 @@ enum SchemeArg {
 	Iid,
 	/// Dirichlet(alpha) label skew per class.
 	Dirichlet,
-	/// Exactly k labels per client.
+	/// Exactly k labels per client, in groups that share no label.
 	KLabels,
+	/// NIID-Bench's k labels per client: client i holds label i and k-1 random ones.
+	RandomLabels,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -287,6 +289,7 @@ fn main() -> anyhow::Result<()> {
 				SchemeArg::Iid => Scheme::Iid,
 				SchemeArg::Dirichlet => Scheme::Dirichlet { alpha },
 				SchemeArg::KLabels => Scheme::KLabels { k },
+				SchemeArg::RandomLabels => Scheme::RandomLabels { k },
 			};
 			let parts = partition(&train.labels, train.classes, clients, scheme, seed)
 				.context("partitioning the training split")?;

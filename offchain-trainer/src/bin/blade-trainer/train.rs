@@ -78,8 +78,10 @@ pub enum SchemeArg {
 	Iid,
 	/// Dirichlet(alpha) label skew (`--alpha`).
 	Dirichlet,
-	/// Exactly k labels per shard (`--k`).
+	/// Exactly k labels per shard (`--k`), in groups that share no label.
 	KLabels,
+	/// NIID-Bench's k labels per shard (`--k`): shard i holds label i and k-1 random ones.
+	RandomLabels,
 }
 
 /// `run` arguments.
@@ -339,6 +341,7 @@ impl TrainerArgs {
 				SchemeArg::Iid => Scheme::Iid,
 				SchemeArg::Dirichlet => Scheme::Dirichlet { alpha: args.alpha },
 				SchemeArg::KLabels => Scheme::KLabels { k: args.k },
+				SchemeArg::RandomLabels => Scheme::RandomLabels { k: args.k },
 			},
 			partition_seed: args.partition_seed,
 			max_samples: args.max_samples,
