@@ -376,7 +376,7 @@ mod tests {
 		}
 		// The registry's formula (used by `publish-task` without libtorch) agrees with
 		// the built models for every registered model and data set.
-		for model_id in 1..=5 {
+		for model_id in 1..=6 {
 			for dataset_id in 1..=3 {
 				let arch = crate::registry::model(model_id).unwrap();
 				let shape = crate::registry::shape(dataset_id).unwrap();
@@ -386,6 +386,11 @@ mod tests {
 					built.param_count(),
 					"model {model_id} on data set {dataset_id}"
 				);
+				let x = Tensor::rand(
+					[2, shape.channels, shape.height, shape.width],
+					(Kind::Float, Device::Cpu),
+				);
+				assert_eq!(built.forward(&x, false).size(), vec![2, shape.classes]);
 			}
 		}
 	}

@@ -286,12 +286,22 @@ mod tests {
 		assert_eq!(param_count(2, 2).unwrap(), 101_770);
 		// conv 832 + 51 264, fc1 1024 x 128 + 128, fc2 1 290.
 		assert_eq!(param_count(3, 1).unwrap(), 832 + 51_264 + 131_200 + 1_290);
+		// 81 scattering channels of 7x7 (8x8 per colour channel on CIFAR-10) into 10 classes.
+		assert_eq!(param_count(6, 1).unwrap(), 81 * 49 * 10 + 10);
+		assert_eq!(param_count(6, 3).unwrap(), 3 * 81 * 64 * 10 + 10);
 		assert!(model(9).is_err() && shape(0).is_err());
 	}
 
 	#[test]
 	fn names_and_ids_agree() {
-		for m in [ModelName::Mlp32, ModelName::Mlp128, ModelName::Cnn] {
+		for m in [
+			ModelName::Mlp32,
+			ModelName::Mlp128,
+			ModelName::Cnn,
+			ModelName::DpCnn,
+			ModelName::SimpleCnn,
+			ModelName::ScatterLinear,
+		] {
 			assert_eq!(ModelName::from_id(m.id()).unwrap(), m);
 			assert!(model(m.id()).is_ok());
 		}
