@@ -28,7 +28,8 @@ pub enum Scheme {
 	/// NIID-Bench's `#C=k` split (Li et al. 2022): client `i` holds label `i mod C` and
 	/// `k - 1` other labels drawn at random (seeded); each label's samples are divided
 	/// evenly among the clients that hold it, so shares differ in size and the clients'
-	/// label sets overlap.
+	/// label sets overlap. With fewer clients than classes, labels nobody drew are left
+	/// out (as in NIID-Bench).
 	RandomLabels {
 		/// Labels per client, `1 ..= classes`.
 		k: usize,

@@ -22,8 +22,8 @@ use std::{
 
 use tch::{Device, Kind, Tensor};
 
-/// Images whose features a [`Scattering`] keeps (about 1.1 GB of 81x7x7 `f32` features).
-const CACHE_LIMIT: usize = 80_000;
+/// Bytes of features a [`Scattering`] keeps (80 000 Fashion-MNIST images of 81x7x7 `f32`).
+const CACHE_BYTES: usize = 1_300_000_000;
 
 /// Images transformed at once (bounds the complex intermediates to a few hundred MB).
 const CHUNK: i64 = 256;
@@ -44,8 +44,8 @@ pub struct Scattering {
 	/// Wavelets in the Fourier domain: `psi[j][res]` is `L x P x P` (one per orientation)
 	/// at resolution `res <= j`.
 	psi: Vec<Vec<Tensor>>,
-	/// Features already computed, keyed by a hash of the image's bytes.
-	cache: Mutex<HashMap<u64, Tensor>>,
+	/// Features already computed, keyed by a 128-bit hash of the image's bytes.
+	cache: Mutex<HashMap<(u64, u64), Tensor>>,
 }
 
 /// A Gabor filter `exp(-x' C x / 2 sigma^2 + i xi (x cos t + y sin t))`, periodised over
@@ -162,7 +162,8 @@ impl Scattering {
 				let slant = 4.0 / l as f64;
 				let bank: Vec<Tensor> = (0..l)
 					.map(|t| {
-						let theta = ((l - l / 2 - 1) as f64 - t as f64) * PI / l as f64;
+						let first = (l as f64 - l as f64 / 2.0 - 1.0).trunc();
+						let theta = (first - t as f64) * PI / l as f64;
 						let (wr, wi) = gabor(pm, pn, sigma, theta, xi, slant);
 						let (mr, mi) = gabor(pm, pn, sigma, theta, 0.0, slant);
 						// Morlet: the Gabor filter less the Gaussian that makes its mean zero.
@@ -221,7 +222,9 @@ impl Scattering {
 	}
 
 	/// Scattering coefficients of `images` (`N x H x W`, one channel each), computed
-	/// without the cache: `N x channels x H/2^J x W/2^J`.
+	/// without the cache: `N x channels x H/2^J x W/2^J`. Channels: order 0, then order 1
+	/// by (j1, theta1), then order 2 by (j1, j2, theta1, theta2) (Kymatio's order for
+	/// J = 2).
 	pub fn transform(&self, images: &Tensor) -> Tensor {
 		let (pm, pn) = self.padded;
 		let (top, left) = ((pm - self.height) / 2, (pn - self.width) / 2);
@@ -259,6 +262,9 @@ impl Scattering {
 		let size = xs.size();
 		let (n, c) = (size[0], size[1]);
 		let (oh, ow) = self.output_side();
+		if n == 0 {
+			return Tensor::zeros([0, c * self.channels(), oh, ow], (xs.kind(), xs.device()));
+		}
 		let images = xs
 			.to_device(Device::Cpu)
 			.reshape([n * c, self.height, self.width])
@@ -272,14 +278,21 @@ impl Scattering {
 				.to_device(xs.device());
 		};
 		let per = (self.height * self.width) as usize;
-		let keys: Vec<u64> = flat
+		// Two independent 64-bit SipHashes: a collision would hand one image another's
+		// features, so the key is 128 bits wide.
+		let keys: Vec<(u64, u64)> = flat
 			.chunks(per.max(1))
 			.map(|pixels| {
-				let mut h = std::collections::hash_map::DefaultHasher::new();
-				pixels.iter().for_each(|p| p.to_bits().hash(&mut h));
-				h.finish()
+				let digest = |salt: u64| {
+					let mut h = std::collections::hash_map::DefaultHasher::new();
+					salt.hash(&mut h);
+					pixels.iter().for_each(|p| p.to_bits().hash(&mut h));
+					h.finish()
+				};
+				(digest(0x5ca7_7e12), digest(0xb1ad_ef1a))
 			})
 			.collect();
+		let limit = CACHE_BYTES / (self.channels() * oh * ow * 4).max(1) as usize;
 		let mut rows: Vec<Option<Tensor>> = {
 			let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
 			keys.iter()
@@ -295,7 +308,7 @@ impl Scattering {
 			let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
 			for (row, i) in chunk.iter().enumerate() {
 				let f = features.get(row as i64).copy();
-				if cache.len() < CACHE_LIMIT {
+				if cache.len() < limit {
 					cache.insert(keys[*i as usize], f.shallow_clone());
 				}
 				rows[*i as usize] = Some(f);
@@ -330,6 +343,8 @@ mod tests {
 		}
 		assert!(Scattering::new(30, 28, 2, 8).is_err());
 		assert!(Scattering::new(28, 28, 0, 8).is_err());
+		let empty = Tensor::zeros([0, 1, 28, 28], (Kind::Float, Device::Cpu));
+		assert_eq!(s.apply(&empty).size(), vec![0, 81, 7, 7]);
 	}
 
 	#[test]
