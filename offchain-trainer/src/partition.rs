@@ -1,6 +1,7 @@
 //! Splitting a data set among clients: IID, Dirichlet(alpha) label skew, and exactly k
-//! labels per client (in disjoint groups, or NIID-Bench's overlapping draw). Seeded (ChaCha8) and reproducible: the same labels, clients and seed
-//! give the same partition on every machine.
+//! labels per client (in disjoint groups, or NIID-Bench's overlapping draw). Seeded
+//! (ChaCha8) and reproducible: the same labels, clients and seed give the same partition
+//! on every machine.
 
 use rand::{seq::SliceRandom, Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -57,16 +57,10 @@ impl ModelName {
 
 	/// The name of an on-chain `model_id`.
 	pub fn from_id(id: u32) -> Result<ModelName> {
-		[
-			ModelName::Mlp32,
-			ModelName::Mlp128,
-			ModelName::Cnn,
-			ModelName::DpCnn,
-			ModelName::SimpleCnn,
-			ModelName::ScatterLinear,
-		]
-		.into_iter()
-		.find(|m| m.id() == id)
+		<ModelName as clap::ValueEnum>::value_variants()
+			.iter()
+			.copied()
+			.find(|m| m.id() == id)
 		.ok_or_else(|| {
 			invalid(format!(
 				"unknown model_id {id} (1 = mlp32, 2 = mlp128, 3 = cnn, 4 = dp-cnn, 5 = simple-cnn, 6 = scatter-linear)"
@@ -294,14 +288,7 @@ mod tests {
 
 	#[test]
 	fn names_and_ids_agree() {
-		for m in [
-			ModelName::Mlp32,
-			ModelName::Mlp128,
-			ModelName::Cnn,
-			ModelName::DpCnn,
-			ModelName::SimpleCnn,
-			ModelName::ScatterLinear,
-		] {
+		for &m in <ModelName as clap::ValueEnum>::value_variants() {
 			assert_eq!(ModelName::from_id(m.id()).unwrap(), m);
 			assert!(model(m.id()).is_ok());
 		}

@@ -101,14 +101,19 @@ fn periodize(filter: &Tensor, res: u32) -> Tensor {
 	let (len_y, start_y) = (n - n / k, n / (2 * k));
 	let _ = mask.narrow(0, start_x, len_x).fill_(0.0);
 	let _ = mask.narrow(1, start_y, len_y).fill_(0.0);
-	let masked = filter * mask;
-	let lead: Vec<i64> = size[..size.len() - 2].to_vec();
-	let mut shape = lead.clone();
+	let (blocks, d) = blocks(&(filter * mask), k);
+	blocks.sum_dim_intlist(&[d, d + 2][..], false, Kind::Float)
+}
+
+/// `x` (`... x m x n`) viewed as `... x k x m/k x k x n/k`, with the index of the first `k`
+/// axis: folding the spectrum sums or averages over that axis and the one two after it.
+fn blocks(x: &Tensor, k: i64) -> (Tensor, i64) {
+	let size = x.size();
+	let lead = &size[..size.len() - 2];
+	let (m, n) = (size[size.len() - 2], size[size.len() - 1]);
+	let mut shape = lead.to_vec();
 	shape.extend([k, m / k, k, n / k]);
-	let d = lead.len() as i64;
-	masked
-		.view(shape.as_slice())
-		.sum_dim_intlist(&[d, d + 2][..], false, Kind::Float)
+	(x.view(shape.as_slice()), lead.len() as i64)
 }
 
 /// A Fourier-domain signal subsampled by `k` in space: its spectrum folded `k` times
@@ -117,14 +122,8 @@ fn subsample(x: &Tensor, k: i64) -> Tensor {
 	if k == 1 {
 		return x.shallow_clone();
 	}
-	let size = x.size();
-	let (m, n) = (size[size.len() - 2], size[size.len() - 1]);
-	let lead: Vec<i64> = size[..size.len() - 2].to_vec();
-	let mut shape = lead.clone();
-	shape.extend([k, m / k, k, n / k]);
-	let d = lead.len() as i64;
-	x.view(shape.as_slice())
-		.mean_dim(&[d, d + 2][..], false, None::<Kind>)
+	let (blocks, d) = blocks(x, k);
+	blocks.mean_dim(&[d, d + 2][..], false, None::<Kind>)
 }
 
 fn fft(x: &Tensor) -> Tensor {
