@@ -14,17 +14,20 @@
 //!
 //! Speed: median and trimmed mean sort 16 coordinates at once with a sorting network
 //! (branch-free packed min/max; `network`), as does the screen's leave-one-out median;
-//! Multi-Krum's pairwise distances take one pass over memory, block by block, four
-//! partners per read of an update; FedAvg adds four clients per pass over its
-//! accumulator; the finiteness check is one vectorised pass. `blade-bench kernels` prints
-//! each against a memory copy.
+//! Multi-Krum's pairwise distances take one pass over memory (the finiteness check
+//! included), in Gram form, block by block, four partners held in L1 while the others
+//! stream past, with an AVX2 build of the products chosen at run time (same bits);
+//! FedAvg adds four clients per pass over its accumulator; the finiteness check is one
+//! vectorised pass. `blade-bench kernels` prints each against a memory copy.
 //!
 //! Bit-exactness: every output coordinate is computed from the inputs in one fixed order
 //! (client order) with IEEE-754 operations that Rust never reorders or fuses (`f64`
 //! sums rounded once to `f32`; the order statistics' network only selects; Multi-Krum's
-//! ranking distances sum `f32` lanes in a fixed order, then `f64`). Work is split across threads by coordinate ranges only, so the
-//! thread count and the machine do not change a single bit; every trainer that aggregates
-//! the same updates gets the same blob and the same hash.
+//! ranking distances sum `f32` lanes in a fixed order, then `f64`; its runtime-chosen
+//! AVX2 build performs the same operations on the same lanes, without fusing). Work is
+//! split across threads by coordinate ranges only, so the thread count and the machine
+//! do not change a single bit; every trainer that aggregates the same updates gets the
+//! same blob and the same hash.
 
 use rayon::prelude::*;
 
@@ -65,7 +68,9 @@ pub struct Aggregate {
 	pub included: Vec<usize>,
 }
 
-fn check(updates: &[Vec<f32>], weights: &[u128]) -> Result<usize> {
+/// The updates' common length, after checking there is at least one, that all have that
+/// length, that there is a weight for each and (where `finite`) that every value is finite.
+fn check(updates: &[Vec<f32>], weights: &[u128], finite: bool) -> Result<usize> {
 	let first = updates
 		.first()
 		.ok_or_else(|| invalid("no updates to aggregate"))?;
@@ -80,10 +85,14 @@ fn check(updates: &[Vec<f32>], weights: &[u128]) -> Result<usize> {
 			updates.len()
 		)));
 	}
-	if !updates.par_iter().all(|u| all_finite(u)) {
-		return Err(invalid("non-finite parameter in an update"));
+	if finite && !updates.par_iter().all(|u| all_finite(u)) {
+		return Err(non_finite());
 	}
 	Ok(n)
+}
+
+fn non_finite() -> crate::error::Error {
+	invalid("non-finite parameter in an update")
 }
 
 /// Whether every value is finite, in one vectorised pass: `x - x` is `0` for a finite `x`
@@ -334,31 +343,90 @@ fn order_statistic(sorted: impl Fn(usize) -> f32, m: usize, median: bool, trim: 
 	}
 }
 
-/// Coordinates per block of the pairwise distances (all updates' blocks stay in cache
-/// while every pair is summed over them).
+/// Coordinates whose products are summed in `f32` lanes before they join a pair's `f64`
+/// total (at most 128 terms a lane).
 const DISTANCE_BLOCK: usize = 1024;
+
+/// Distance blocks per parallel work item. The item first checks its 32 kB of every update
+/// finite, which also brings them into the core's cache for the products that follow (the
+/// hardware prefetcher stops at every 4 kB page; one block per item left it cold).
+const BLOCKS_PER_ITEM: usize = 8;
 
 /// Partners summed together against one update (its block is read once for all four).
 const PARTNERS: usize = 4;
 
-/// Per lane, the sums of squared differences between `xs` and each of four partners.
-///
-/// Not inlined: on its own the loop is vectorised lane-wise (eight lanes, four
-/// accumulators in registers, `xs` read once); inlined, the compiler has been seen to
-/// vectorise across the partners instead, with shuffles, at less than half the speed.
-#[inline(never)]
-fn squared_differences(xs: &[[f32; 8]], ys: [&[[f32; 8]]; PARTNERS]) -> [[f32; 8]; PARTNERS] {
+/// Per lane, the dot products of `xs` with each of four partners (four accumulators in
+/// registers, `xs` read once).
+#[inline(always)]
+fn dot_lanes(xs: &[[f32; 8]], ys: [&[[f32; 8]]; PARTNERS]) -> [[f32; 8]; PARTNERS] {
 	let mut acc = [[0f32; 8]; PARTNERS];
 	let rows = xs.iter().zip(ys[0]).zip(ys[1]).zip(ys[2]).zip(ys[3]);
 	for ((((x, y0), y1), y2), y3) in rows {
 		for (acc, y) in acc.iter_mut().zip([y0, y1, y2, y3]) {
 			for l in 0..8 {
-				let d = x[l] - y[l];
-				acc[l] += d * d;
+				acc[l] += x[l] * y[l];
 			}
 		}
 	}
 	acc
+}
+
+/// The squared norms of one block of every update (`blocks[k]`: update `k`'s eight-lane part)
+/// and the lanes of every pair's dot product, computed tile by tile: [`PARTNERS`]
+/// consecutive updates `b` (tile `t` holds `1 + 4t ..= 4 + 4t`, a short last tile repeats its
+/// last update) against every update `a` below the tile's last, so that the tile stays in
+/// L1 while the others stream past it. `dots` gets one entry per tile and `a`, tile-major.
+///
+/// Run through [`pulp::Arch::dispatch`], which compiles it a second time with AVX2 (FMA
+/// unused: Rust never fuses a multiply and an add) and picks that build where the CPU has
+/// it. Both builds do the same IEEE operations on the same eight lanes in the same order,
+/// so they give the same bits; the wider one needs a third of the instructions (memory
+/// operands and eight lanes per register, where baseline SSE2 loads separately and holds
+/// four).
+#[inline(always)]
+fn block_products(blocks: &[&[[f32; 8]]], norms: &mut [f64], dots: &mut Vec<[[f32; 8]; PARTNERS]>) {
+	for (norm, xs) in norms.iter_mut().zip(blocks) {
+		*norm = norm_lanes(xs);
+	}
+	dots.clear();
+	let m = blocks.len();
+	for first in (1..m).step_by(PARTNERS) {
+		let last = (first + PARTNERS).min(m) - 1;
+		let ys = std::array::from_fn(|i| blocks[(first + i).min(last)]);
+		for xs in &blocks[..last] {
+			dots.push(dot_lanes(xs, ys));
+		}
+	}
+}
+
+/// [`block_products`] as a [`pulp::WithSimd`] operation, so that it is inlined into (and
+/// compiled for) each instruction set `pulp` dispatches to (a closure is called, not
+/// inlined).
+struct BlockProducts<'a, 'b> {
+	blocks: &'a [&'b [[f32; 8]]],
+	norms: &'a mut [f64],
+	dots: &'a mut Vec<[[f32; 8]; PARTNERS]>,
+}
+
+impl pulp::WithSimd for BlockProducts<'_, '_> {
+	type Output = ();
+
+	#[inline(always)]
+	fn with_simd<S: pulp::Simd>(self, _: S) {
+		block_products(self.blocks, self.norms, self.dots)
+	}
+}
+
+/// `|x|^2` of the eight-lane part, lanes summed in `f32`, then added in `f64`.
+#[inline(always)]
+fn norm_lanes(xs: &[[f32; 8]]) -> f64 {
+	let mut acc = [0f32; 8];
+	for x in xs {
+		for l in 0..8 {
+			acc[l] += x[l] * x[l];
+		}
+	}
+	acc.iter().map(|v| f64::from(*v)).sum()
 }
 
 /// `|x - y|^2` in `f64`, in coordinate order.
@@ -373,56 +441,87 @@ fn squared_distance_f64(x: &[f32], y: &[f32]) -> f64 {
 }
 
 /// Squared L2 distances of every pair `(a, b)`, `a < b`, in the order `(0, 1), (0, 2), ...,
-/// (1, 2), ...`: one pass over memory. Per block of [`DISTANCE_BLOCK`] coordinates each
-/// pair's differences are squared and summed in eight `f32` lanes (exact enough to rank
-/// Krum scores: at most 128 terms a lane), the lanes and the ragged tail added in `f64`,
-/// and the blocks added in block order, so the bits depend on neither the thread count nor
-/// the machine. A pair whose lanes overflow `f32` (differences above ~1e19: hostile
-/// updates only) has that block summed in `f64` instead, so every distance is finite.
-fn pairwise_distances(updates: &[Vec<f32>], n: usize) -> Vec<f64> {
+/// (1, 2), ...`, or `None` if an update has a non-finite value: one pass over memory that
+/// also checks finiteness.
+///
+/// Per block of [`DISTANCE_BLOCK`] coordinates a pair's distance is `|x|^2 + |y|^2 - 2 x.y`
+/// (Gram form: a multiply and an add per coordinate and pair, where the differences cost a
+/// subtraction more), each term summed in eight `f32` lanes and the lanes added in `f64`;
+/// the ragged tail is summed exactly in `f64`. The error of a pair's distance is a few
+/// `f32` roundings of *its own* two norms (no third update enters it, so a huge hostile
+/// update cannot blur the distances between the others), far below every distance Krum's
+/// ranking turns on; a block that comes out below zero is counted as zero. A block whose
+/// lanes overflow `f32` (values above ~1e19: hostile updates only) is summed as exact
+/// differences in `f64` instead, so every distance is finite. Blocks are added in block
+/// order within a work item and items in item order, so the bits depend on neither the
+/// thread count nor the machine.
+fn pairwise_distances(updates: &[Vec<f32>], n: usize) -> Option<Vec<f64>> {
 	let m = updates.len();
 	let pairs = m * m.saturating_sub(1) / 2;
-	let partial: Vec<Vec<f64>> = (0..n.div_ceil(DISTANCE_BLOCK))
+	let item = DISTANCE_BLOCK * BLOCKS_PER_ITEM;
+	let arch = pulp::Arch::new();
+	let partial: Option<Vec<Vec<f64>>> = (0..n.div_ceil(item))
 		.into_par_iter()
-		.map(|block| {
-			let range = block * DISTANCE_BLOCK..((block + 1) * DISTANCE_BLOCK).min(n);
-			let mut out = Vec::with_capacity(pairs);
-			for a in 0..m {
-				let (xs, x_tail) = updates[a][range.clone()].as_chunks::<8>();
-				let mut b = a + 1;
-				while b < m {
-					let count = (m - b).min(PARTNERS);
-					// Short groups repeat the last partner; its sums are not kept.
-					let ys: [(&[[f32; 8]], &[f32]); PARTNERS] = std::array::from_fn(|i| {
-						updates[(b + i).min(m - 1)][range.clone()].as_chunks::<8>()
-					});
-					let acc = squared_differences(xs, [ys[0].0, ys[1].0, ys[2].0, ys[3].0]);
-					let sums: [f64; PARTNERS] = std::array::from_fn(|i| {
-						let tail = squared_distance_f64(x_tail, ys[i].1);
-						let lanes = acc[i].iter().map(|v| f64::from(*v)).sum::<f64>();
-						if lanes.is_finite() {
-							lanes + tail
+		.map(|it| {
+			let span = it * item..((it + 1) * item).min(n);
+			if !updates.iter().all(|u| all_finite(&u[span.clone()])) {
+				return None;
+			}
+			let mut out = vec![0f64; pairs];
+			let mut norms = vec![0f64; m];
+			let mut dots = Vec::with_capacity((1..m).map(|k| k.div_ceil(PARTNERS)).sum());
+			for start in span.clone().step_by(DISTANCE_BLOCK) {
+				let range = start..(start + DISTANCE_BLOCK).min(span.end);
+				let blocks: Vec<(&[[f32; 8]], &[f32])> = updates
+					.iter()
+					.map(|u| u[range.clone()].as_chunks::<8>())
+					.collect();
+				let heads: Vec<&[[f32; 8]]> = blocks.iter().map(|(xs, _)| *xs).collect();
+				arch.dispatch(BlockProducts {
+					blocks: &heads,
+					norms: &mut norms,
+					dots: &mut dots,
+				});
+				// Where tile `t`'s entries start in `dots`.
+				let mut starts = Vec::with_capacity(m / PARTNERS + 1);
+				let mut at = 0;
+				for first in (1..m).step_by(PARTNERS) {
+					starts.push(at);
+					at += (first + PARTNERS).min(m) - 1;
+				}
+				let mut p = 0;
+				for a in 0..m {
+					let x_tail = blocks[a].1;
+					for c in a + 1..m {
+						let tile = (c - 1) / PARTNERS;
+						let lanes = &dots[starts[tile] + a][(c - 1) % PARTNERS];
+						let dot = lanes.iter().map(|v| f64::from(*v)).sum::<f64>();
+						let gram = norms[a] + norms[c] - 2.0 * dot;
+						let block = if gram.is_finite() {
+							gram.max(0.0) + squared_distance_f64(x_tail, blocks[c].1)
 						} else {
-							// Differences beyond f32's range (only hostile updates have
-							// them): this pair's block again in f64, so the distance
-							// stays finite and still ranks.
-							let (x, y) = (
+							// Products beyond f32's range (only hostile updates have
+							// them): this pair's block again as exact differences in
+							// f64, so the distance stays finite and still ranks.
+							squared_distance_f64(
 								&updates[a][range.clone()],
-								&updates[(b + i).min(m - 1)][range.clone()],
-							);
-							squared_distance_f64(x, y)
-						}
-					});
-					out.extend_from_slice(&sums[..count]);
-					b += count;
+								&updates[c][range.clone()],
+							)
+						};
+						out[p] += block;
+						p += 1;
+					}
 				}
 			}
-			out
+			Some(out)
 		})
 		.collect();
-	(0..pairs)
-		.map(|p| partial.iter().map(|block| block[p]).sum())
-		.collect()
+	let partial = partial?;
+	Some(
+		(0..pairs)
+			.map(|p| partial.iter().map(|item| item[p]).sum())
+			.collect(),
+	)
 }
 
 /// Coordinate `j` of every row, canonical ([`network::canonical`]) and sorted.
@@ -487,7 +586,8 @@ fn order_statistics(rows: &[&[f32]], n: usize, median: bool, trim: usize) -> Vec
 /// Aggregate `updates` (watermarks already removed) with `rule`; `weights` are the FedAvg
 /// weights (Multi-Krum uses them for its final mean, median and trimmed mean ignore them).
 pub fn aggregate(updates: &[Vec<f32>], weights: &[u128], rule: Rule) -> Result<Aggregate> {
-	let n = check(updates, weights)?;
+	// Multi-Krum checks finiteness inside its distance pass (one read of memory for both).
+	let n = check(updates, weights, !matches!(rule, Rule::MultiKrum { .. }))?;
 	let m = updates.len();
 	let all: Vec<usize> = (0..m).collect();
 	match rule {
@@ -524,7 +624,7 @@ pub fn aggregate(updates: &[Vec<f32>], weights: &[u128], rule: Rule) -> Result<A
 				)));
 			}
 			let pairs = (0..m).flat_map(|a| (a + 1..m).map(move |b| (a, b)));
-			let distances = pairwise_distances(updates, n);
+			let distances = pairwise_distances(updates, n).ok_or_else(non_finite)?;
 			let mut matrix = vec![vec![0f64; m]; m];
 			for ((a, b), d) in pairs.zip(&distances) {
 				matrix[a][b] = *d;
@@ -707,7 +807,7 @@ mod tests {
 	fn pairwise_distances_match_a_plain_sum() {
 		for (m, n) in [(2usize, 5usize), (5, 2048 + 13), (7, 3 * 2048), (9, 100)] {
 			let u = updates(m, n, m as u64 + 40);
-			let got = pairwise_distances(&u, n);
+			let got = pairwise_distances(&u, n).unwrap();
 			let mut p = 0;
 			for a in 0..m {
 				for b in a + 1..m {
@@ -729,11 +829,116 @@ mod tests {
 		let mut u = updates(5, 3000, 9);
 		u[3][1500] = 3e38;
 		u[4][1500] = -3e38;
-		let got = pairwise_distances(&u, 3000);
+		let got = pairwise_distances(&u, 3000).unwrap();
 		assert!(got.iter().all(|d| d.is_finite()), "{got:?}");
 		// (3, 4) is the farthest pair: last in the order.
 		let last = got.len() - 1;
 		assert!(got[..last].iter().all(|d| *d < got[last]));
+	}
+
+	/// The `pulp`-dispatched build of the products (AVX2 where the CPU has it) gives the
+	/// same bits as the baseline build, on ordinary values, subnormals, signed zeros, values
+	/// whose products overflow `f32`, and every group shape (short last tiles included).
+	#[test]
+	fn dispatched_products_equal_the_baseline_bits() {
+		fn run(
+			simd: impl FnOnce(BlockProducts<'_, '_>),
+			blocks: &[&[[f32; 8]]],
+		) -> (Vec<u64>, Vec<u32>) {
+			let mut norms = vec![0f64; blocks.len()];
+			let mut dots = Vec::new();
+			simd(BlockProducts {
+				blocks,
+				norms: &mut norms,
+				dots: &mut dots,
+			});
+			(
+				norms.iter().map(|v| v.to_bits()).collect(),
+				dots.iter()
+					.flatten()
+					.flatten()
+					.map(|v| v.to_bits())
+					.collect(),
+			)
+		}
+		for m in [2usize, 3, 5, 8, 9, 20] {
+			let mut u = updates(m, 1024, 70 + m as u64);
+			u[0][3] = 1e-40; // subnormal
+			u[1][5] = -0.0;
+			u[m - 1][7] = 3e20; // its products overflow f32
+			let chunks: Vec<&[[f32; 8]]> = u.iter().map(|x| x.as_chunks::<8>().0).collect();
+			let baseline = run(|op| pulp::Simd::vectorize(pulp::Scalar::new(), op), &chunks);
+			let dispatched = run(|op| pulp::Arch::new().dispatch(op), &chunks);
+			assert_eq!(baseline, dispatched, "m {m}");
+		}
+	}
+
+	/// Attack: one update with values near `1e18` (its distances are ~`1e36 n`) must not
+	/// blur the distances between the others, or Krum would rank the honest updates (and
+	/// a subtle colluder among them) by rounding noise. Each pair's error depends on its own
+	/// two norms only.
+	#[test]
+	fn attack_huge_update_cannot_blur_the_honest_distances() {
+		let n = 3 * 8192 + 5;
+		let mut u = updates(6, n, 12);
+		u[0] = (0..n)
+			.map(|i| if i % 2 == 0 { 1e18 } else { -1e18 })
+			.collect();
+		let got = pairwise_distances(&u, n).unwrap();
+		let mut p = 0;
+		for a in 0..6 {
+			for b in a + 1..6 {
+				let want = squared_distance_f64(&u[a], &u[b]);
+				assert!(
+					(got[p] - want).abs() <= 1e-5 * want,
+					"({a},{b}) {} {want}",
+					got[p]
+				);
+				p += 1;
+			}
+		}
+	}
+
+	/// Near-copies (a lazy trainer's update plus a faint watermark) keep a small, never
+	/// negative distance: the Gram form's cancellation stays within a few `f32` roundings
+	/// of the pair's norms.
+	#[test]
+	fn near_copies_have_small_non_negative_distances() {
+		let n = 8192 + 40;
+		let base = updates(1, n, 3).remove(0);
+		let copy: Vec<f32> = base
+			.iter()
+			.enumerate()
+			.map(|(i, x)| x + if i % 3 == 0 { 1e-4 } else { 0.0 })
+			.collect();
+		let far = updates(1, n, 4).remove(0);
+		let u = vec![base.clone(), base.clone(), copy, far.clone()];
+		let got = pairwise_distances(&u, n).unwrap();
+		let norm = squared_distance_f64(&base, &vec![0.0; n]);
+		// (0, 1) identical, (0, 2) and (1, 2) near copies, then every pair with `far`.
+		assert!(got.iter().all(|d| *d >= 0.0), "{got:?}");
+		assert!(got[0] <= 1e-6 * norm, "{}", got[0]);
+		let exact = squared_distance_f64(&base, &u[2]);
+		assert!((got[1] - exact).abs() <= 1e-6 * norm, "{} {exact}", got[1]);
+		let far_pair = squared_distance_f64(&base, &far);
+		assert!(got[2] > 10.0 * got[1] && got[2] > 0.5 * far_pair);
+	}
+
+	/// Multi-Krum checks finiteness inside its distance pass: a NaN or an infinity in any
+	/// block of any update (first, middle, last block, ragged tail) is refused.
+	#[test]
+	fn multi_krum_refuses_non_finite_values_anywhere() {
+		let n = 2 * 8192 + 3;
+		for pos in [0, 8191, 8192, n - 1] {
+			for bad in [f32::NAN, f32::INFINITY] {
+				let mut u = updates(5, n, 8);
+				u[4][pos] = bad;
+				assert!(
+					aggregate(&u, &[1; 5], Rule::MultiKrum { byzantine: 1 }).is_err(),
+					"pos {pos} {bad}"
+				);
+			}
+		}
 	}
 
 	#[test]
