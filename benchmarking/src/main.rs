@@ -186,6 +186,9 @@ enum Bench {
 		/// Momentum.
 		#[arg(long, global = true, default_value_t = 0.9)]
 		momentum: f64,
+		/// SGD weight decay (NIID-Bench: 1e-5; runs without DP-SGD only).
+		#[arg(long, global = true, default_value_t = 0.0)]
+		weight_decay: f64,
 		/// libtorch threads.
 		#[arg(long, global = true, default_value_t = 2)]
 		threads: usize,
@@ -278,9 +281,16 @@ enum PaperExperiment {
 	Niid {
 		/// Splits to run, in order: `iid`, `dirichlet` (alpha 0.5), `random-labels` (2
 		/// labels per client, NIID-Bench's `#C=2` draw), `k-labels` (2 labels per client in
-		/// disjoint groups, harder than NIID-Bench's). About 50 minutes each on two cores.
+		/// disjoint groups, harder than NIID-Bench's), `label-sets` (the sets given with
+		/// `--label-sets`). About 50 minutes each on two cores (2 labels: ~2 hours).
 		#[arg(long, value_delimiter = ',', default_values_t = ["iid".to_string(), "dirichlet".to_string(), "random-labels".to_string()])]
 		splits: Vec<String>,
+		/// Label sets for the `label-sets` split, one per client: clients separated by
+		/// spaces or `;`, labels by commas. NIID-Bench's `#C=2` draw with its seed 42 (as
+		/// its Flower baseline partitions, computed with numpy's `default_rng(42)`) is
+		/// "0,7 1,6 2,4 3,4 4,8 5,0 6,2 7,0 8,5 9,7".
+		#[arg(long)]
+		label_sets: Option<blade_trainer::partition::LabelSets>,
 		/// Name of the CSV and SVG.
 		#[arg(long, default_value = "niid-bench")]
 		name: String,
@@ -396,6 +406,7 @@ fn main() {
 			batch,
 			lr,
 			momentum,
+			weight_decay,
 			threads,
 			screen,
 			free_riders,
@@ -408,6 +419,7 @@ fn main() {
 				batch,
 				lr,
 				momentum,
+				weight_decay,
 				threads,
 				screen,
 				free_riders,
@@ -452,9 +464,11 @@ fn main() {
 				PaperExperiment::Attacks { shares } => {
 					paper::attacks(&base, &shares, &data_dir, &out)
 				}
-				PaperExperiment::Niid { splits, name } => {
-					paper::niid(&base, &splits, &name, &data_dir, &out)
-				}
+				PaperExperiment::Niid {
+					splits,
+					name,
+					label_sets,
+				} => paper::niid(&base, &splits, label_sets, &name, &data_dir, &out),
 				PaperExperiment::KSweep {
 					thetas,
 					ks,

@@ -195,6 +195,8 @@ pub struct Base {
 	pub lr: f64,
 	/// Momentum.
 	pub momentum: f64,
+	/// SGD weight decay (non-private runs only).
+	pub weight_decay: f64,
 	/// libtorch threads.
 	pub threads: usize,
 	/// Whether the chain's contribution screen runs, and decides (see `Sim::screen`).
@@ -216,6 +218,7 @@ impl Base {
 				lr: self.lr,
 				batch_size: self.batch,
 				momentum: self.momentum,
+				weight_decay: self.weight_decay,
 				threads: self.threads,
 				seed: 0,
 			},
@@ -378,7 +381,14 @@ pub fn attacks(base: &Base, shares: &[f64], dir: &Path, out: &Path) {
 /// batch 64, lr 0.01, momentum 0.9): each of `splits` (`iid`, `dirichlet` for Dirichlet
 /// 0.5, `random-labels` for NIID-Bench's 2 labels per client, `k-labels` for 2 labels in
 /// disjoint groups), written as `name`.csv and .svg.
-pub fn niid(base: &Base, splits: &[String], name: &str, dir: &Path, out: &Path) {
+pub fn niid(
+	base: &Base,
+	splits: &[String],
+	label_sets: Option<blade_trainer::partition::LabelSets>,
+	name: &str,
+	dir: &Path,
+	out: &Path,
+) {
 	let cases: Vec<Case> = splits
 		.iter()
 		.map(|split| match split.as_str() {
@@ -386,7 +396,13 @@ pub fn niid(base: &Base, splits: &[String], name: &str, dir: &Path, out: &Path) 
 			"dirichlet" => ("Dirichlet 0.5", Scheme::Dirichlet { alpha: 0.5 }),
 			"random-labels" => ("2 labels", Scheme::RandomLabels { k: 2 }),
 			"k-labels" => ("2 labels, disjoint groups", Scheme::KLabels { k: 2 }),
-			other => panic!("--splits {other:?}: use iid, dirichlet, random-labels or k-labels"),
+			"label-sets" => (
+				"given label sets",
+				Scheme::LabelSets(label_sets.expect("--splits label-sets needs --label-sets")),
+			),
+			other => panic!(
+				"--splits {other:?}: use iid, dirichlet, random-labels, k-labels or label-sets"
+			),
 		})
 		.map(|(label, scheme)| Case {
 			label: label.into(),

@@ -32,6 +32,7 @@ pub fn report(data_dir: &Path, arch: &str, samples: usize, batch: usize, threads
 		lr: 0.05,
 		batch_size: batch,
 		momentum: 0.9,
+		weight_decay: 0.0,
 		threads,
 		seed: 0,
 	};

@@ -35,6 +35,92 @@ pub enum Scheme {
 		/// Labels per client, `1 ..= classes`.
 		k: usize,
 	},
+	/// Given label sets, one per client, split as [`Scheme::RandomLabels`] splits its draw:
+	/// each label's samples evenly among the clients that hold it, labels nobody holds left
+	/// out. For a published draw, e.g. the one NIID-Bench's partitioner gives with its seed.
+	LabelSets(LabelSets),
+}
+
+/// One label set per client (at most [`LabelSets::MAX_CLIENTS`] clients and labels
+/// `0..16`), as bit masks so that a [`Scheme`] stays small and `Copy`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LabelSets {
+	masks: [u16; LabelSets::MAX_CLIENTS],
+	clients: usize,
+}
+
+impl LabelSets {
+	/// Most clients a set list can describe.
+	pub const MAX_CLIENTS: usize = 32;
+
+	/// Parse `"0,7 1,6 2,4"`: clients separated by spaces or `;`, labels by commas. Each
+	/// client needs at least one label, below 16, none twice.
+	pub fn parse(text: &str) -> Result<Self> {
+		let mut masks = [0u16; Self::MAX_CLIENTS];
+		let mut clients = 0;
+		for (i, set) in text
+			.split(|c: char| c == ';' || c.is_whitespace())
+			.filter(|s| !s.is_empty())
+			.enumerate()
+		{
+			let mask = masks
+				.get_mut(i)
+				.ok_or_else(|| invalid(format!("more than {} label sets", Self::MAX_CLIENTS)))?;
+			for label in set.split(',') {
+				let label: u32 = label
+					.trim()
+					.parse()
+					.map_err(|_| invalid(format!("label set {set:?}: {label:?} is not a label")))?;
+				let bit = 1u16
+					.checked_shl(label)
+					.ok_or_else(|| invalid(format!("label {label} is above 15")))?;
+				if *mask & bit != 0 {
+					return Err(invalid(format!("label set {set:?} names {label} twice")));
+				}
+				*mask |= bit;
+			}
+			clients = i + 1;
+		}
+		if clients == 0 {
+			return Err(invalid("no label sets"));
+		}
+		Ok(LabelSets { masks, clients })
+	}
+
+	/// How many clients the sets describe.
+	pub fn clients(&self) -> usize {
+		self.clients
+	}
+
+	/// The labels client `client` holds, ascending.
+	pub fn held(&self, client: usize) -> Vec<usize> {
+		let mask = self.masks.get(client).copied().unwrap_or(0);
+		(0..16).filter(|l| mask >> l & 1 == 1).collect()
+	}
+}
+
+impl std::str::FromStr for LabelSets {
+	type Err = crate::error::Error;
+
+	fn from_str(text: &str) -> Result<Self> {
+		Self::parse(text)
+	}
+}
+
+/// Each class's (shuffled) samples split into contiguous, as even as integers allow shares
+/// (numpy's `array_split`), one per holder in client order.
+fn split_among_holders(
+	by_class: Vec<Vec<usize>>,
+	holders: &[Vec<usize>],
+	parts: &mut [Vec<usize>],
+) {
+	for (class, owners) in by_class.into_iter().zip(holders) {
+		let (n, m) = (class.len(), owners.len());
+		for (j, owner) in owners.iter().enumerate() {
+			let (start, end) = (j * n / m, (j + 1) * n / m);
+			parts[*owner].extend_from_slice(&class[start..end]);
+		}
+	}
 }
 
 /// Indices of the samples of each client (each list sorted).
@@ -138,14 +224,29 @@ pub fn partition(
 					holders[label].push(client);
 				}
 			}
-			for (class, owners) in by_class.into_iter().zip(&holders) {
-				// Contiguous, as even as integers allow (numpy's `array_split`).
-				let (n, m) = (class.len(), owners.len());
-				for (j, owner) in owners.iter().enumerate() {
-					let (start, end) = (j * n / m, (j + 1) * n / m);
-					parts[*owner].extend_from_slice(&class[start..end]);
+			split_among_holders(by_class, &holders, &mut parts);
+		}
+		Scheme::LabelSets(sets) => {
+			if sets.clients() != clients {
+				return Err(invalid(format!(
+					"{} label sets for {clients} clients",
+					sets.clients()
+				)));
+			}
+			let mut holders: Vec<Vec<usize>> = vec![Vec::new(); classes];
+			for client in 0..clients {
+				for label in sets.held(client) {
+					holders
+						.get_mut(label)
+						.ok_or_else(|| {
+							invalid(format!(
+								"client {client} holds label {label}, outside 0..{classes}"
+							))
+						})?
+						.push(client);
 				}
 			}
+			split_among_holders(by_class, &holders, &mut parts);
 		}
 	}
 	for part in &mut parts {
@@ -232,6 +333,38 @@ mod tests {
 			partition(&l, 10, 10, Scheme::RandomLabels { k: 2 }, 3).unwrap()
 		);
 		assert!(partition(&l, 10, 10, Scheme::RandomLabels { k: 0 }, 3).is_err());
+	}
+
+	/// Given label sets split like NIID-Bench's draw: each client holds exactly its labels,
+	/// each label is shared evenly, and bad sets are refused with a reason.
+	#[test]
+	fn label_sets_split_as_given() {
+		let l = labels(10_000);
+		// NIID-Bench's #C=2 draw for 10 clients with numpy's default_rng(42).
+		let sets = LabelSets::parse("0,7 1,6 2,4 3,4 4,8 5,0 6,2 7,0 8,5 9,7").unwrap();
+		let parts = partition(&l, 10, 10, Scheme::LabelSets(sets), 3).unwrap();
+		assert!(is_cover(&parts, 10_000));
+		for (i, p) in parts.iter().enumerate() {
+			let held: Vec<u8> = labels_of(p, &l).into_iter().collect();
+			let want: Vec<u8> = sets.held(i).into_iter().map(|x| x as u8).collect();
+			assert_eq!(held, want, "client {i}");
+		}
+		// Label 0 has three holders (clients 0, 5, 7): equal thirds.
+		let zeros: Vec<usize> = [0, 5, 7]
+			.iter()
+			.map(|c| parts[*c].iter().filter(|s| l[**s] == 0).count())
+			.collect();
+		assert!(
+			zeros.iter().max().unwrap() - zeros.iter().min().unwrap() <= 1,
+			"{zeros:?}"
+		);
+		assert!(partition(&l, 10, 9, Scheme::LabelSets(sets), 3).is_err());
+		let high = LabelSets::parse("0,12 1").unwrap();
+		assert!(partition(&l, 10, 2, Scheme::LabelSets(high), 3).is_err());
+		for bad in ["", "0,0", "0,x", "0,16"] {
+			assert!(LabelSets::parse(bad).is_err(), "{bad:?}");
+		}
+		assert_eq!(LabelSets::parse("1,3;2").unwrap().held(0), vec![1, 3]);
 	}
 
 	#[test]

@@ -22,6 +22,9 @@ pub struct TrainConfig {
 	pub batch_size: usize,
 	/// SGD momentum.
 	pub momentum: f64,
+	/// L2 weight decay added to every gradient (PyTorch's SGD `weight_decay`; NIID-Bench
+	/// uses 1e-5). Non-private training only: DP-SGD refuses a non-zero value.
+	pub weight_decay: f64,
 	/// Intra-op threads for libtorch (0 keeps libtorch's default).
 	pub threads: usize,
 	/// Seed of the batch order.
@@ -35,6 +38,7 @@ impl Default for TrainConfig {
 			lr: 0.05,
 			batch_size: 64,
 			momentum: 0.9,
+			weight_decay: 0.0,
 			threads: 0,
 			seed: 0,
 		}
@@ -102,6 +106,7 @@ pub fn train(model: &mut Model, data: &Tensors, config: &TrainConfig) -> Result<
 	let n = data.labels.size()[0] as usize;
 	let mut opt = tch::nn::Sgd {
 		momentum: config.momentum,
+		wd: config.weight_decay,
 		..Default::default()
 	}
 	.build(model.var_store(), config.lr)

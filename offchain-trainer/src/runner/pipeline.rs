@@ -187,6 +187,11 @@ pub(crate) fn local_training(
 		let (update, stats) = train::local_update(model, global, data, config)?;
 		return Ok((update, stats, None));
 	};
+	if config.weight_decay != 0.0 {
+		return Err(invalid(
+			"DP-SGD has no weight decay: train with --weight-decay 0",
+		));
+	}
 	model.load_flat(global)?;
 	let dp = DpSgd {
 		clip,
