@@ -100,6 +100,12 @@ pub fn train(model: &mut Model, data: &Tensors, config: &TrainConfig) -> Result<
 			"training needs epochs, a batch size and a positive learning rate",
 		));
 	}
+	if !(config.weight_decay >= 0.0 && config.weight_decay.is_finite()) {
+		return Err(invalid(format!(
+			"weight decay {} must be finite and not negative",
+			config.weight_decay
+		)));
+	}
 	if config.threads > 0 {
 		tch::set_num_threads(config.threads as i32);
 	}
@@ -228,6 +234,42 @@ mod tests {
 		assert!(before.accuracy < 0.3, "{before:?}");
 		assert!(after.accuracy > 0.70, "{after:?} after {stats:?}");
 		assert!(after.loss < before.loss);
+	}
+
+	/// Weight decay pulls the parameters towards zero (same data, same seed, smaller norm
+	/// after training), and a negative or non-finite decay is refused before training.
+	#[test]
+	fn weight_decay_shrinks_parameters_and_bad_values_are_refused() {
+		let (train_set, _) =
+			load_fashion_mnist(std::path::Path::new(DEBIAN_FASHION_MNIST_DIR), true).unwrap();
+		let data = to_tensors(
+			&train_set.subset(&(0..1_000).collect::<Vec<_>>()).unwrap(),
+			Device::Cpu,
+		)
+		.unwrap();
+		let shape = Shape {
+			channels: 1,
+			height: 28,
+			width: 28,
+			classes: 10,
+		};
+		let norm_after = |weight_decay: f64| {
+			let mut model = Model::new(Arch::Mlp { hidden: 32 }, shape, Device::Cpu, 0).unwrap();
+			let config = TrainConfig {
+				weight_decay,
+				..Default::default()
+			};
+			train(&mut model, &data, &config).map(|_| {
+				let p = model.flatten().unwrap();
+				p.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>()
+			})
+		};
+		let plain = norm_after(0.0).unwrap();
+		let decayed = norm_after(0.05).unwrap();
+		assert!(decayed < 0.99 * plain, "{decayed} vs {plain}");
+		for bad in [-1e-5, f64::NAN, f64::INFINITY] {
+			assert!(norm_after(bad).is_err(), "{bad}");
+		}
 	}
 
 	/// Feature `cuda` (a CUDA build of libtorch and a GPU): the same training on the GPU

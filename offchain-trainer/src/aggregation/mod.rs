@@ -223,7 +223,8 @@ fn median_without(updates: &[Vec<f32>], finite: &[bool], skip: usize, n: usize) 
 		.filter(|(k, _)| *k != skip && finite[*k])
 		.map(|(_, u)| u.as_slice())
 		.collect();
-	order_statistics(&others, n, true, 0)
+	// The screen passes finite updates only: the finiteness flag has nothing to add.
+	order_statistics(&others, n, true, 0).0
 }
 
 /// Which of `updates` (deltas from this round's global model, watermarks removed) count.
@@ -352,6 +353,11 @@ const DISTANCE_BLOCK: usize = 1024;
 /// hardware prefetcher stops at every 4 kB page; one block per item left it cold).
 const BLOCKS_PER_ITEM: usize = 8;
 
+/// Below this share of the pair's two norms a block's Gram distance is recomputed as exact
+/// differences (near-copies: cosine above ~0.999). Above it the Gram form's error, a few
+/// `f32` roundings of the norms, is under 1 % of the distance even in the worst case.
+const NEAR_COPY: f64 = 1.0 / 1024.0;
+
 /// Partners summed together against one update (its block is read once for all four).
 const PARTNERS: usize = 4;
 
@@ -449,10 +455,11 @@ fn squared_distance_f64(x: &[f32], y: &[f32]) -> f64 {
 /// subtraction more), each term summed in eight `f32` lanes and the lanes added in `f64`;
 /// the ragged tail is summed exactly in `f64`. The error of a pair's distance is a few
 /// `f32` roundings of *its own* two norms (no third update enters it, so a huge hostile
-/// update cannot blur the distances between the others), far below every distance Krum's
-/// ranking turns on; a block that comes out below zero is counted as zero. A block whose
-/// lanes overflow `f32` (values above ~1e19: hostile updates only) is summed as exact
-/// differences in `f64` instead, so every distance is finite. Blocks are added in block
+/// update cannot blur the distances between the others). Where that could matter, a block
+/// whose distance is below [`NEAR_COPY`] of the two norms (near-copies, where the form
+/// cancels and an attacker who knows an honest update could steer roundings) is summed
+/// as exact differences in `f64` instead, as is a block whose lanes overflow `f32` (values
+/// above ~1e19: hostile updates only), so every distance is finite. Blocks are added in block
 /// order within a work item and items in item order, so the bits depend on neither the
 /// thread count nor the machine.
 fn pairwise_distances(updates: &[Vec<f32>], n: usize) -> Option<Vec<f64>> {
@@ -497,12 +504,15 @@ fn pairwise_distances(updates: &[Vec<f32>], n: usize) -> Option<Vec<f64>> {
 						let lanes = &dots[starts[tile] + a][(c - 1) % PARTNERS];
 						let dot = lanes.iter().map(|v| f64::from(*v)).sum::<f64>();
 						let gram = norms[a] + norms[c] - 2.0 * dot;
-						let block = if gram.is_finite() {
-							gram.max(0.0) + squared_distance_f64(x_tail, blocks[c].1)
+						let block = if gram.is_finite() && gram >= NEAR_COPY * (norms[a] + norms[c])
+						{
+							gram + squared_distance_f64(x_tail, blocks[c].1)
 						} else {
 							// Products beyond f32's range (only hostile updates have
-							// them): this pair's block again as exact differences in
-							// f64, so the distance stays finite and still ranks.
+							// them), or a near-copy whose Gram form would cancel: this
+							// pair's block again as exact differences in f64, so the
+							// distance stays finite, exact where it is small, and no
+							// one can steer its rounding.
 							squared_distance_f64(
 								&updates[a][range.clone()],
 								&updates[c][range.clone()],
@@ -532,25 +542,34 @@ fn sorted_column(rows: &[&[f32]], j: usize, buf: &mut Vec<f32>) {
 }
 
 /// The coordinate-wise median (`median`) or mean after dropping `trim` values at each end
-/// of `rows` (finite, all of length `n`; signed zeros count as `+0.0`): [`LANES`]
-/// coordinates at a time through the sorting network, the ragged tail by sorting.
-fn order_statistics(rows: &[&[f32]], n: usize, median: bool, trim: usize) -> Vec<f32> {
+/// of `rows` (all of length `n`; signed zeros count as `+0.0`): [`LANES`] coordinates at a
+/// time through the sorting network, the ragged tail by sorting; and whether every value
+/// was finite (checked as the values are loaded, so the aggregate needs no separate pass
+/// over memory; with a non-finite value the output means nothing).
+fn order_statistics(rows: &[&[f32]], n: usize, median: bool, trim: usize) -> (Vec<f32>, bool) {
 	let m = rows.len();
 	let mut out = vec![0f32; n];
 	if m == 0 {
-		return out;
+		return (out, true);
 	}
 	let steps = network::batcher(m);
-	out.par_chunks_mut(CHUNK)
+	let finite = out
+		.par_chunks_mut(CHUNK)
 		.enumerate()
-		.for_each(|(chunk, slice)| {
+		.map(|(chunk, slice)| {
 			let start = chunk * CHUNK;
 			let full = slice.len() / LANES * LANES;
 			let mut lanes = vec![[0f32; LANES]; m];
+			// `x - x` is 0 for a finite `x` and NaN otherwise; a NaN survives every sum.
+			let mut zeros = [0f32; LANES];
 			for group in (0..full).step_by(LANES) {
 				let base = start + group;
 				for (lane_row, u) in lanes.iter_mut().zip(rows) {
-					for (k, x) in lane_row.iter_mut().zip(&u[base..base + LANES]) {
+					let values = &u[base..base + LANES];
+					for ((k, zero), x) in lane_row.iter_mut().zip(&mut zeros).zip(values) {
+						#[allow(clippy::eq_op)] // the point: zero exactly when finite
+						let z = *x - *x;
+						*zero += z;
 						*k = network::canonical(*x);
 					}
 				}
@@ -575,19 +594,24 @@ fn order_statistics(rows: &[&[f32]], n: usize, median: bool, trim: usize) -> Vec
 				slice[group..group + LANES].copy_from_slice(&values);
 			}
 			let mut buf = Vec::with_capacity(m);
+			let mut tail_finite = true;
 			for (k, v) in slice[full..].iter_mut().enumerate() {
 				sorted_column(rows, start + full + k, &mut buf);
+				tail_finite &= buf.iter().all(|x| x.is_finite());
 				*v = order_statistic(|i| buf[i], m, median, trim);
 			}
-		});
-	out
+			tail_finite && zeros.iter().all(|z| *z == 0.0)
+		})
+		.reduce(|| true, |a, b| a && b);
+	(out, finite)
 }
 
 /// Aggregate `updates` (watermarks already removed) with `rule`; `weights` are the FedAvg
 /// weights (Multi-Krum uses them for its final mean, median and trimmed mean ignore them).
 pub fn aggregate(updates: &[Vec<f32>], weights: &[u128], rule: Rule) -> Result<Aggregate> {
-	// Multi-Krum checks finiteness inside its distance pass (one read of memory for both).
-	let n = check(updates, weights, !matches!(rule, Rule::MultiKrum { .. }))?;
+	// Median, trimmed mean and Multi-Krum check finiteness inside their own pass over the
+	// updates (one read of memory instead of two).
+	let n = check(updates, weights, matches!(rule, Rule::FedAvg))?;
 	let m = updates.len();
 	let all: Vec<usize> = (0..m).collect();
 	match rule {
@@ -610,7 +634,10 @@ pub fn aggregate(updates: &[Vec<f32>], weights: &[u128], rule: Rule) -> Result<A
 			};
 			let median = matches!(rule, Rule::Median);
 			let rows: Vec<&[f32]> = updates.iter().map(|u| u.as_slice()).collect();
-			let out = order_statistics(&rows, n, median, trim);
+			let (out, finite) = order_statistics(&rows, n, median, trim);
+			if !finite {
+				return Err(non_finite());
+			}
 			Ok(Aggregate {
 				values: out,
 				included: all,
@@ -899,9 +926,8 @@ mod tests {
 		}
 	}
 
-	/// Near-copies (a lazy trainer's update plus a faint watermark) keep a small, never
-	/// negative distance: the Gram form's cancellation stays within a few `f32` roundings
-	/// of the pair's norms.
+	/// Near-copies (a lazy trainer's update plus a faint watermark) get their exact,
+	/// small distance: below [`NEAR_COPY`] of the norms a block is summed as differences.
 	#[test]
 	fn near_copies_have_small_non_negative_distances() {
 		let n = 8192 + 40;
@@ -914,12 +940,16 @@ mod tests {
 		let far = updates(1, n, 4).remove(0);
 		let u = vec![base.clone(), base.clone(), copy, far.clone()];
 		let got = pairwise_distances(&u, n).unwrap();
-		let norm = squared_distance_f64(&base, &vec![0.0; n]);
 		// (0, 1) identical, (0, 2) and (1, 2) near copies, then every pair with `far`.
 		assert!(got.iter().all(|d| *d >= 0.0), "{got:?}");
-		assert!(got[0] <= 1e-6 * norm, "{}", got[0]);
+		assert_eq!(got[0], 0.0);
+		// Near-copies are summed as exact differences: no cancellation to steer.
 		let exact = squared_distance_f64(&base, &u[2]);
-		assert!((got[1] - exact).abs() <= 1e-6 * norm, "{} {exact}", got[1]);
+		assert!(
+			(got[1] - exact).abs() <= 1e-12 * exact,
+			"{} {exact}",
+			got[1]
+		);
 		let far_pair = squared_distance_f64(&base, &far);
 		assert!(got[2] > 10.0 * got[1] && got[2] > 0.5 * far_pair);
 	}
