@@ -197,7 +197,8 @@ mod tests {
 	use super::*;
 	use crate::{
 		data::{load_fashion_mnist, DEBIAN_FASHION_MNIST_DIR},
-		model::{Arch, Shape},
+		model::Arch,
+		registry::GRAY_28,
 	};
 
 	/// A real Fashion-MNIST subset: one epoch of the MLP on 6 000 images lifts test
@@ -213,12 +214,7 @@ mod tests {
 			Device::Cpu,
 		)
 		.unwrap();
-		let shape = Shape {
-			channels: 1,
-			height: 28,
-			width: 28,
-			classes: 10,
-		};
+		let shape = GRAY_28;
 		let mut model = Model::new(Arch::Mlp { hidden: 128 }, shape, Device::Cpu, 0).unwrap();
 		let before = evaluate(&model, &test_t, 500).unwrap();
 		let stats = train(
@@ -247,12 +243,7 @@ mod tests {
 			Device::Cpu,
 		)
 		.unwrap();
-		let shape = Shape {
-			channels: 1,
-			height: 28,
-			width: 28,
-			classes: 10,
-		};
+		let shape = GRAY_28;
 		let norm_after = |weight_decay: f64| {
 			let mut model = Model::new(Arch::Mlp { hidden: 32 }, shape, Device::Cpu, 0).unwrap();
 			let config = TrainConfig {
@@ -287,12 +278,7 @@ mod tests {
 			load_fashion_mnist(std::path::Path::new(DEBIAN_FASHION_MNIST_DIR), true).unwrap();
 		let subset = train_set.subset(&(0..6_000).collect::<Vec<_>>()).unwrap();
 		let test = test_set.subset(&(0..2_000).collect::<Vec<_>>()).unwrap();
-		let shape = Shape {
-			channels: 1,
-			height: 28,
-			width: 28,
-			classes: 10,
-		};
+		let shape = GRAY_28;
 		let mut accuracies = Vec::new();
 		for device in [Device::Cpu, cuda] {
 			let mut model = Model::new(Arch::Cnn, shape, device, 3).unwrap();
@@ -333,8 +319,9 @@ mod lazy_detection {
 	use crate::{
 		codec,
 		data::{load_fashion_mnist, DEBIAN_FASHION_MNIST_DIR},
-		model::{Arch, Shape},
+		model::Arch,
 		partition::{partition, Scheme},
+		registry::GRAY_28,
 		signature::{amplitude_for_snr, apply, chain_copy, Detector},
 	};
 	use blade_fl_primitives::blob::Codec;
@@ -349,12 +336,7 @@ mod lazy_detection {
 	fn copies_of_real_updates_are_caught_at_9_6_3_db() {
 		let (train_set, _) =
 			load_fashion_mnist(std::path::Path::new(DEBIAN_FASHION_MNIST_DIR), true).unwrap();
-		let shape = Shape {
-			channels: 1,
-			height: 28,
-			width: 28,
-			classes: 10,
-		};
+		let shape = GRAY_28;
 		let arch = Arch::Mlp { hidden: 32 };
 		let global = Model::new(arch, shape, Device::Cpu, 1)
 			.unwrap()

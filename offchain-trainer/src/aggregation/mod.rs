@@ -361,6 +361,15 @@ const NEAR_COPY: f64 = 1.0 / 1024.0;
 /// Partners summed together against one update (its block is read once for all four).
 const PARTNERS: usize = 4;
 
+/// The tiles of [`block_products`] for `m` updates: `(first, last)` for tile `t`, the
+/// updates `first = 1 + 4t ..= last` (at most [`PARTNERS`]); the tile pairs with every
+/// update `a < last`, so it has `last` entries in `dots`.
+fn tiles(m: usize) -> impl Iterator<Item = (usize, usize)> {
+	(1..m)
+		.step_by(PARTNERS)
+		.map(move |first| (first, (first + PARTNERS).min(m) - 1))
+}
+
 /// Per lane, the dot products of `xs` with each of four partners (four accumulators in
 /// registers, `xs` read once).
 #[inline(always)]
@@ -395,9 +404,7 @@ fn block_products(blocks: &[&[[f32; 8]]], norms: &mut [f64], dots: &mut Vec<[[f3
 		*norm = norm_lanes(xs);
 	}
 	dots.clear();
-	let m = blocks.len();
-	for first in (1..m).step_by(PARTNERS) {
-		let last = (first + PARTNERS).min(m) - 1;
+	for (first, last) in tiles(blocks.len()) {
 		let ys = std::array::from_fn(|i| blocks[(first + i).min(last)]);
 		for xs in &blocks[..last] {
 			dots.push(dot_lanes(xs, ys));
@@ -467,6 +474,15 @@ fn pairwise_distances(updates: &[Vec<f32>], n: usize) -> Option<Vec<f64>> {
 	let pairs = m * m.saturating_sub(1) / 2;
 	let item = DISTANCE_BLOCK * BLOCKS_PER_ITEM;
 	let arch = pulp::Arch::new();
+	// Where tile `t`'s entries start in `dots`, and how many there are in all.
+	let starts: Vec<usize> = tiles(m)
+		.scan(0, |at, (_, last)| {
+			let start = *at;
+			*at += last;
+			Some(start)
+		})
+		.collect();
+	let entries = tiles(m).map(|(_, last)| last).sum();
 	let partial: Option<Vec<Vec<f64>>> = (0..n.div_ceil(item))
 		.into_par_iter()
 		.map(|it| {
@@ -476,7 +492,7 @@ fn pairwise_distances(updates: &[Vec<f32>], n: usize) -> Option<Vec<f64>> {
 			}
 			let mut out = vec![0f64; pairs];
 			let mut norms = vec![0f64; m];
-			let mut dots = Vec::with_capacity((1..m).map(|k| k.div_ceil(PARTNERS)).sum());
+			let mut dots = Vec::with_capacity(entries);
 			for start in span.clone().step_by(DISTANCE_BLOCK) {
 				let range = start..(start + DISTANCE_BLOCK).min(span.end);
 				let blocks: Vec<(&[[f32; 8]], &[f32])> = updates
@@ -489,13 +505,6 @@ fn pairwise_distances(updates: &[Vec<f32>], n: usize) -> Option<Vec<f64>> {
 					norms: &mut norms,
 					dots: &mut dots,
 				});
-				// Where tile `t`'s entries start in `dots`.
-				let mut starts = Vec::with_capacity(m / PARTNERS + 1);
-				let mut at = 0;
-				for first in (1..m).step_by(PARTNERS) {
-					starts.push(at);
-					at += (first + PARTNERS).min(m) - 1;
-				}
 				let mut p = 0;
 				for a in 0..m {
 					let x_tail = blocks[a].1;
@@ -940,7 +949,8 @@ mod tests {
 		let far = updates(1, n, 4).remove(0);
 		let u = vec![base.clone(), base.clone(), copy, far.clone()];
 		let got = pairwise_distances(&u, n).unwrap();
-		// (0, 1) identical, (0, 2) and (1, 2) near copies, then every pair with `far`.
+		// Pairs in order (0, 1) (0, 2) (0, 3) (1, 2) (1, 3) (2, 3): 0 and 1 identical, 2 a
+		// near-copy of both, 3 far from all.
 		assert!(got.iter().all(|d| *d >= 0.0), "{got:?}");
 		assert_eq!(got[0], 0.0);
 		// Near-copies are summed as exact differences: no cancellation to steer.
