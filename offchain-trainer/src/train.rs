@@ -266,8 +266,11 @@ mod tests {
 	/// Feature `cuda` (a CUDA build of libtorch and a GPU): the same training on the GPU
 	/// learns as well as on the CPU, and parameters move between devices exactly (updates
 	/// and aggregates are always flattened to host `f32`).
-	#[cfg(feature = "cuda")]
 	#[test]
+	#[cfg_attr(
+		not(feature = "cuda"),
+		ignore = "needs a CUDA GPU and a CUDA build of libtorch: run with --features cuda"
+	)]
 	fn cuda_training_matches_cpu() {
 		assert!(
 			tch::Cuda::is_available(),
