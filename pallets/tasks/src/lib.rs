@@ -50,7 +50,9 @@ extern crate alloc;
 pub use pallet::*;
 pub use types::*;
 
-#[cfg(feature = "runtime-benchmarks")]
+// Also in the pallet's own tests: `impl_benchmark_test_suite!` runs every benchmark once
+// against the mock in the same build as the other tests (scripts/test).
+#[cfg(any(feature = "runtime-benchmarks", test))]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // set-up failures abort the benchmark
 mod benchmarking;
 mod lifecycle;

@@ -302,3 +302,33 @@ proptest::proptest! {
 		assert!(reporter >= 0, "reporter {reporter}");
 	}
 }
+
+/// A colluding majority of seats (three of five) votes for an aggregate nobody holds: the
+/// round is decided for it, its aggregator cannot publish it and nobody else can. Every one
+/// of its voters is treated as a withholder at settlement (rewards forfeited, `MissSlash`),
+/// so each ends with less than it started, and with less than honest training pays it.
+#[test]
+fn attack_majority_votes_for_an_aggregate_nobody_has() {
+	use Play::{BogusVote, Honest};
+	let samples = [256, 729, 10, 10, 10];
+	let plays = [Honest, Honest, BogusVote, BogusVote, BogusVote];
+	let colluded = new_test_ext().execute_with(|| {
+		let (gains, _) = market(&plays, &samples);
+		FlTasks::do_try_state().expect("invariants");
+		gains
+	});
+	let honest = new_test_ext().execute_with(|| market(&[Honest; 5], &samples).0);
+	for i in 2..5 {
+		assert!(
+			colluded[i] < 0,
+			"voter {} gained {}",
+			ACCOUNTS[i],
+			colluded[i]
+		);
+		assert!(
+			colluded[i] < honest[i],
+			"voter {} out-earned honest training",
+			ACCOUNTS[i]
+		);
+	}
+}
