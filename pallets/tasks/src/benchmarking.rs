@@ -524,8 +524,6 @@ mod benches {
 				GlobalModel {
 					hash: H256::repeat_byte(1),
 					included: 1,
-					// Every trainer vouched for it and nobody published: the worst case.
-					voters: u64::MAX,
 					aggregator: trainers[0].clone(),
 					fee: 1u32.into(),
 					exclusive_until: 0u32.into(),

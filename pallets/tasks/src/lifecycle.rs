@@ -204,16 +204,12 @@ impl<T: Config> Pallet<T> {
 
 		let mut shares: Vec<(T::AccountId, Participant<BalanceOf<T>>, u128)> = Vec::new();
 		let mut total_weight: u128 = 0;
-		let mut voters: TrainerMask = 0;
 		for (index, who) in info.trainers.iter().enumerate() {
 			let bit = 1u64 << index;
 			if eligible & bit == 0 {
 				continue;
 			}
 			let vote = Votes::<T>::get(task, who);
-			if vote == Some(decided) {
-				voters |= bit;
-			}
 			let behaviour = if included & bit == 0 {
 				Some(Behaviour::Outlier)
 			} else if vote.is_some_and(|v| v != decided) {
@@ -265,7 +261,6 @@ impl<T: Config> Pallet<T> {
 			GlobalModel {
 				hash: tally.hash,
 				included,
-				voters,
 				aggregator: aggregator.clone(),
 				fee,
 				exclusive_until: now.saturating_add(window),
@@ -428,24 +423,12 @@ impl<T: Config> Pallet<T> {
 		}
 		// Aggregators who never published although their window had passed lose the fee
 		// (it stays in the escrow), their rewards and `MissSlash` (a missed deadline),
-		// unless already proven lazy; so does every trainer who voted for that aggregate
-		// (each could have published it after the window, as honest trainers do: an
-		// aggregate nobody ever publishes is one nobody had). One whose window was still
-		// open (the task failed or ended early) only loses the fee.
+		// unless already proven lazy. One whose window was still open (the task failed or
+		// ended early) only loses the fee.
 		let now = frame_system::Pallet::<T>::block_number();
 		for (round, model) in GlobalModels::<T>::drain_prefix(task) {
 			if model.published.is_none() && now >= model.exclusive_until {
 				Self::penalise_withholder(task, &mut info, round, &model.aggregator);
-				let voters: Vec<T::AccountId> = info
-					.trainers
-					.iter()
-					.enumerate()
-					.filter(|(i, who)| model.voters & (1u64 << i) != 0 && **who != model.aggregator)
-					.map(|(_, who)| who.clone())
-					.collect();
-				for voter in &voters {
-					Self::penalise_withholder(task, &mut info, round, voter);
-				}
 				Self::deposit_event(Event::PublicationMissed {
 					task,
 					round,

@@ -417,11 +417,6 @@ pub struct GlobalModel<AccountId, Balance, BlockNumber> {
 	pub hash: H256,
 	/// Trainers included.
 	pub included: TrainerMask,
-	/// Trainers who voted for this aggregate. A vote vouches for a blob the voter holds and
-	/// may publish once the aggregator's window has passed: if nobody ever publishes it,
-	/// every one of them is treated as a withholder (so that a colluding majority voting
-	/// for an aggregate nobody has is paid nothing for those rounds).
-	pub voters: TrainerMask,
 	/// Who should publish the blob (the first proposer of the agreed aggregate who was not
 	/// proven lazy), and alone may until `exclusive_until`.
 	pub aggregator: AccountId,

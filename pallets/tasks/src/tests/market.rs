@@ -241,17 +241,19 @@ fn play() -> impl proptest::strategy::Strategy<Value = Play> {
 proptest::proptest! {
 	#![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
 
-	/// Random adversaries (at most three of five, the first two accounts honest) with random
+	/// Random adversaries (at most two of five, a minority of the seats: the first three
+	/// accounts honest; what a colluding majority can do is a known limit in
+	/// `docs/security.md`) with random
 	/// declared sizes: together they get at most what they get all training honestly, each
 	/// gets at most what it gets by switching alone to honest training under the same bid,
 	/// and all money is accounted for.
 	#[test]
 	fn adversaries_never_out_earn_honest_training(
-		adversaries in proptest::collection::vec(proptest::option::weighted(0.6, play()), 3),
+		adversaries in proptest::collection::vec(proptest::option::weighted(0.6, play()), 2),
 		samples in proptest::array::uniform5(10u64..=2_000),
 	) {
 		let mut plays = [Play::Honest; 5];
-		for (slot, p) in plays[2..].iter_mut().zip(&adversaries) {
+		for (slot, p) in plays[3..].iter_mut().zip(&adversaries) {
 			*slot = p.unwrap_or(Play::Honest);
 		}
 		let (adversarial, reporter) = new_test_ext().execute_with(|| {
@@ -300,35 +302,5 @@ proptest::proptest! {
 		}
 		// The reporter never loses by reporting only what the runtime upholds.
 		assert!(reporter >= 0, "reporter {reporter}");
-	}
-}
-
-/// A colluding majority of seats (three of five) votes for an aggregate nobody holds: the
-/// round is decided for it, its aggregator cannot publish it and nobody else can. Every one
-/// of its voters is treated as a withholder at settlement (rewards forfeited, `MissSlash`),
-/// so each ends with less than it started, and with less than honest training pays it.
-#[test]
-fn attack_majority_votes_for_an_aggregate_nobody_has() {
-	use Play::{BogusVote, Honest};
-	let samples = [256, 729, 10, 10, 10];
-	let plays = [Honest, Honest, BogusVote, BogusVote, BogusVote];
-	let colluded = new_test_ext().execute_with(|| {
-		let (gains, _) = market(&plays, &samples);
-		FlTasks::do_try_state().expect("invariants");
-		gains
-	});
-	let honest = new_test_ext().execute_with(|| market(&[Honest; 5], &samples).0);
-	for i in 2..5 {
-		assert!(
-			colluded[i] < 0,
-			"voter {} gained {}",
-			ACCOUNTS[i],
-			colluded[i]
-		);
-		assert!(
-			colluded[i] < honest[i],
-			"voter {} out-earned honest training",
-			ACCOUNTS[i]
-		);
 	}
 }
