@@ -242,11 +242,10 @@ proptest::proptest! {
 	#![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
 
 	/// Random adversaries (at most two of five, a minority of the seats: the first three
-	/// accounts honest; what a colluding majority can do is a known limit in
-	/// `docs/security.md`) with random
-	/// declared sizes: together they get at most what they get all training honestly, each
-	/// gets at most what it gets by switching alone to honest training under the same bid,
-	/// and all money is accounted for.
+	/// accounts are honest; what a colluding majority can do is a known limit in
+	/// `docs/security.md`) with random declared sizes: together they get at most what they
+	/// get all training honestly, each gets at most what it gets by switching alone to
+	/// honest training under the same bid, and all money is accounted for.
 	#[test]
 	fn adversaries_never_out_earn_honest_training(
 		adversaries in proptest::collection::vec(proptest::option::weighted(0.6, play()), 2),
